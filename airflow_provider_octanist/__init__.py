@@ -1,0 +1,107 @@
+"""Apache Airflow provider for Octanist, the lead-tracking and conversion service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "get_provider_info"]
+
+_PACKAGE = "airflow_provider_octanist"
+_INTEGRATION = "Octanist"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """
+    Describe this provider to Airflow's providers manager.
+
+    Airflow calls this through the ``apache_airflow_provider`` entry point. The connection form is
+    declared here (``conn-fields`` and ``ui-field-behaviour``) so that Airflow 3.2+ draws it without
+    importing the hook; older Airflow reads the same form from the hook's classic methods.
+    """
+    return {
+        "package-name": "airflow-provider-octanist",
+        "name": "Octanist",
+        "description": "`Octanist <https://octanist.com/>`__ lead tracking and conversions.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://octanist.com/docs/api",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.hooks.octanist"]}],
+        "operators": [
+            {"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.operators.octanist"]}
+        ],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.sensors.octanist"]}],
+        "triggers": [
+            {"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.triggers.octanist"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "octanist",
+                "hook-class-name": f"{_PACKAGE}.hooks.octanist.OctanistHook",
+                "hook-name": "Octanist",
+                "conn-fields": _conn_fields(),
+                "ui-field-behaviour": CONNECTION_FORM_BEHAVIOUR_DECLARATIVE,
+            }
+        ],
+    }
+
+
+# The connection form, declared once. ``hooks.octanist`` derives the classic (pre-3.2) form from
+# these same values, so both forms always agree.
+CONNECTION_FORM_EXTRAS: dict[str, dict[str, Any]] = {
+    "timeout": {
+        "label": "Read timeout (seconds)",
+        "type": "number",
+        "default": 30,
+        "description": "Seconds to wait for Octanist to answer a request.",
+    },
+    "connect_timeout": {
+        "label": "Connect timeout (seconds)",
+        "type": "number",
+        "default": 10,
+        "description": "Seconds to wait for a TCP/TLS connection to Octanist.",
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "type": "integer",
+        "default": 3,
+        "description": "Retries for 429, 5xx, connection errors and timeouts (never for 4xx).",
+    },
+    "allow_insecure_http": {
+        "label": "Allow plain http:// to a non-loopback host",
+        "type": "boolean",
+        "default": False,
+        "description": "Only for test servers: the API key would travel unencrypted.",
+    },
+}
+
+CONNECTION_FORM_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["login", "schema", "port"],
+    "relabeling": {"password": "API Key", "host": "Base URL"},
+    "placeholders": {
+        "host": "https://octanist.com/api",
+        "password": "Octanist API key (Settings > General > API Keys)",
+        "extra": '{"timeout": 30, "connect_timeout": 10, "max_retries": 3}',
+    },
+}
+
+CONNECTION_FORM_BEHAVIOUR_DECLARATIVE: dict[str, Any] = {
+    key.replace("_", "-"): value for key, value in CONNECTION_FORM_BEHAVIOUR.items()
+}
+
+
+def _conn_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, spec in CONNECTION_FORM_EXTRAS.items():
+        fields[name] = {
+            "label": spec["label"],
+            "description": spec["description"],
+            "schema": {"type": [spec["type"], "null"], "default": spec["default"]},
+        }
+    return fields

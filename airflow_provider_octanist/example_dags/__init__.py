@@ -1,0 +1,1 @@
+"""Example_dags of the Octanist provider."""

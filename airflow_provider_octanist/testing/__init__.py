@@ -1,0 +1,13 @@
+"""
+Test doubles for Octanist: ``FakeOctanistServer``, a real HTTP server on loopback that speaks the API.
+
+Stdlib only, so it is cheap to import: use it in the provider's tests, in demos and benchmarks, and
+to test your own DAGs offline. pytest users can enable the ``octanist_server`` fixture with
+``pytest_plugins = ["airflow_provider_octanist.testing.pytest_plugin"]``.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_octanist.testing.server import FAULT_KINDS, FakeOctanistServer, Fault, RecordedRequest
+
+__all__ = ["FAULT_KINDS", "FakeOctanistServer", "Fault", "RecordedRequest"]

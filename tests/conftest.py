@@ -1,0 +1,47 @@
+"""Test set-up shared by the whole suite: a throw-away Airflow home and the fake Octanist server."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its configuration at import time: point it at a throw-away home before anything
+# imports it, so the suite never touches a developer's own Airflow.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="octanist-tests-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ.pop("AIRFLOW_CONN_OCTANIST_DEFAULT", None)
+
+pytest_plugins = ["airflow_provider_octanist.testing.pytest_plugin"]
+
+API_KEY = "test-api-key-0123456789"
+
+
+@pytest.fixture
+def airflow_home() -> Path:
+    """The suite's throw-away ``AIRFLOW_HOME``."""
+    return _AIRFLOW_HOME
+
+
+def connection_json(url: str, api_key: str = API_KEY, **extra: object) -> str:
+    """The ``AIRFLOW_CONN_...`` JSON of an Octanist connection."""
+    conn: dict[str, object] = {"conn_type": "octanist", "host": url, "password": api_key}
+    if extra:
+        conn["extra"] = extra
+    return json.dumps(conn)
+
+
+@pytest.fixture
+def octanist_conn(octanist_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Point ``octanist_default`` at the running fake server (fast retries); yields the conn id."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OCTANIST_DEFAULT",
+        connection_json(octanist_server.url, octanist_server.api_key, retry_backoff=0.01),
+    )
+    yield "octanist_default"
