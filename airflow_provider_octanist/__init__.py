@@ -6,7 +6,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_provider_info"]
+__all__ = ["DEFAULT_CONN_ID", "__version__", "get_provider_info"]
+
+DEFAULT_CONN_ID = "octanist_default"
+"""The connection id every hook, operator, sensor and trigger uses unless told otherwise."""
+# Defined here, not in _api, so that DAG files importing the operators do not pay for _api's import.
 
 _PACKAGE = "airflow_provider_octanist"
 _INTEGRATION = "Octanist"
@@ -37,9 +41,7 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.operators.octanist"]}
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.sensors.octanist"]}],
-        "triggers": [
-            {"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.triggers.octanist"]}
-        ],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.triggers.octanist"]}],
         "connection-types": [
             {
                 "connection-type": "octanist",

@@ -10,34 +10,43 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
     OctanistConflictError,
+    OctanistConnectionError,
     OctanistError,
     OctanistNotFoundError,
     OctanistRateLimitError,
     OctanistResponseError,
     OctanistServerError,
+    OctanistTimeoutError,
     OctanistValidationError,
 )
-from airflow_provider_octanist.statuses import LEAD_STATUSES, SETTABLE_STATUSES, normalize_status
+from airflow_provider_octanist.statuses import (
+    LEAD_STATUSES,
+    LEGACY_ALIASES,
+    SETTABLE_STATUSES,
+    normalize_status,
+)
 
-DEFAULT_CONN_ID = "octanist_default"
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
 DEFAULT_BASE_URL = "https://octanist.com/api"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF = 1.0
-"""Seconds before the first retry; doubled for each further one, with full jitter."""
+"""Seconds before the first retry; doubled for each further one, with jitter."""
 MAX_RETRY_WAIT = 60.0
 """No single wait, ``Retry-After`` included, is longer than this."""
 MAX_PAGE_SIZE = 100
@@ -110,20 +119,41 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def normalize_base_url(host: str | None, schema: str | None, conn_id: str, *, allow_insecure_http: bool) -> str:
+def normalize_base_url(
+    host: str | None,
+    schema: str | None,
+    conn_id: str,
+    *,
+    allow_insecure_http: bool,
+    port: int | None = None,
+) -> str:
     """
     Turn the connection's host into a base URL, refusing plain ``http://`` to a non-loopback host.
 
-    A bare host name gets ``https://`` and, when it has no path, Octanist's ``/api`` prefix.
+    A bare host name gets ``https://`` and, when it has no path, Octanist's ``/api`` prefix. The
+    connection's ``schema`` is either the scheme (``http``/``https``, as the HTTP provider reads it)
+    or, as Airflow parses a URI such as ``octanist://:KEY@host:8080/api``, the base path; ``port``
+    is the connection's port, which a URI puts there rather than in the host.
+
+    :param host: the connection's host: empty, a host name, or a URL.
+    :param schema: the connection's schema: a scheme, a base path, or empty.
+    :param conn_id: connection id, for messages.
+    :param allow_insecure_http: send the key over plain ``http://`` to a non-loopback host.
+    :param port: the connection's port, if any.
     """
     if not host or not host.strip():
         return DEFAULT_BASE_URL
     host = host.strip()
+    scheme_or_path = (schema or "").strip().strip("/")
+    scheme_given = scheme_or_path.lower() in ("http", "https")
     if "://" not in host:
-        scheme = (schema or "").strip().lower()
-        host = f"{scheme if scheme in ('http', 'https') else 'https'}://{host}"
+        host = f"{scheme_or_path.lower() if scheme_given else 'https'}://{host}"
     parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        host_port = parts.port
+    except ValueError:
+        host_port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or host_port == -1:
         raise ValueError(
             f"Connection {conn_id!r}: host {host!r} is not an http(s) URL. "
             f"Leave it empty for {DEFAULT_BASE_URL} or give a URL such as https://octanist.com/api."
@@ -139,10 +169,25 @@ def normalize_base_url(host: str | None, schema: str | None, conn_id: str, *, al
             f"{parts.hostname}. Use https://, or set the extra allow_insecure_http to true for a "
             "test server you trust."
         )
+    netloc = parts.netloc
+    if port:
+        if host_port is not None and host_port != port:
+            raise ValueError(
+                f"Connection {conn_id!r}: the host says port {host_port} but the port field says {port}; "
+                "give the port once."
+            )
+        if host_port is None:
+            netloc = f"{netloc}:{port}"
     path = parts.path.rstrip("/")
-    if not path and "octanist" in parts.hostname:
+    if scheme_or_path and not scheme_given:
+        if path:
+            raise ValueError(
+                f"Connection {conn_id!r}: the base path is given twice, in the host ({path!r}) and in the "
+                f"schema ({scheme_or_path!r}); give the whole base URL in the host."
+            )
+        path = "/" + scheme_or_path
+    if not path and (parts.hostname == "octanist.com" or parts.hostname.endswith(".octanist.com")):
         path = "/api"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
     return f"{parts.scheme}://{netloc}{path}"
 
 
@@ -153,6 +198,21 @@ def _is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(hostname).is_loopback
     except ValueError:
         return False
+
+
+def _verify(value: Any, conn_id: str) -> bool | str:
+    # requests and httpx both take a bool or a CA bundle path; a path must never read as "false".
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        return _truthy(text)
+    if not os.path.exists(text):
+        raise ValueError(
+            f"Connection {conn_id!r}: verify must be true, false or the path of a CA bundle; "
+            f"{text!r} does not exist."
+        )
+    return text
 
 
 def settings_from_connection(
@@ -183,6 +243,7 @@ def settings_from_connection(
             conn.schema,
             conn_id,
             allow_insecure_http=_truthy(_extra(extras, "allow_insecure_http")),
+            port=conn.port,
         ),
         api_key=api_key,
         read_timeout=DEFAULT_READ_TIMEOUT
@@ -195,13 +256,25 @@ def settings_from_connection(
         if retries is None
         else int(_positive_number(retries, "max_retries", conn_id, integer=True)),
         backoff=DEFAULT_BACKOFF if backoff is None else _positive_number(backoff, "retry_backoff", conn_id),
-        verify=True if verify is None else (verify if isinstance(verify, str) and "/" in verify else _truthy(verify)),
+        verify=True if verify is None else _verify(verify, conn_id),
     )
 
 
 # ----------------------------------------------------------------------------------------------
 # Values
 # ----------------------------------------------------------------------------------------------
+
+
+_ISO_START = re.compile(r"\d{4}")
+
+
+def _parse_iso(text: str) -> Any:
+    import pendulum  # its parser is not free to import: load it only when a string needs parsing
+
+    try:
+        return pendulum.parse(text, strict=True)
+    except ValueError:  # pendulum's ParserError is a ValueError
+        return None
 
 
 def to_utc(value: datetime | date | str, what: str) -> datetime:
@@ -215,14 +288,13 @@ def to_utc(value: datetime | date | str, what: str) -> datetime:
     elif isinstance(value, date):
         moment = datetime(value.year, value.month, value.day)
     elif isinstance(value, str) and value.strip():
-        import pendulum  # only when a string needs parsing: pendulum's parser is not free to import
-
-        try:
-            parsed = pendulum.parse(value.strip(), strict=False)
-        except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
-            parsed = None
+        # Only ISO 8601 that starts with a year: pendulum alone would also read "now", a bare "12:00"
+        # as today, and (non-strict) "10/03/2026" as October 3rd.
+        parsed = _parse_iso(value.strip()) if _ISO_START.match(value.strip()) else None
         if not isinstance(parsed, datetime):
-            raise ValueError(f"{what} must be an ISO 8601 date-time such as 2026-03-10T12:00:00Z, got {value!r}.")
+            raise ValueError(
+                f"{what} must be an ISO 8601 date-time such as 2026-03-10T12:00:00Z, got {value!r}."
+            )
         moment = parsed
     else:
         raise ValueError(f"{what} must be a datetime, a date or an ISO 8601 string, got {value!r}.")
@@ -353,6 +425,19 @@ def _filter_value(value: Any, what: str) -> str:
     raise ValueError(f"{what} must be a string, a number, a boolean or a datetime, got {value!r}.")
 
 
+def _number_filter(value: Any, what: str) -> str:
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return value.strip()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return repr(value) if isinstance(value, float) else str(value)
+    raise ValueError(f"{what} must be a number, got {value!r}.")
+
+
 def lead_list_params(
     *,
     status: str | None = None,
@@ -422,13 +507,11 @@ def lead_list_params(
         if value is not None:
             prefix, op = name.rsplit("_", 1)
             params[f"{_TIME_FIELDS[prefix]}[{op}]"] = format_timestamp(value, name)
-    for op, value in {"gt": value_gt, "gte": value_gte, "lt": value_lt, "lte": value_lte}.items():
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"value_{op} must be a number, got {value!r}.")
-            params[f"value[{op}]"] = _filter_value(value, f"value_{op}")
-    for key, value in (filters or {}).items():
-        params.update(_raw_filter(key, value))
+    for op, number in {"gt": value_gt, "gte": value_gte, "lt": value_lt, "lte": value_lte}.items():
+        if number is not None:
+            params[f"value[{op}]"] = _number_filter(number, f"value_{op}")
+    for key, raw in (filters or {}).items():
+        params.update(_raw_filter(key, raw))
     return params
 
 
@@ -448,6 +531,10 @@ def _raw_filter(key: str, value: Any) -> dict[str, str]:
         if not isinstance(value, bool) and str(value).lower() not in ("true", "false"):
             raise ValueError(f"Filter {key!r} takes true or false, got {value!r}.")
         return {key: str(value).lower()}
+    if name in _TIME_FIELDS.values():
+        return {key: format_timestamp(value, key)}
+    if name == "value":
+        return {key: _number_filter(value, key)}
     return {key: _filter_value(value, key)}
 
 
@@ -470,8 +557,8 @@ def create_lead_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(fields) - CREATE_FIELDS)
     if unknown:
         raise ValueError(
-            f"Unknown lead field(s) {', '.join(unknown)}: a new lead takes {', '.join(sorted(CREATE_FIELDS))}. "
-            "Status and value are set afterwards with update_lead()."
+            f"Unknown lead field(s) {', '.join(unknown)}: a new lead takes "
+            f"{', '.join(sorted(CREATE_FIELDS))}. Status and value are set afterwards with update_lead()."
         )
     body: dict[str, Any] = {}
     for name, value in fields.items():
@@ -587,7 +674,13 @@ def ad_spend_body(
 
 
 def max_results_value(max_results: int | None) -> int | None:
+    """Validate a cap on the number of results (``None`` for no cap)."""
     return None if max_results is None else _count(max_results, "max_results", low=1)
+
+
+def page_number(page: int) -> int:
+    """Validate a 1-based page number."""
+    return _count(page, "page", low=1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -611,6 +704,14 @@ class Call:
         return f"{self.method} {self.path}"
 
 
+class Answer(NamedTuple):
+    """A 2xx answer as the hooks received it, before parsing."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a list response."""
@@ -623,7 +724,8 @@ class Page:
     request_id: str | None
 
 
-def _request_id(payload: Any, headers: Mapping[str, str]) -> str | None:
+def request_id_of(payload: Any, headers: Mapping[str, str]) -> str | None:
+    """The request id of an answer: ``meta.requestId``, else the ``X-Request-Id`` header."""
     if isinstance(payload, dict):
         meta = payload.get("meta")
         if isinstance(meta, dict) and isinstance(meta.get("requestId"), str):
@@ -631,7 +733,9 @@ def _request_id(payload: Any, headers: Mapping[str, str]) -> str | None:
     return headers.get("x-request-id") or headers.get("X-Request-Id")
 
 
-def decode_json(call: Call, status: int, headers: Mapping[str, str], content: bytes, settings: Settings) -> Any:
+def decode_json(
+    call: Call, status: int, headers: Mapping[str, str], content: bytes, settings: Settings
+) -> Any:
     """Decode a body as JSON, or raise :class:`OctanistResponseError` describing what came instead."""
     try:
         return json.loads(content)
@@ -659,9 +763,19 @@ _ERROR_CLASSES: list[tuple[Callable[[int], bool], type[OctanistError]]] = [
 
 
 def error_for(
-    call: Call, status: int, headers: Mapping[str, str], content: bytes, settings: Settings
+    call: Call,
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    settings: Settings,
+    *,
+    retries: int = 0,
 ) -> OctanistError:
-    """Build the error for a non-2xx answer, with Octanist's code, message and request id."""
+    """
+    Build the error for a non-2xx answer, with Octanist's code, message and request id.
+
+    :param retries: how many times the call was retried before this answer, for the message.
+    """
     try:
         payload: Any = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError):
@@ -676,21 +790,39 @@ def error_for(
             details = error.get("details")
         elif isinstance(error, str):  # legacy flat error body
             message = error
-    return _make_error(call, status, code, message, _request_id(payload, headers), details, settings)
+    return _make_error(
+        call,
+        settings,
+        status=status,
+        code=code,
+        message=message,
+        request_id=request_id_of(payload, headers),
+        details=details,
+        retries=retries,
+    )
 
 
 def _make_error(
     call: Call,
+    settings: Settings,
+    *,
     status: int,
     code: str | None,
     message: str | None,
     request_id: str | None,
     details: Any,
-    settings: Settings,
+    retries: int = 0,
+    http_status: int | None = None,
 ) -> OctanistError:
+    """
+    Build the error of a failed call; ``status`` picks its class and words.
+
+    :param http_status: the status line, when it differs from ``status`` (a 200 saying ``success: false``).
+    """
     cls: type[OctanistError] = next((c for test, c in _ERROR_CLASSES if test(status)), OctanistResponseError)
     said = f": {message}" if message else ""
     conn = settings.conn_id
+    after = f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
     if status == 401:
         text, hint = (
             f"Octanist rejected the API key of connection {conn!r}{said}",
@@ -713,17 +845,25 @@ def _make_error(
             "Use a more specific identifier (the lead id), or enable bulk updates for the organization.",
         )
     elif status in (400, 422):
-        text, hint = (f"Octanist refused {call.label} as invalid{said}", "Fix the request; it is not retried.")
+        text, hint = (
+            f"Octanist refused {call.label} as invalid{said}",
+            "Fix the request; it is not retried.",
+        )
     elif status == 429:
         text, hint = (
-            f"Octanist kept rate-limiting {call.label} after {settings.max_retries} retries{said}",
+            f"Octanist kept rate-limiting {call.label}{after}{said}",
             "Lower the request rate (fewer parallel tasks, a longer poll interval) or raise max_retries.",
         )
     elif status >= 500:
         text, hint = (
-            f"Octanist kept failing {call.label} with a server error after {settings.max_retries} retries{said}",
+            f"Octanist failed {call.label} with a server error{after}{said}",
             "This is on Octanist's side; the task can be retried later.",
         )
+        if not call.replay_safe:
+            hint = (
+                "It was not sent again because Octanist may have processed it; check whether it took "
+                "effect (e.g. list_leads(search=...)) before repeating it."
+            )
     else:
         text, hint = (f"Octanist answered {call.label} with unexpected HTTP {status}{said}", None)
     if 300 <= status < 400:
@@ -731,7 +871,28 @@ def _make_error(
             "Redirects are not followed, so the API key is never sent elsewhere; set the connection's "
             "host to the final API URL."
         )
-    return cls(text, status_code=status, code=code, request_id=request_id, hint=hint, details=details)
+    return cls(
+        text,
+        status_code=status if http_status is None else http_status,
+        code=code,
+        request_id=request_id,
+        hint=hint,
+        details=details,
+    )
+
+
+_STATUS_OF_CODE = {
+    "VALIDATION_ERROR": 400,
+    "INVALID_FILTER": 400,
+    "INVALID_DATE": 400,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "RATE_LIMITED": 429,
+    "INTERNAL_ERROR": 500,
+}
+"""The HTTP status each documented error code comes with, for a 2xx body that says ``success: false``."""
 
 
 def unwrap(
@@ -751,23 +912,33 @@ def unwrap(
     for a body it does not recognise.
     """
     payload = decode_json(call, status, headers, content, settings)
-    request_id = _request_id(payload, headers)
+    request_id = request_id_of(payload, headers)
     if isinstance(payload, dict) and payload.get("success") is False:
+        # Octanist said "failed" with a 2xx: trust the words (the error code), not the status line.
         error = payload.get("error")
         code = error.get("code") if isinstance(error, dict) else None
+        code = code if isinstance(code, str) else None
         message = error.get("message") if isinstance(error, dict) else error
-        # Octanist said "failed" with a 2xx: trust the words, not the status line.
-        return_status = {"UNAUTHORIZED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409}.get(
-            code if isinstance(code, str) else "", 400 if code else 500
-        )
+        message = message if isinstance(message, str) else None
+        meaning = _STATUS_OF_CODE.get(code or "")
+        if meaning is None:
+            raise OctanistResponseError(
+                f"Octanist answered {call.label} with HTTP {status} but success: false"
+                + (f": {message}" if message else ""),
+                status_code=status,
+                code=code,
+                request_id=request_id,
+                hint="The API may have changed; please report it with the request id.",
+            )
         raise _make_error(
             call,
-            return_status,
-            code if isinstance(code, str) else None,
-            message if isinstance(message, str) else "the response said success: false",
-            request_id,
-            error.get("details") if isinstance(error, dict) else None,
             settings,
+            status=meaning,
+            code=code,
+            message=message,
+            request_id=request_id,
+            details=error.get("details") if isinstance(error, dict) else None,
+            http_status=status,
         )
     if isinstance(payload, dict) and "data" in payload:
         data = payload["data"]
@@ -805,15 +976,15 @@ def check_lead(lead: Any, call: Call, request_id: str | None) -> dict[str, Any]:
                 request_id=request_id,
             )
         canonical = status.strip().lower()
-        canonical = "won" if canonical == "win" else canonical
+        canonical = LEGACY_ALIASES.get(canonical, canonical)
         if canonical in LEAD_STATUSES and canonical != status:
             lead = {**lead, "status": canonical}
-    return lead
+    return dict(lead)
 
 
 def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[str, str]) -> Page:
     """Read one page of a list response (current envelope with ``meta.pagination``, or legacy array)."""
-    request_id = _request_id(payload, headers)
+    request_id = request_id_of(payload, headers)
     pagination = payload.get("meta", {}).get("pagination") if isinstance(payload, dict) else None
     if not isinstance(pagination, dict):
         # Legacy list: a bare array, one page only.
@@ -847,8 +1018,14 @@ def should_continue(page: Page, seen_first_ids: set[Any], call: Call) -> bool:
         return False
     if page.total_pages is not None and page.page >= page.total_pages:
         return False
-    first = page.items[0].get("id") if isinstance(page.items[0], dict) else None
-    if first is not None and first in seen_first_ids:
+    head = page.items[0]
+    # A lead is known by its id; a row without one (ad spend) by its whole content.
+    first = (
+        head["id"]
+        if isinstance(head, dict) and "id" in head
+        else json.dumps(head, sort_keys=True, default=str)
+    )
+    if first in seen_first_ids:
         raise OctanistResponseError(
             f"Octanist returned the same page again for {call.label} (page {page.page} repeats an "
             "earlier one while claiming hasMore)",
@@ -865,23 +1042,105 @@ def should_continue(page: Page, seen_first_ids: set[Any], call: Call) -> bool:
     return True
 
 
+def check_row(row: Any, call: Call, request_id: str | None) -> dict[str, Any]:
+    """Make sure a row of a report (ad spend) is an object."""
+    if not isinstance(row, dict):
+        raise OctanistResponseError(
+            f"Octanist answered {call.label} with a row of type {type(row).__name__}, expected an object",
+            request_id=request_id,
+        )
+    return dict(row)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A paged endpoint: how to ask for one of its pages and how to read what comes back."""
+
+    method: str
+    path: str
+    check_item: Callable[[Any, Call, str | None], dict[str, Any]]
+    params: Mapping[str, str] | None = None
+    body: Mapping[str, Any] | None = None
+    legacy: Callable[[Any], Any] | None = None
+
+    def call(self, page: int) -> Call:
+        """The call that fetches page ``page`` (1-based): in the query for GET, in the body for POST."""
+        if self.body is not None:
+            return Call(self.method, self.path, self.params, body={**self.body, "page": page})
+        return Call(self.method, self.path, {**(self.params or {}), "page": str(page)})
+
+    def read(self, call: Call, page: int, answer: Answer, settings: Settings) -> Page:
+        """Parse the answer to ``call`` into a :class:`Page` of checked items."""
+        status, headers, content = answer
+        data, payload = unwrap(call, status, headers, content, settings, expect=list, legacy=self.legacy)
+        result = page_from(call, data, payload, page, headers)
+        items = [self.check_item(item, call, result.request_id) for item in result.items]
+        return replace(result, items=items)
+
+
+def leads_listing(params: Mapping[str, str]) -> Listing:
+    """``GET /leads`` with query ``params`` (from :func:`lead_list_params`)."""
+    return Listing("GET", "/leads", check_lead, params=params, legacy=legacy_list)
+
+
+def ad_spend_listing(body: Mapping[str, Any]) -> Listing:
+    """``POST /ad-spend`` with ``body`` (from :func:`ad_spend_body`)."""
+    return Listing("POST", "/ad-spend", check_row, body=body)
+
+
+class Paging:
+    """
+    Walks a listing page by page, in order, up to ``max_results``; the hooks only send its calls.
+
+    Usage: ``while (call := paging.next_call()) is not None: items = paging.read(call, send(call))``.
+    """
+
+    def __init__(self, listing: Listing, settings: Settings, max_results: int | None = None) -> None:
+        self.listing = listing
+        self.settings = settings
+        self.limit = max_results
+        self.page = 1
+        self.count = 0
+        self.done = False
+        self._seen: set[Any] = set()
+
+    def next_call(self) -> Call | None:
+        """The call for the next page, or ``None`` when the listing is complete."""
+        return None if self.done else self.listing.call(self.page)
+
+    def read(self, call: Call, answer: Answer) -> list[dict[str, Any]]:
+        """Parse the answer to :meth:`next_call` and return its items (cut at ``max_results``)."""
+        page = self.listing.read(call, self.page, answer, self.settings)
+        items = page.items if self.limit is None else page.items[: self.limit - self.count]
+        self.count += len(items)
+        self.done = (self.limit is not None and self.count >= self.limit) or not should_continue(
+            page, self._seen, call
+        )
+        self.page += 1
+        return items
+
+
 def legacy_created(payload: Any) -> Any:
+    """Map the 1.0-era create answer ``{"id": ...}`` to the current ``data``."""
     if isinstance(payload, dict) and isinstance(payload.get("id"), str):
         return {"id": payload["id"], "message": "Lead added"}
     return None
 
 
 def legacy_updated(payload: Any) -> Any:
+    """Map the 1.0-era update answer ``{"success": true, "leadId": ...}`` to the current ``data``."""
     if isinstance(payload, dict) and payload.get("success") is True and "leadId" in payload:
         return {"leadId": payload["leadId"], "leadsUpdated": 1, "message": "Lead updated successfully"}
     return None
 
 
 def legacy_list(payload: Any) -> Any:
+    """The 1.0-era list answer is a bare array of leads."""
     return payload if isinstance(payload, list) else None
 
 
 def legacy_check(payload: Any) -> Any:
+    """``POST /check`` answers ``{"success": true}`` without ``data``."""
     return {} if isinstance(payload, dict) and payload.get("success") is True else None
 
 
@@ -958,6 +1217,7 @@ class Attempts:
         return wait
 
     def after_status(self, status: int, headers: Mapping[str, str]) -> float | None:
+        """Seconds to wait before retrying a non-2xx answer, or ``None`` to give up."""
         if self.retries >= self.settings.max_retries or not may_retry_status(self.call, status):
             return None
         request_id = headers.get("x-request-id") or headers.get("X-Request-Id")
@@ -965,15 +1225,19 @@ class Attempts:
         return self._next_wait(reason, retry_after_seconds(headers))
 
     def after_failure(self, reason: str, *, may_have_reached_server: bool) -> float | None:
+        """Seconds to wait before retrying after no answer came, or ``None`` to give up."""
         if self.retries >= self.settings.max_retries:
             return None
         if may_have_reached_server and not self.call.replay_safe:
             return None  # it may have been processed: replaying could do it twice
         return self._next_wait(reason)
 
-    def failure(self, reason: str, *, timeout: bool, may_have_reached_server: bool) -> OctanistError:
-        from airflow_provider_octanist.exceptions import OctanistConnectionError, OctanistTimeoutError
+    def error(self, status: int, headers: Mapping[str, str], content: bytes) -> OctanistError:
+        """The error to raise for a non-2xx answer that is not retried (any more)."""
+        return error_for(self.call, status, headers, content, self.settings, retries=self.retries)
 
+    def failure(self, reason: str, *, timeout: bool, may_have_reached_server: bool) -> OctanistError:
+        """The error to raise when no answer came and the call is not retried (any more)."""
         cls = OctanistTimeoutError if timeout else OctanistConnectionError
         tries = f" after {self.retries + 1} attempt(s)"
         if may_have_reached_server and not self.call.replay_safe:

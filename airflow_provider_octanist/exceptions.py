@@ -58,20 +58,19 @@ class OctanistError(AirflowException):  # type: ignore[misc]
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments do not survive the default pickling (used when errors cross
         # process boundaries, e.g. in triggerer or executor logs), so rebuild explicitly.
-        args = (type(self), self.message, self.status_code, self.code, self.request_id, self.hint, self.details)
-        return (_rebuild, args, self.__dict__.copy())
+        fields = {
+            "message": self.message,
+            "status_code": self.status_code,
+            "code": self.code,
+            "request_id": self.request_id,
+            "hint": self.hint,
+            "details": self.details,
+        }
+        return (_rebuild, (type(self), fields), self.__dict__.copy())
 
 
-def _rebuild(
-    cls: type[OctanistError],
-    message: str,
-    status_code: int | None,
-    code: str | None,
-    request_id: str | None,
-    hint: str | None,
-    details: Any,
-) -> OctanistError:
-    return cls(message, status_code=status_code, code=code, request_id=request_id, hint=hint, details=details)
+def _rebuild(cls: type[OctanistError], fields: dict[str, Any]) -> OctanistError:
+    return cls(**fields)
 
 
 class OctanistAuthError(OctanistError):

@@ -6,7 +6,10 @@ The current API uses ``open``, ``qualified``, ``won`` and ``lost``. The legacy l
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 OPEN = "open"
 QUALIFIED = "qualified"
@@ -38,7 +41,9 @@ def normalize_status(status: str, *, allowed: Iterable[str] = LEAD_STATUSES) -> 
     return canonical
 
 
-def normalize_statuses(statuses: str | Iterable[str], *, allowed: Iterable[str] = LEAD_STATUSES) -> tuple[str, ...]:
+def normalize_statuses(
+    statuses: str | Iterable[str], *, allowed: Iterable[str] = LEAD_STATUSES
+) -> tuple[str, ...]:
     """Normalise one status or several, keeping order and dropping repeats; empty is an error."""
     if isinstance(statuses, str):
         statuses = (statuses,)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+import os
+import threading
+from asyncio import sleep as async_sleep
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from time import monotonic, sleep
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_octanist import CONNECTION_FORM_BEHAVIOUR, CONNECTION_FORM_EXTRAS
+from airflow_provider_octanist import CONNECTION_FORM_BEHAVIOUR, CONNECTION_FORM_EXTRAS, DEFAULT_CONN_ID
 from airflow_provider_octanist import _api as api
-from airflow_provider_octanist.exceptions import OctanistError
+from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+
     import httpx
     import requests
 
@@ -23,27 +27,32 @@ __all__ = ["OctanistAsyncHook", "OctanistHook"]
 Lead = dict[str, Any]
 DateLike = datetime | date | str
 
+# requests and httpx are imported where first used: operators import this module while DAG files
+# are parsed, and a sync task never needs httpx (nor a trigger requests). The hooks wait between
+# retries with the module-level ``sleep``/``async_sleep``, which tests replace to record the waits.
+
 
 def _requests_failure(exc: Exception) -> tuple[str, bool, bool]:
     """Describe a requests exception: (reason, is_timeout, may_have_reached_server)."""
     import requests
     import urllib3.exceptions
 
+    reason, timeout, reached = f"the request failed ({type(exc).__name__})", False, True
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connecting timed out", True, False
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "no response within the read timeout", True, True
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "the TLS handshake failed", False, False
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        inner = getattr(reason, "reason", reason)
-        if isinstance(inner, urllib3.exceptions.NewConnectionError):
-            return "the connection could not be opened (refused or unreachable)", False, False
-        return "the connection was closed before a complete response arrived", False, True
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "the response was cut off", False, True
-    return f"the request failed ({type(exc).__name__})", False, True
+        reason, timeout, reached = "connecting timed out", True, False
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        reason, timeout = "no response within the read timeout", True
+    elif isinstance(exc, requests.exceptions.SSLError):
+        reason, reached = "the TLS handshake failed", False
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        if isinstance(getattr(cause, "reason", cause), urllib3.exceptions.NewConnectionError):
+            reason, reached = "the connection could not be opened (refused or unreachable)", False
+        else:
+            reason = "the connection was closed before a complete response arrived"
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        reason = "the response was cut off"
+    return reason, timeout, reached
 
 
 def _httpx_failure(exc: Exception) -> tuple[str, bool, bool]:
@@ -65,13 +74,13 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
     """Connection handling and the request/response vocabulary shared by both hooks."""
 
     conn_name_attr = "octanist_conn_id"
-    default_conn_name = api.DEFAULT_CONN_ID
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "octanist"
     hook_name = "Octanist"
 
     def __init__(
         self,
-        octanist_conn_id: str = api.DEFAULT_CONN_ID,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
         *,
         timeout: float | None = None,
         connect_timeout: float | None = None,
@@ -92,54 +101,44 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
     def __repr__(self) -> str:
         return f"{type(self).__name__}(octanist_conn_id={self.octanist_conn_id!r})"
 
-    # The connection form for Airflow 2.11-3.1; Airflow 3.2+ reads the declarative form from
-    # get_provider_info() instead. Both come from the same definitions.
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Return the custom behaviour of the standard connection-form fields."""
-        return {key: (list(v) if isinstance(v, list) else dict(v)) for key, v in CONNECTION_FORM_BEHAVIOUR.items()}
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Return the extra connection-form widgets (timeouts, retries, plain-http opt-in)."""
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, StringField
-
-        try:
-            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-
-            text: dict[str, Any] = {"widget": BS3TextFieldWidget()}
-        except ImportError:
-            text = {}
-        widgets: dict[str, Any] = {}
-        for name, spec in CONNECTION_FORM_EXTRAS.items():
-            label = lazy_gettext(spec["label"])
-            if spec["type"] == "boolean":
-                widgets[name] = BooleanField(label, default=spec["default"], description=spec["description"])
-            elif spec["type"] == "integer":
-                widgets[name] = IntegerField(label, default=spec["default"], description=spec["description"], **text)
-            else:
-                widgets[name] = StringField(label, default=str(spec["default"]), description=spec["description"], **text)
-        return widgets
-
     def _settings_from(self, conn: Any, extras: Mapping[str, Any]) -> api.Settings:
         self._settings = api.settings_from_connection(conn, extras, **self._overrides)
         return self._settings
+
+    @staticmethod
+    def _read(
+        call: api.Call,
+        answer: api.Answer,
+        settings: api.Settings,
+        *,
+        expect: type,
+        legacy: Any = None,
+    ) -> tuple[Any, str | None]:
+        """Return ``(data, request_id)`` of a 2xx answer (see :func:`_api.unwrap`)."""
+        status, headers, content = answer
+        data, payload = api.unwrap(call, status, headers, content, settings, expect=expect, legacy=legacy)
+        return data, api.request_id_of(payload, headers)
 
     @staticmethod
     def _lead_call(lead_id: str) -> api.Call:
         return api.Call("GET", api.lead_path(lead_id))
 
     @staticmethod
-    def _list_call(params: Mapping[str, str], page: int) -> api.Call:
-        return api.Call("GET", "/leads", {**params, "page": str(page)})
-
-    @staticmethod
-    def _stats_call(period: str | None, start_date: Any, end_date: Any) -> api.Call:
+    def _stats_call(period: str | None, start_date: DateLike | None, end_date: DateLike | None) -> api.Call:
         return api.Call("POST", "/stats", body=api.stats_body(period, start_date, end_date))
 
-    def _connection_ok(self, settings: api.Settings) -> tuple[bool, str]:
-        return True, f"Connected to Octanist at {settings.base_url}; the API key of {settings.conn_id!r} is valid."
+    @staticmethod
+    def _ad_spend_listing(
+        start_date: DateLike, end_date: DateLike, platform: str | None, group_by: str | None, page_size: int
+    ) -> api.Listing:
+        return api.ad_spend_listing(api.ad_spend_body(start_date, end_date, platform, group_by, page_size))
+
+    @staticmethod
+    def _connection_ok(settings: api.Settings) -> tuple[bool, str]:
+        return (
+            True,
+            f"Connected to Octanist at {settings.base_url}; the API key of {settings.conn_id!r} is valid.",
+        )
 
 
 class OctanistHook(_OctanistHookBase):
@@ -159,7 +158,7 @@ class OctanistHook(_OctanistHookBase):
 
     def __init__(
         self,
-        octanist_conn_id: str = api.DEFAULT_CONN_ID,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
         *,
         timeout: float | None = None,
         connect_timeout: float | None = None,
@@ -167,9 +166,50 @@ class OctanistHook(_OctanistHookBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            octanist_conn_id, timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries, **kwargs
+            octanist_conn_id,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_retries=max_retries,
+            **kwargs,
         )
         self._session: requests.Session | None = None
+
+    # The connection form for Airflow 2.11-3.1, which reads it from the class registered for the
+    # connection type itself (not from a base class); Airflow 3.2+ reads the declarative form from
+    # get_provider_info() instead. Both come from the same definitions.
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return the custom behaviour of the standard connection-form fields."""
+        return {
+            key: (list(v) if isinstance(v, list) else dict(v)) for key, v in CONNECTION_FORM_BEHAVIOUR.items()
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Return the extra connection-form widgets (timeouts, retries, plain-http opt-in)."""
+        from flask_babel import lazy_gettext  # type: ignore[import-not-found]
+        from wtforms import BooleanField, IntegerField, StringField  # type: ignore[import-untyped]
+
+        try:
+            from flask_appbuilder.fieldwidgets import (  # type: ignore[import-not-found]
+                BS3TextFieldWidget,
+            )
+
+            text: dict[str, Any] = {"widget": BS3TextFieldWidget()}
+        except ImportError:
+            text = {}
+        widgets: dict[str, Any] = {}
+        for name, spec in CONNECTION_FORM_EXTRAS.items():
+            label, description = lazy_gettext(spec["label"]), spec["description"]
+            if spec["type"] == "boolean":
+                widgets[name] = BooleanField(label, default=spec["default"], description=description)
+            elif spec["type"] == "integer":
+                widgets[name] = IntegerField(label, default=spec["default"], description=description, **text)
+            else:
+                widgets[name] = StringField(
+                    label, default=str(spec["default"]), description=description, **text
+                )
+        return widgets
 
     @property
     def settings(self) -> api.Settings:
@@ -186,7 +226,6 @@ class OctanistHook(_OctanistHookBase):
             from requests.adapters import HTTPAdapter
 
             session = requests.Session()
-            session.trust_env = True
             # Retries are ours (see _api.Attempts): they know which calls are safe to replay.
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=10, max_retries=0)
             session.mount("https://", adapter)
@@ -206,14 +245,15 @@ class OctanistHook(_OctanistHookBase):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, call: api.Call) -> tuple[int, Mapping[str, str], bytes]:
+    def _send(self, call: api.Call) -> api.Answer:
+        """Send ``call``, retrying as :class:`_api.Attempts` allows; return the 2xx answer."""
         import requests
 
         settings = self.settings
         session = self.get_conn()
         attempts = api.Attempts(call, settings, self.log)
         while True:
-            started = time.monotonic()
+            started = monotonic()
             try:
                 response = session.request(
                     call.method,
@@ -230,29 +270,32 @@ class OctanistHook(_OctanistHookBase):
                 reason, timed_out, reached = _requests_failure(exc)
                 wait = attempts.after_failure(reason, may_have_reached_server=reached)
                 if wait is None:
-                    raise attempts.failure(reason, timeout=timed_out, may_have_reached_server=reached) from None
-                time.sleep(wait)
+                    raise attempts.failure(
+                        reason, timeout=timed_out, may_have_reached_server=reached
+                    ) from None
+                sleep(wait)
                 continue
             status = response.status_code
-            self.log.debug(
-                "Octanist %s -> %d in %.0f ms", call.label, status, (time.monotonic() - started) * 1000
-            )
+            self.log.debug("Octanist %s -> %d in %.0f ms", call.label, status, (monotonic() - started) * 1000)
             if 200 <= status < 300:
-                return status, response.headers, content
+                return api.Answer(status, response.headers, content)
             wait = attempts.after_status(status, response.headers)
             if wait is None:
-                raise api.error_for(call, status, response.headers, content, settings)
-            time.sleep(wait)
+                raise attempts.error(status, response.headers, content)
+            sleep(wait)
 
-    def _call(self, call: api.Call, *, expect: type, legacy: Any = None) -> tuple[Any, Any, Mapping[str, str]]:
-        status, headers, content = self._send(call)
-        data, payload = api.unwrap(call, status, headers, content, self.settings, expect=expect, legacy=legacy)
-        return data, payload, headers
+    def _call(self, call: api.Call, *, expect: type, legacy: Any = None) -> tuple[Any, str | None]:
+        return self._read(call, self._send(call), self.settings, expect=expect, legacy=legacy)
+
+    def _pages(self, listing: api.Listing, max_results: int | None) -> Iterator[dict[str, Any]]:
+        paging = api.Paging(listing, self.settings, max_results)
+        while (call := paging.next_call()) is not None:
+            yield from paging.read(call, self._send(call))
 
     # -- the API --------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the API key with ``POST /check``; used by the UI's Test button and ``airflow connections test``."""
+        """Check the API key with ``POST /check`` (the UI's Test button, ``airflow connections test``)."""
         try:
             settings = self.settings
             self._call(api.Call("POST", "/check"), expect=dict, legacy=api.legacy_check)
@@ -268,8 +311,8 @@ class OctanistHook(_OctanistHookBase):
         :raises OctanistNotFoundError: when no lead has that id.
         """
         call = self._lead_call(lead_id)
-        data, payload, headers = self._call(call, expect=dict)
-        return api.check_lead(data, call, api._request_id(payload, headers))
+        data, request_id = self._call(call, expect=dict)
+        return api.check_lead(data, call, request_id)
 
     def list_leads_page(self, page: int = 1, **filters: Any) -> api.Page:
         """
@@ -277,15 +320,9 @@ class OctanistHook(_OctanistHookBase):
 
         :param page: 1-based page number.
         """
-        params = api.lead_list_params(**filters)
-        return self._fetch_page(params, page)
-
-    def _fetch_page(self, params: Mapping[str, str], page: int) -> api.Page:
-        call = self._list_call(params, page)
-        data, payload, headers = self._call(call, expect=list, legacy=api.legacy_list)
-        result = api.page_from(call, data, payload, page, headers)
-        leads = [api.check_lead(lead, call, result.request_id) for lead in result.items]
-        return api.Page(leads, result.page, result.has_more, result.total_pages, result.total, result.request_id)
+        listing = api.leads_listing(api.lead_list_params(**filters))
+        call = listing.call(api.page_number(page))
+        return listing.read(call, page, self._send(call), self.settings)
 
     def iter_leads(self, *, max_results: int | None = None, **filters: Any) -> Iterator[Lead]:
         """
@@ -299,23 +336,8 @@ class OctanistHook(_OctanistHookBase):
 
         :param max_results: stop after this many leads.
         """
-        params = api.lead_list_params(**filters)
-        limit = api.max_results_value(max_results)
-        return self._iter_leads(params, limit)
-
-    def _iter_leads(self, params: Mapping[str, str], limit: int | None) -> Iterator[Lead]:
-        seen: set[Any] = set()
-        page_number, count = 1, 0
-        while True:
-            page = self._fetch_page(params, page_number)
-            for lead in page.items:
-                yield lead
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-            if not api.should_continue(page, seen, self._list_call(params, page_number)):
-                return
-            page_number += 1
+        listing = api.leads_listing(api.lead_list_params(**filters))
+        return self._pages(listing, api.max_results_value(max_results))
 
     def list_leads(self, *, max_results: int | None = None, **filters: Any) -> list[Lead]:
         """Return every lead matching the filters, across all pages (see :meth:`iter_leads`)."""
@@ -331,9 +353,13 @@ class OctanistHook(_OctanistHookBase):
         can never create a duplicate.
         """
         call = api.Call("POST", "/leads", body=api.create_lead_body(fields), replay_safe=False)
-        data, _, _ = self._call(call, expect=dict, legacy=api.legacy_created)
+        data, request_id = self._call(call, expect=dict, legacy=api.legacy_created)
         if not isinstance(data.get("id"), str) or not data["id"]:
-            raise api.OctanistResponseError(f"Octanist answered {call.label} without the new lead's id")
+            raise OctanistResponseError(
+                f"Octanist answered {call.label} without the new lead's id",
+                request_id=request_id,
+                hint="The lead may have been created; check with list_leads(search=...) before repeating.",
+            )
         return dict(data)
 
     def update_lead(
@@ -350,9 +376,12 @@ class OctanistHook(_OctanistHookBase):
         """
         Change a lead (or every lead matching an email/phone) with ``PATCH /leads``.
 
-        The lead is found by ``lead_id``, else ``email``, else ``phone``. Setting the status a lead
-        already has is harmless, so this call is safe to retry.
+        The lead is found by ``lead_id``, else ``email``, else ``phone``. The request sets absolute
+        values (a status, a value), so repeating it is harmless and it is retried like a read.
 
+        :param lead_id: the lead's id.
+        :param email: the lead's email, when the id is not known.
+        :param phone: the lead's phone number, when neither id nor email is known.
         :param status: ``qualified``, ``won`` or ``lost``.
         :param value: the lead's monetary value.
         :param note: a note to attach.
@@ -360,13 +389,23 @@ class OctanistHook(_OctanistHookBase):
         :return: ``{"leadId": ..., "leadsUpdated": n, "message": ...}``.
         """
         body = api.update_lead_body(
-            lead_id=lead_id, email=email, phone=phone, status=status, value=value, note=note, loss_reason=loss_reason
+            lead_id=lead_id,
+            email=email,
+            phone=phone,
+            status=status,
+            value=value,
+            note=note,
+            loss_reason=loss_reason,
         )
-        data, _, _ = self._call(api.Call("PATCH", "/leads", body=body), expect=dict, legacy=api.legacy_updated)
+        data, _ = self._call(api.Call("PATCH", "/leads", body=body), expect=dict, legacy=api.legacy_updated)
         return dict(data)
 
     def get_stats(
-        self, period: str | None = None, *, start_date: DateLike | None = None, end_date: DateLike | None = None
+        self,
+        period: str | None = None,
+        *,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
     ) -> dict[str, Any]:
         """
         Return dashboard statistics (``POST /stats``): usage, leads by status and source, conversion.
@@ -375,7 +414,7 @@ class OctanistHook(_OctanistHookBase):
         :param start_date: first day of a custom period (``YYYY-MM-DD``, date or datetime).
         :param end_date: last day of a custom period.
         """
-        data, _, _ = self._call(self._stats_call(period, start_date, end_date), expect=dict)
+        data, _ = self._call(self._stats_call(period, start_date, end_date), expect=dict)
         return dict(data)
 
     def get_ad_spend(
@@ -391,24 +430,15 @@ class OctanistHook(_OctanistHookBase):
         """
         Return the ad-spend rows between two days (``POST /ad-spend``), across all pages.
 
+        :param start_date: first day (``YYYY-MM-DD``, date or datetime).
+        :param end_date: last day.
         :param platform: only this ad platform.
         :param group_by: grouping dimension, as Octanist names it.
         :param page_size: rows per request (1-500).
         :param max_results: stop after this many rows.
         """
-        body = api.ad_spend_body(start_date, end_date, platform, group_by, page_size)
-        limit = api.max_results_value(max_results)
-        rows: list[dict[str, Any]] = []
-        seen: set[Any] = set()
-        page_number = 1
-        while True:
-            call = api.Call("POST", "/ad-spend", body={**body, "page": page_number})
-            data, payload, headers = self._call(call, expect=list)
-            page = api.page_from(call, data, payload, page_number, headers)
-            rows.extend(page.items)
-            if (limit is not None and len(rows) >= limit) or not api.should_continue(page, seen, call):
-                return rows[:limit] if limit is not None else rows
-            page_number += 1
+        listing = self._ad_spend_listing(start_date, end_date, platform, group_by, page_size)
+        return list(self._pages(listing, api.max_results_value(max_results)))
 
 
 class OctanistAsyncHook(_OctanistHookBase):
@@ -426,7 +456,7 @@ class OctanistAsyncHook(_OctanistHookBase):
 
     def __init__(
         self,
-        octanist_conn_id: str = api.DEFAULT_CONN_ID,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
         *,
         timeout: float | None = None,
         connect_timeout: float | None = None,
@@ -434,38 +464,56 @@ class OctanistAsyncHook(_OctanistHookBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            octanist_conn_id, timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries, **kwargs
+            octanist_conn_id,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_retries=max_retries,
+            **kwargs,
         )
         self._client: httpx.AsyncClient | None = None
+        self._client_key: _ClientKey | None = None
 
     async def get_settings(self) -> api.Settings:
         """Read the connection's settings without blocking the event loop (once)."""
         if self._settings is None:
-            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
 
             conn = await get_async_connection(self.octanist_conn_id, hook=self)
             return self._settings_from(conn, await get_async_extra_dejson(conn))
         return self._settings
 
     async def get_client(self) -> httpx.AsyncClient:
-        """Return the hook's ``httpx.AsyncClient`` (created on first use)."""
-        if self._client is None:
-            import httpx
+        """
+        Return the ``httpx.AsyncClient`` for this connection in the running event loop.
 
-            settings = await self.get_settings()
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-                verify=settings.verify,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
-            )
+        The client is shared with every other async hook of the same connection settings in the same
+        event loop (a triggerer runs all its triggers in one), so a thousand triggers cost one client
+        and one connection pool, not a thousand. This hook holds a share until :meth:`aclose`.
+        """
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._client_key is not None:
+            if self._client_key.loop is loop and not self._client.is_closed:
+                return self._client
+            # Another event loop's client cannot serve this one, and a closed client serves nobody.
+            _SHARED_CLIENTS.release(self._client_key, self._client)
+            self._client = self._client_key = None
+        settings = await self.get_settings()
+        if self._client is None:  # a concurrent call on this hook may have got one meanwhile
+            key = _ClientKey.of(loop, settings)
+            self._client = _SHARED_CLIENTS.acquire(key, lambda: _new_async_client(settings))
+            self._client_key = key
         return self._client
 
     async def aclose(self) -> None:
-        """Close the client and its connections."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        """Give up this hook's share of the client; the last hook to let go closes it."""
+        if self._client is not None and self._client_key is not None:
+            client, key = self._client, self._client_key
+            self._client = self._client_key = None
+            if _SHARED_CLIENTS.release(key, client):
+                await client.aclose()
 
     async def __aenter__(self) -> OctanistAsyncHook:
         return self
@@ -473,13 +521,15 @@ class OctanistAsyncHook(_OctanistHookBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, call: api.Call) -> tuple[int, Mapping[str, str], bytes]:
+    async def _send(self, call: api.Call) -> api.Answer:
+        """Send ``call``, retrying as :class:`_api.Attempts` allows; return the 2xx answer."""
         import httpx
 
         settings = await self.get_settings()
         client = await self.get_client()
         attempts = api.Attempts(call, settings, self.log)
         while True:
+            started = monotonic()
             try:
                 response = await client.request(
                     call.method,
@@ -492,24 +542,29 @@ class OctanistAsyncHook(_OctanistHookBase):
                 reason, timed_out, reached = _httpx_failure(exc)
                 wait = attempts.after_failure(reason, may_have_reached_server=reached)
                 if wait is None:
-                    raise attempts.failure(reason, timeout=timed_out, may_have_reached_server=reached) from None
-                await asyncio.sleep(wait)
+                    raise attempts.failure(
+                        reason, timeout=timed_out, may_have_reached_server=reached
+                    ) from None
+                await async_sleep(wait)
                 continue
             status = response.status_code
+            self.log.debug("Octanist %s -> %d in %.0f ms", call.label, status, (monotonic() - started) * 1000)
             if 200 <= status < 300:
-                return status, response.headers, response.content
+                return api.Answer(status, response.headers, response.content)
             wait = attempts.after_status(status, response.headers)
             if wait is None:
-                raise api.error_for(call, status, response.headers, response.content, settings)
-            await asyncio.sleep(wait)
+                raise attempts.error(status, response.headers, response.content)
+            await async_sleep(wait)
 
-    async def _call(
-        self, call: api.Call, *, expect: type, legacy: Any = None
-    ) -> tuple[Any, Any, Mapping[str, str]]:
-        status, headers, content = await self._send(call)
-        settings = await self.get_settings()
-        data, payload = api.unwrap(call, status, headers, content, settings, expect=expect, legacy=legacy)
-        return data, payload, headers
+    async def _call(self, call: api.Call, *, expect: type, legacy: Any = None) -> tuple[Any, str | None]:
+        answer = await self._send(call)
+        return self._read(call, answer, await self.get_settings(), expect=expect, legacy=legacy)
+
+    async def _pages(self, listing: api.Listing, max_results: int | None) -> AsyncIterator[dict[str, Any]]:
+        paging = api.Paging(listing, await self.get_settings(), max_results)
+        while (call := paging.next_call()) is not None:
+            for item in paging.read(call, await self._send(call)):
+                yield item
 
     async def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]
         """Check the API key with ``POST /check``."""
@@ -523,47 +578,142 @@ class OctanistAsyncHook(_OctanistHookBase):
     async def get_lead(self, lead_id: str) -> Lead:
         """Return one lead; see :meth:`OctanistHook.get_lead`."""
         call = self._lead_call(lead_id)
-        data, payload, headers = await self._call(call, expect=dict)
-        return api.check_lead(data, call, api._request_id(payload, headers))
+        data, request_id = await self._call(call, expect=dict)
+        return api.check_lead(data, call, request_id)
 
     async def list_leads_page(self, page: int = 1, **filters: Any) -> api.Page:
         """Return one page of ``GET /leads``; see :meth:`OctanistHook.iter_leads` for filters."""
-        return await self._fetch_page(api.lead_list_params(**filters), page)
-
-    async def _fetch_page(self, params: Mapping[str, str], page: int) -> api.Page:
-        call = self._list_call(params, page)
-        data, payload, headers = await self._call(call, expect=list, legacy=api.legacy_list)
-        result = api.page_from(call, data, payload, page, headers)
-        leads = [api.check_lead(lead, call, result.request_id) for lead in result.items]
-        return api.Page(leads, result.page, result.has_more, result.total_pages, result.total, result.request_id)
+        listing = api.leads_listing(api.lead_list_params(**filters))
+        call = listing.call(api.page_number(page))
+        return listing.read(call, page, await self._send(call), await self.get_settings())
 
     def iter_leads(self, *, max_results: int | None = None, **filters: Any) -> AsyncIterator[Lead]:
         """Yield every matching lead, page by page (``async for``); see :meth:`OctanistHook.iter_leads`."""
-        params = api.lead_list_params(**filters)
-        limit = api.max_results_value(max_results)
-        return self._iter_leads(params, limit)
-
-    async def _iter_leads(self, params: Mapping[str, str], limit: int | None) -> AsyncIterator[Lead]:
-        seen: set[Any] = set()
-        page_number, count = 1, 0
-        while True:
-            page = await self._fetch_page(params, page_number)
-            for lead in page.items:
-                yield lead
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-            if not api.should_continue(page, seen, self._list_call(params, page_number)):
-                return
-            page_number += 1
+        listing = api.leads_listing(api.lead_list_params(**filters))
+        return self._pages(listing, api.max_results_value(max_results))
 
     async def list_leads(self, *, max_results: int | None = None, **filters: Any) -> list[Lead]:
         """Return every matching lead across all pages."""
         return [lead async for lead in self.iter_leads(max_results=max_results, **filters)]
 
     async def get_stats(
-        self, period: str | None = None, *, start_date: DateLike | None = None, end_date: DateLike | None = None
+        self,
+        period: str | None = None,
+        *,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
     ) -> dict[str, Any]:
         """Return dashboard statistics; see :meth:`OctanistHook.get_stats`."""
-        data, _, _ = await self._call(self._stats_call(period, start_date, end_date), expect=dict)
+        data, _ = await self._call(self._stats_call(period, start_date, end_date), expect=dict)
         return dict(data)
+
+    async def get_ad_spend(
+        self,
+        start_date: DateLike,
+        end_date: DateLike,
+        *,
+        platform: str | None = None,
+        group_by: str | None = None,
+        page_size: int = api.MAX_AD_SPEND_PAGE_SIZE,
+        max_results: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the ad-spend rows between two days, all pages; see :meth:`OctanistHook.get_ad_spend`."""
+        listing = self._ad_spend_listing(start_date, end_date, platform, group_by, page_size)
+        return [row async for row in self._pages(listing, api.max_results_value(max_results))]
+
+
+def _new_async_client(settings: api.Settings) -> httpx.AsyncClient:
+    """A client for many triggers at once: no per-request state, a pool sized for a triggerer."""
+    import httpx
+
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+        verify=_ssl_context(settings.verify) if isinstance(settings.verify, str) else settings.verify,
+        follow_redirects=False,
+        # Enough connections for ~1,000 triggers polling every few seconds; the API key travels in
+        # each request's headers, so the client itself carries nothing that belongs to one hook.
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+
+
+class _ClientKey(NamedTuple):
+    """What makes two async hooks able to share a client: event loop and connection settings (no key)."""
+
+    loop: asyncio.AbstractEventLoop
+    conn_id: str
+    base_url: str
+    read_timeout: float
+    connect_timeout: float
+    verify: bool | str
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, settings: api.Settings) -> _ClientKey:
+        return cls(
+            loop,
+            settings.conn_id,
+            settings.base_url,
+            settings.read_timeout,
+            settings.connect_timeout,
+            settings.verify,
+        )
+
+
+class _SharedClients:
+    """
+    The ``httpx.AsyncClient`` of each (event loop, connection settings), with how many hooks use it.
+
+    Creating a client costs ~20 ms of CPU and ~0.8 MB (its TLS context loads the CA bundle), which a
+    triggerer would otherwise pay per trigger. Keys hold no API key, and nothing here is logged.
+    """
+
+    def __init__(self) -> None:
+        # Triggerers run one loop per thread, but tests and embedders may run several at once.
+        self._lock = threading.Lock()
+        self._clients: dict[_ClientKey, tuple[httpx.AsyncClient, int]] = {}
+
+    def acquire(self, key: _ClientKey, create: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
+        """Return the client of ``key`` (made with ``create`` if there is none) and count one more user."""
+        with self._lock:
+            # Clients of loops closed without their hooks' aclose() cannot be closed any more; drop them.
+            for stale in [k for k in self._clients if k.loop.is_closed()]:
+                del self._clients[stale]
+            client, users = self._clients.get(key, (None, 0))
+            if client is None or client.is_closed:
+                client, users = create(), 0
+            self._clients[key] = (client, users + 1)
+            return client
+
+    def release(self, key: _ClientKey, client: httpx.AsyncClient) -> bool:
+        """
+        Count one user of ``client`` less; ``True`` when it was the last (the caller closes it).
+
+        :param key: the key ``client`` was acquired with.
+        :param client: the client ``acquire`` returned.
+        """
+        with self._lock:
+            entry = self._clients.get(key)
+            if entry is None or entry[0] is not client:
+                # Dropped with its closed loop, or replaced after someone closed it: nobody shares it.
+                return True
+            users = entry[1]
+            if users > 1:
+                self._clients[key] = (client, users - 1)
+                return False
+            del self._clients[key]
+            return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+
+_SHARED_CLIENTS = _SharedClients()
+
+
+def _ssl_context(ca_path: str) -> Any:
+    """An SSL context trusting the CA bundle file or directory at ``ca_path`` (httpx wants a context)."""
+    import ssl
+
+    if os.path.isdir(ca_path):
+        return ssl.create_default_context(capath=ca_path)
+    return ssl.create_default_context(cafile=ca_path)
