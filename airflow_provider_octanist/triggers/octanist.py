@@ -1,0 +1,427 @@
+"""
+Triggers for Octanist: waiting on one lead (deferrable sensor) and watching for leads that enter a status.
+
+Triggers carry only the connection id and plain values: the API key is fetched from the Airflow
+connection inside the triggerer and never serialized.
+"""
+
+from __future__ import annotations
+
+# == OctanistLeadStatusTrigger (the deferrable side of OctanistLeadStatusSensor) ==================
+import asyncio
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist.exceptions import (
+    OctanistConnectionError,
+    OctanistNotFoundError,
+    OctanistRateLimitError,
+    OctanistResponseError,
+    OctanistServerError,
+)
+from airflow_provider_octanist.statuses import LOST, WON, normalize_statuses
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+
+    from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+
+TRANSIENT_OCTANIST_ERRORS: tuple[type[Exception], ...] = (
+    OctanistServerError,
+    OctanistRateLimitError,
+    OctanistConnectionError,  # includes OctanistTimeoutError
+    OctanistResponseError,
+)
+"""Errors that may pass if asked again later (each already survived the hook's own retries)."""
+
+
+def is_transient_octanist_error(exc: BaseException) -> bool:
+    """
+    Whether a trigger should log an error and poll again later rather than give up at once.
+
+    5xx, 429, connection failures, timeouts and unreadable bodies may pass; a rejected key, a
+    missing lead or an invalid request never will.
+
+    :param exc: what the async hook raised.
+    """
+    return isinstance(exc, TRANSIENT_OCTANIST_ERRORS)
+
+
+def transient_backoff_seconds(consecutive_failures: int, base: float, cap: float) -> float:
+    """
+    Seconds to wait after the ``consecutive_failures``-th failed poll in a row.
+
+    Doubles from ``base`` per failure up to ``cap``, with jitter (between half and all of it) so that
+    many triggers that failed together do not all come back at the same moment.
+
+    :param consecutive_failures: failed polls in a row so far (1 after the first).
+    :param base: the wait after the first failure, usually the poll interval.
+    :param cap: the longest wait.
+    """
+    ceiling = min(cap, base * 2 ** max(0, consecutive_failures - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
+    """
+    Poll one Octanist lead until its status is a target or a failure status, then fire once.
+
+    The deferrable side of :class:`~airflow_provider_octanist.sensors.octanist.OctanistLeadStatusSensor`.
+    It serializes only plain values and the connection id; the API key is read from the connection
+    inside the triggerer. Events (``payload["status"]``):
+
+    - ``success`` with ``lead``: the lead reached a target status;
+    - ``failure`` with ``lead``: the lead reached a failure status;
+    - ``not_found`` with ``message``: Octanist has no such lead;
+    - ``timeout`` with ``message`` (and ``lead`` when one was read): ``end_time`` passed first;
+    - ``error`` with ``message``: the key was rejected, the request was refused, or
+      ``max_consecutive_errors`` polls in a row failed with transient errors.
+
+    Transient errors (5xx, 429, connection failures, timeouts, unreadable answers; each after the
+    hook's own retries) are logged and polled again after a backoff that doubles up to
+    ``max_backoff``; a successful poll resets the count. The HTTP client is closed on every exit.
+
+    :param lead_id: the lead to watch.
+    :param target_statuses: statuses that end the wait successfully.
+    :param failure_statuses: statuses that end it as a failure.
+    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param poll_interval: seconds between polls.
+    :param end_time: give up at this moment (seconds since the epoch, UTC); ``None`` never gives up.
+    :param max_consecutive_errors: transient failures in a row before firing an ``error`` event.
+    :param max_backoff: the longest wait, in seconds, between polls that failed.
+    """
+
+    def __init__(
+        self,
+        lead_id: str,
+        *,
+        target_statuses: str | Iterable[str] = (WON,),
+        failure_statuses: str | Iterable[str] | None = (LOST,),
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = 60.0,
+        end_time: float | None = None,
+        max_consecutive_errors: int = 5,
+        max_backoff: float = 600.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(lead_id, str) or not lead_id.strip():
+            raise ValueError(f"lead_id must be a lead id such as 'lead_abc123', got {lead_id!r}.")
+        for name, number in (("poll_interval", poll_interval), ("max_backoff", max_backoff)):
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {number!r}.")
+        if isinstance(max_consecutive_errors, bool) or not isinstance(max_consecutive_errors, int):
+            raise ValueError(
+                f"max_consecutive_errors must be a whole number, got {max_consecutive_errors!r}."
+            )
+        if max_consecutive_errors < 1:
+            raise ValueError(f"max_consecutive_errors must be at least 1, got {max_consecutive_errors}.")
+        if end_time is not None and (isinstance(end_time, bool) or not isinstance(end_time, (int, float))):
+            raise ValueError(f"end_time must be seconds since the epoch (time.time()), got {end_time!r}.")
+        self.lead_id = lead_id
+        self.target_statuses = normalize_statuses(target_statuses)
+        self.failure_statuses = normalize_statuses(failure_statuses) if failure_statuses else ()
+        self.octanist_conn_id = octanist_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = None if end_time is None else float(end_time)
+        self.max_consecutive_errors = max_consecutive_errors
+        self.max_backoff = float(max_backoff)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and the plain keyword arguments that rebuild this trigger."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "lead_id": self.lead_id,
+                "target_statuses": list(self.target_statuses),
+                "failure_statuses": list(self.failure_statuses),
+                "octanist_conn_id": self.octanist_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "max_backoff": self.max_backoff,
+            },
+        )
+
+    def _seconds_left(self) -> float | None:
+        return None if self.end_time is None else self.end_time - time.time()
+
+    def _timeout_event(self, lead: dict[str, Any] | None, last_error: str | None) -> TriggerEvent:
+        waited_for = " or ".join(self.target_statuses)
+        seen = f"; it was last {lead.get('status')!r}" if lead is not None else ""
+        error = f"; the last check failed: {last_error}" if last_error else ""
+        payload: dict[str, Any] = {
+            "status": "timeout",
+            "lead_id": self.lead_id,
+            "message": (
+                f"Lead {self.lead_id} did not become {waited_for} before the sensor's timeout{seen}{error}."
+            ),
+        }
+        if lead is not None:
+            payload["lead"] = lead
+        return TriggerEvent(payload)
+
+    def _error_event(self, message: str) -> TriggerEvent:
+        return TriggerEvent({"status": "error", "lead_id": self.lead_id, "message": message})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll the lead until it is at a target or failure status, the end time passes, or errors win."""
+        from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+
+        hook = OctanistAsyncHook(octanist_conn_id=self.octanist_conn_id)
+        try:
+            event = await self._poll_until_done(hook)
+        finally:
+            # Closed before the event is yielded: Airflow may never resume the generator afterwards.
+            await hook.aclose()
+        yield event
+
+    async def _poll_until_done(self, hook: OctanistAsyncHook) -> TriggerEvent:
+        failures = 0
+        lead: dict[str, Any] | None = None
+        last_status: Any = object()
+        while True:
+            last_error: str | None = None
+            try:
+                lead = await hook.get_lead(self.lead_id)
+            except OctanistNotFoundError as exc:
+                return TriggerEvent(
+                    {
+                        "status": "not_found",
+                        "lead_id": self.lead_id,
+                        "message": f"Octanist has no lead {self.lead_id!r}: {exc}",
+                    }
+                )
+            except Exception as exc:
+                if not is_transient_octanist_error(exc):
+                    # A rejected key, a refused request or a broken connection setting: polling
+                    # again cannot help, so report it now with Octanist's words.
+                    self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
+                    return self._error_event(f"Watching lead {self.lead_id} failed: {exc}")
+                failures += 1
+                last_error = str(exc)
+                if failures >= self.max_consecutive_errors:
+                    self.log.error(
+                        "Giving up on lead %s after %d failed checks in a row.", self.lead_id, failures
+                    )
+                    return self._error_event(
+                        f"Gave up watching lead {self.lead_id} after {failures} failed checks in a row; "
+                        f"the last one: {exc}"
+                    )
+                wait = transient_backoff_seconds(failures, self.poll_interval, self.max_backoff)
+                self.log.warning(
+                    "Checking lead %s failed (%d of %d in a row), next check in %.1f s: %s",
+                    self.lead_id,
+                    failures,
+                    self.max_consecutive_errors,
+                    wait,
+                    exc,
+                )
+            else:
+                failures = 0
+                status = lead.get("status")
+                if status in self.target_statuses:
+                    self.log.info("Lead %s is %s.", self.lead_id, status)
+                    return TriggerEvent({"status": "success", "lead_id": self.lead_id, "lead": lead})
+                if status in self.failure_statuses:
+                    self.log.info("Lead %s is %s, a failure status.", self.lead_id, status)
+                    return TriggerEvent({"status": "failure", "lead_id": self.lead_id, "lead": lead})
+                if status != last_status:
+                    self.log.info(
+                        "Lead %s is %s; waiting until it is %s.",
+                        self.lead_id,
+                        status,
+                        " or ".join(self.target_statuses),
+                    )
+                    last_status = status
+                wait = self.poll_interval
+            left = self._seconds_left()
+            if left is not None:
+                if left <= 0:
+                    return self._timeout_event(lead, last_error)
+                # Sleep no further than the end time, so the last check happens right at it.
+                wait = min(wait, left)
+            await asyncio.sleep(wait)
+
+
+# == OctanistLeadEventTrigger (event-driven scheduling with AssetWatcher) =========================
+# This section's imports live here so each half of the module can change on its own.
+import math  # noqa: E402
+import typing  # noqa: E402
+from datetime import date, datetime, timedelta  # noqa: E402
+
+from airflow.providers.common.compat.triggers import BaseEventTrigger  # noqa: E402
+
+from airflow_provider_octanist import DEFAULT_CONN_ID  # noqa: E402
+from airflow_provider_octanist import statuses as lead_statuses  # noqa: E402
+from airflow_provider_octanist.triggers import _lead_changes  # noqa: E402
+
+if typing.TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Hashable, Iterable
+
+DEFAULT_EVENT_POLL_INTERVAL = 60.0
+"""Seconds between two polls of a lead event trigger: one list request per minute when nothing changes."""
+
+DEFAULT_REMEMBER_FOR = timedelta(days=90)
+"""How long a watcher remembers a lead that is in a watched status: Octanist leads expire after 90 days."""
+
+
+class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
+    """
+    Report every Octanist lead that enters a status (by default ``won``), for Airflow 3 ``AssetWatcher``.
+
+    Use it as an asset's watcher; each poll that finds leads entering a watched status becomes one
+    asset event, so DAGs scheduled on the asset run for those leads::
+
+        lead_won = Asset(
+            "octanist_lead_won",
+            watchers=[AssetWatcher(name="octanist_lead_won", trigger=OctanistLeadEventTrigger())],
+        )
+
+    The event payload is plain JSON: ``{"kind": "octanist.leads", "version": 1, "statuses": [...],
+    "polled_at": ..., "leads": [lead, ...]}`` where each lead is the lead object as ``GET /leads``
+    returned it plus ``previousStatus``. Read it with
+    :func:`airflow_provider_octanist.events.leads_from_asset_events`.
+
+    **Entries, not conditions.** A lead is reported when it *enters* a watched status: a lead edited
+    while it stays won is not reported again; a lead that leaves and comes back is. Octanist only
+    shows a lead's current state, so a lead that leaves and re-enters between two polls looks
+    like an edit and is not reported again.
+
+    **Nothing lost, nothing doubled.** Polls page through ``GET /leads?sort=updatedAt:asc`` with a
+    keyset watermark (an ``updatedAt`` plus the ids handled at that instant), so changes during
+    paging and leads sharing one millisecond are safe. On Airflow 3.3+ the watermark and the
+    watcher's memory live in the asset state store and survive triggerer restarts. They are written
+    after the event they cover is stored (confirmed by Airflow's shared-stream ack channel on 3.3.2,
+    else one poll interval later), so a crash can repeat one poll's leads but never skip any (see
+    the README). On Airflow 3.0-3.2 they live in memory: a restarted triggerer starts again at the
+    start point.
+
+    **Cost.** One list request per poll when nothing changed, plus about one per 100 changed leads.
+    Watchers of the same connection and poll interval share one poll on Airflow 3.3.2+.
+
+    :param statuses: the status(es) to report entries into: ``open``, ``qualified``, ``won``,
+        ``lost`` (legacy ``win`` accepted).
+    :param octanist_conn_id: Airflow connection of type ``octanist``. Only its id travels with the
+        trigger; the API key is read in the triggerer.
+    :param poll_interval: seconds between two polls (default 60).
+    :param updated_since: the start point: only status entries after this instant are reported (an
+        ISO 8601 string, a datetime or a date). Default: the moment the watcher first runs, i.e. only
+        future changes. A watcher's state belongs to its connection, statuses and start point: a
+        new start point starts a new watcher.
+    :param remember_for: how long a lead in a watched status is remembered after its last change
+        (a timedelta or seconds; default 90 days, Octanist's lead lifetime). A lead edited after
+        being forgotten while still in the status is reported once more.
+    """
+
+    def __init__(
+        self,
+        statuses: str | Iterable[str] = (lead_statuses.WON,),
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = DEFAULT_EVENT_POLL_INTERVAL,
+        updated_since: str | datetime | date | None = None,
+        remember_for: timedelta | float = DEFAULT_REMEMBER_FOR,
+    ) -> None:
+        super().__init__()
+        # Everything is normalised here, so equal watchers serialize to equal kwargs: Airflow
+        # de-duplicates watchers by a hash of them. Nothing time-dependent ("now") is resolved here.
+        chosen = lead_statuses.normalize_statuses(statuses)
+        self.statuses: tuple[str, ...] = tuple(s for s in lead_statuses.LEAD_STATUSES if s in chosen)
+        if not isinstance(octanist_conn_id, str) or not octanist_conn_id.strip():
+            raise ValueError(f"octanist_conn_id must be a connection id, got {octanist_conn_id!r}.")
+        self.octanist_conn_id = octanist_conn_id
+        self.poll_interval = _event_seconds(poll_interval, "poll_interval")
+        self.updated_since: str | None = None
+        if updated_since is not None:
+            start = _lead_changes.to_instant(updated_since, "updated_since")
+            self.updated_since = _lead_changes.format_instant(start)
+        self.remember_for = _event_seconds(
+            remember_for.total_seconds() if isinstance(remember_for, timedelta) else remember_for,
+            "remember_for",
+        )
+
+    def serialize(self) -> tuple[str, dict[str, typing.Any]]:
+        """Return the class path and the plain-JSON arguments that rebuild this trigger (no secrets)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "statuses": list(self.statuses),
+                "octanist_conn_id": self.octanist_conn_id,
+                "poll_interval": self.poll_interval,
+                "updated_since": self.updated_since,
+                "remember_for": self.remember_for,
+            },
+        )
+
+    def run(self) -> AsyncIterator[typing.Any]:
+        """
+        Poll on its own and yield one ``TriggerEvent`` per poll that found status entries.
+
+        The triggerer uses this when watchers cannot share a poll (before Airflow 3.3.2). Not an
+        ``async def``: it hands over the poll loop's async generator itself, so cancelling the
+        trigger closes the loop (and its HTTP client) at once.
+        """
+        return _lead_changes.watch(self._config(), self._asset_state_store(), self.log)
+
+    def shared_stream_key(self) -> Hashable | None:
+        """
+        Share one poll among the watchers of one connection and poll interval (Airflow 3.3.2+).
+
+        Each watcher still keeps its own cursor, statuses and state; ``None`` (own poll loop) where
+        Airflow cannot confirm that events were stored before the state is written.
+        """
+        if not _lead_changes.ack_streams_supported():
+            return None
+        return _lead_changes.shared_key(self.octanist_conn_id, self.poll_interval)
+
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, typing.Any]) -> _lead_changes.SharedLeadPoll:
+        """
+        The shared poll of a group of watchers, in Airflow's ack mode.
+
+        :param kwargs: the serialized arguments of one watcher of the group.
+        """
+        trigger = cls(**kwargs)
+        return _lead_changes.SharedLeadPoll(
+            _lead_changes.shared_key(trigger.octanist_conn_id, trigger.poll_interval),
+            trigger.octanist_conn_id,
+            trigger.poll_interval,
+        )
+
+    def filter_shared_stream(self, shared_stream: AsyncIterator[typing.Any]) -> AsyncIterator[typing.Any]:
+        """
+        This watcher's events from the shared poll: its own statuses, from its own cursor.
+
+        :param shared_stream: the segments of the shared poll, as Airflow hands them over.
+        """
+        return _lead_changes.watch_shared(self._config(), self._asset_state_store(), shared_stream, self.log)
+
+    def _asset_state_store(self) -> typing.Any:
+        # Injected by the Airflow 3.3+ triggerer before the trigger starts; absent before 3.3.
+        return getattr(self, "asset_state_store", None)
+
+    def _config(self) -> _lead_changes.WatchConfig:
+        return _lead_changes.WatchConfig(
+            octanist_conn_id=self.octanist_conn_id,
+            statuses=self.statuses,
+            poll_interval=self.poll_interval,
+            updated_since=(
+                _lead_changes.to_instant(self.updated_since, "updated_since") if self.updated_since else None
+            ),
+            remember_for=timedelta(seconds=self.remember_for),
+            state_key=_lead_changes.state_key(self.octanist_conn_id, self.statuses, self.updated_since),
+        )
+
+
+def _event_seconds(value: typing.Any, what: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{what} must be a positive number of seconds, got {value!r}.")
+    return float(value)
