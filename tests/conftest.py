@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,10 +37,10 @@ def connection_json(url: str, api_key: str = API_KEY, **extra: object) -> str:
 
 
 @pytest.fixture
-def octanist_conn(octanist_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """Point ``octanist_default`` at the running fake server (fast retries); yields the conn id."""
+def octanist_conn(octanist_server, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-untyped-def]
+    """Point ``octanist_default`` at the running fake server (fast retries); returns the conn id."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_OCTANIST_DEFAULT",
         connection_json(octanist_server.url, octanist_server.api_key, retry_backoff=0.01),
     )
-    yield "octanist_default"
+    return "octanist_default"

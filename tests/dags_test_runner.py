@@ -106,6 +106,9 @@ class AirflowHome:
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home / 'airflow.db'}",
             PATH=f"{AIRFLOW_BIN.parent}{os.pathsep}{os.environ.get('PATH', '')}",
             PYTHONUNBUFFERED="1",
+            # Airflow 3.0 prints task errors with rich, wrapped at the terminal width (80 without
+            # one); a wide virtual terminal keeps each message on one line for the tests to find.
+            COLUMNS="200",
         )
         env.update(extra)
         return env

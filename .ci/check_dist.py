@@ -1,0 +1,132 @@
+"""Check the built distributions: what the wheel holds, the version, and the classifiers.
+
+Usage: ``python .ci/check_dist.py DIST_DIR`` after ``python -m build --outdir DIST_DIR``.
+Exits non-zero with one line per problem.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tarfile
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+PACKAGE = "airflow_provider_octanist"
+DISTRIBUTION = "airflow-provider-octanist"
+# Modules users import by path (see the README); the wheel must carry every one of them.
+REQUIRED_FILES = [
+    f"{PACKAGE}/__init__.py",
+    f"{PACKAGE}/py.typed",
+    f"{PACKAGE}/exceptions.py",
+    f"{PACKAGE}/statuses.py",
+    f"{PACKAGE}/hooks/octanist.py",
+    f"{PACKAGE}/operators/octanist.py",
+    f"{PACKAGE}/sensors/octanist.py",
+    f"{PACKAGE}/triggers/octanist.py",
+    f"{PACKAGE}/testing/__init__.py",
+    f"{PACKAGE}/testing/server.py",
+]
+REQUIRED_KEYWORDS = {"airflow-provider", "octanist"}
+
+
+def _source_version(root: Path) -> str:
+    text = (root / PACKAGE / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"{PACKAGE}/__init__.py has no __version__ line")
+    return match.group(1)
+
+
+def check_wheel(wheel: Path, version: str) -> list[str]:
+    """Return the problems of one wheel.
+
+    :param wheel: path of the ``.whl`` file.
+    :param version: the version the source declares.
+    """
+    problems: list[str] = []
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        metadata_name = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
+        entry_points_name = next((n for n in names if n.endswith(".dist-info/entry_points.txt")), None)
+        metadata = Parser().parsestr(zf.read(metadata_name).decode()) if metadata_name else None
+        entry_points = zf.read(entry_points_name).decode() if entry_points_name else ""
+    problems += [f"wheel lacks {name}" for name in REQUIRED_FILES if name not in names]
+    strays = [n for n in names if not n.startswith((f"{PACKAGE}/", f"{PACKAGE}-{version}.dist-info/"))]
+    problems += [f"wheel holds a file outside the package: {name}" for name in strays]
+    problems += [f"wheel holds a test file: {n}" for n in names if n.startswith("tests/") or "/tests/" in n]
+    problems += [f"wheel holds a compiled file: {n}" for n in names if n.endswith((".pyc", ".pyo"))]
+    if metadata is None:
+        return [*problems, "wheel has no METADATA"]
+    if metadata["Version"] != version:
+        problems.append(f"wheel version {metadata['Version']} differs from __version__ {version}")
+    keywords = {k.strip() for k in re.split(r"[,\s]+", metadata.get("Keywords", "")) if k.strip()}
+    problems += [f"keyword {k!r} missing" for k in sorted(REQUIRED_KEYWORDS - keywords)]
+    problems += check_classifiers(metadata.get_all("Classifier") or [])
+    if "apache_airflow_provider" not in entry_points or f"{PACKAGE}:get_provider_info" not in entry_points:
+        problems.append("wheel lacks the apache_airflow_provider entry point")
+    return problems
+
+
+def check_classifiers(classifiers: list[str]) -> list[str]:
+    """Return the classifiers that PyPI would reject (unknown or deprecated trove classifiers).
+
+    :param classifiers: the wheel's ``Classifier`` lines.
+    """
+    from trove_classifiers import classifiers as known
+    from trove_classifiers import deprecated_classifiers
+
+    problems = [f"unknown trove classifier: {c!r}" for c in classifiers if c not in known]
+    problems += [f"deprecated trove classifier: {c!r}" for c in classifiers if c in deprecated_classifiers]
+    if "Framework :: Apache Airflow :: Provider" not in classifiers:
+        problems.append("classifier 'Framework :: Apache Airflow :: Provider' missing")
+    return problems
+
+
+def check_sdist(sdist: Path, version: str) -> list[str]:
+    """Return the problems of the source distribution.
+
+    :param sdist: path of the ``.tar.gz`` file.
+    :param version: the version the source declares.
+    """
+    prefix = f"{PACKAGE}-{version}/"
+    with tarfile.open(sdist) as tf:
+        names = tf.getnames()
+    wanted = [
+        f"{PACKAGE}/__init__.py",
+        f"{PACKAGE}/py.typed",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "CHANGELOG.md",
+    ]
+    return [f"sdist lacks {name}" for name in wanted if prefix + name not in names]
+
+
+def main(argv: list[str]) -> int:
+    """Check the wheel and the sdist in ``argv[1]``; print each problem, return 1 if any."""
+    if len(argv) != 2:
+        print(__doc__)
+        return 2
+    dist = Path(argv[1])
+    version = _source_version(Path(__file__).resolve().parent.parent)
+    wheels = sorted(dist.glob("*.whl"))
+    sdists = sorted(dist.glob("*.tar.gz"))
+    if len(wheels) != 1 or len(sdists) != 1:
+        print(f"expected one wheel and one sdist in {dist}, found {[p.name for p in dist.iterdir()]}")
+        return 1
+    if wheels[0].name != f"{PACKAGE}-{version}-py3-none-any.whl":
+        print(f"unexpected wheel name {wheels[0].name}")
+        return 1
+    problems = check_wheel(wheels[0], version) + check_sdist(sdists[0], version)
+    for problem in problems:
+        print(f"dist check: {problem}")
+    if problems:
+        return 1
+    print(f"dist check: {wheels[0].name} and {sdists[0].name} are complete (version {version})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
