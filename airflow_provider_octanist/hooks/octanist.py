@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 from asyncio import sleep as async_sleep
 from datetime import date, datetime
 from time import monotonic, sleep
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -17,10 +15,12 @@ from airflow_provider_octanist import _api as api
 from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    from collections.abc import AsyncIterator, Iterator, Mapping
 
     import httpx
     import requests
+
+    from airflow_provider_octanist.hooks._shared_client import ClientKey, SharedClient
 
 __all__ = ["OctanistAsyncHook", "OctanistHook"]
 
@@ -68,6 +68,19 @@ def _httpx_failure(exc: Exception) -> tuple[str, bool, bool]:
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         return "the connection was closed before a complete response arrived", False, True
     return f"the request failed ({type(exc).__name__})", False, True
+
+
+async def _async_extra_dejson(conn: Any) -> dict[str, Any]:
+    """Read a connection's extras without blocking the event loop on the supervisor."""
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
+    except ImportError:
+        # common-compat < 1.23 (the newest release for Python 3.10): the same thing by hand.
+        if hasattr(conn, "aextra_dejson"):
+            extras: dict[str, Any] = await conn.aextra_dejson()
+            return extras
+        return await asyncio.to_thread(lambda: dict(conn.extra_dejson))
+    return dict(await get_async_extra_dejson(conn))
 
 
 class _OctanistHookBase(BaseHook):  # type: ignore[misc]
@@ -470,19 +483,17 @@ class OctanistAsyncHook(_OctanistHookBase):
             max_retries=max_retries,
             **kwargs,
         )
-        self._client: httpx.AsyncClient | None = None
-        self._client_key: _ClientKey | None = None
+        # This hook's share of the client of its connection in its event loop (hooks/_shared_client.py).
+        self._shared: SharedClient | None = None
+        self._shared_key: ClientKey | None = None
 
     async def get_settings(self) -> api.Settings:
         """Read the connection's settings without blocking the event loop (once)."""
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
+            from airflow.providers.common.compat.connection import get_async_connection
 
             conn = await get_async_connection(self.octanist_conn_id, hook=self)
-            return self._settings_from(conn, await get_async_extra_dejson(conn))
+            return self._settings_from(conn, await _async_extra_dejson(conn))
         return self._settings
 
     async def get_client(self) -> httpx.AsyncClient:
@@ -491,29 +502,37 @@ class OctanistAsyncHook(_OctanistHookBase):
 
         The client is shared with every other async hook of the same connection settings in the same
         event loop (a triggerer runs all its triggers in one), so a thousand triggers cost one client
-        and one connection pool, not a thousand. This hook holds a share until :meth:`aclose`.
+        and its few warm connections, not a thousand. This hook holds a share until :meth:`aclose`.
         """
+        return (await self._shared_client()).client
+
+    async def _shared_client(self) -> SharedClient:
+        from airflow_provider_octanist.hooks import _shared_client as shared_clients
+
         loop = asyncio.get_running_loop()
-        if self._client is not None and self._client_key is not None:
-            if self._client_key.loop is loop and not self._client.is_closed:
-                return self._client
+        if self._shared is not None and self._shared_key is not None:
+            if self._shared_key.loop is loop and not self._shared.client.is_closed:
+                return self._shared
             # Another event loop's client cannot serve this one, and a closed client serves nobody.
-            _SHARED_CLIENTS.release(self._client_key, self._client)
-            self._client = self._client_key = None
+            shared_clients.REGISTRY.release(self._shared_key, self._shared)
+            self._shared = self._shared_key = None
         settings = await self.get_settings()
-        if self._client is None:  # a concurrent call on this hook may have got one meanwhile
-            key = _ClientKey.of(loop, settings)
-            self._client = _SHARED_CLIENTS.acquire(key, lambda: _new_async_client(settings))
-            self._client_key = key
-        return self._client
+        if self._shared is None:  # a concurrent call on this hook may have got one meanwhile
+            key = shared_clients.ClientKey.of(loop, settings)
+            self._shared = shared_clients.REGISTRY.acquire(key, lambda: shared_clients.new_client(settings))
+            self._shared_key = key
+        return self._shared
 
     async def aclose(self) -> None:
         """Give up this hook's share of the client; the last hook to let go closes it."""
-        if self._client is not None and self._client_key is not None:
-            client, key = self._client, self._client_key
-            self._client = self._client_key = None
-            if _SHARED_CLIENTS.release(key, client):
-                await client.aclose()
+        if self._shared is not None and self._shared_key is not None:
+            from airflow_provider_octanist.hooks._shared_client import REGISTRY
+
+            shared, key = self._shared, self._shared_key
+            self._shared = self._shared_key = None
+            # A client can only be closed in its own event loop (a closed loop took its sockets along).
+            if REGISTRY.release(key, shared) and key.loop is asyncio.get_running_loop():
+                await shared.client.aclose()
 
     async def __aenter__(self) -> OctanistAsyncHook:
         return self
@@ -620,100 +639,3 @@ class OctanistAsyncHook(_OctanistHookBase):
         """Return the ad-spend rows between two days, all pages; see :meth:`OctanistHook.get_ad_spend`."""
         listing = self._ad_spend_listing(start_date, end_date, platform, group_by, page_size)
         return [row async for row in self._pages(listing, api.max_results_value(max_results))]
-
-
-def _new_async_client(settings: api.Settings) -> httpx.AsyncClient:
-    """A client for many triggers at once: no per-request state, a pool sized for a triggerer."""
-    import httpx
-
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-        verify=_ssl_context(settings.verify) if isinstance(settings.verify, str) else settings.verify,
-        follow_redirects=False,
-        # Enough connections for ~1,000 triggers polling every few seconds; the API key travels in
-        # each request's headers, so the client itself carries nothing that belongs to one hook.
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-    )
-
-
-class _ClientKey(NamedTuple):
-    """What makes two async hooks able to share a client: event loop and connection settings (no key)."""
-
-    loop: asyncio.AbstractEventLoop
-    conn_id: str
-    base_url: str
-    read_timeout: float
-    connect_timeout: float
-    verify: bool | str
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop, settings: api.Settings) -> _ClientKey:
-        return cls(
-            loop,
-            settings.conn_id,
-            settings.base_url,
-            settings.read_timeout,
-            settings.connect_timeout,
-            settings.verify,
-        )
-
-
-class _SharedClients:
-    """
-    The ``httpx.AsyncClient`` of each (event loop, connection settings), with how many hooks use it.
-
-    Creating a client costs ~20 ms of CPU and ~0.8 MB (its TLS context loads the CA bundle), which a
-    triggerer would otherwise pay per trigger. Keys hold no API key, and nothing here is logged.
-    """
-
-    def __init__(self) -> None:
-        # Triggerers run one loop per thread, but tests and embedders may run several at once.
-        self._lock = threading.Lock()
-        self._clients: dict[_ClientKey, tuple[httpx.AsyncClient, int]] = {}
-
-    def acquire(self, key: _ClientKey, create: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
-        """Return the client of ``key`` (made with ``create`` if there is none) and count one more user."""
-        with self._lock:
-            # Clients of loops closed without their hooks' aclose() cannot be closed any more; drop them.
-            for stale in [k for k in self._clients if k.loop.is_closed()]:
-                del self._clients[stale]
-            client, users = self._clients.get(key, (None, 0))
-            if client is None or client.is_closed:
-                client, users = create(), 0
-            self._clients[key] = (client, users + 1)
-            return client
-
-    def release(self, key: _ClientKey, client: httpx.AsyncClient) -> bool:
-        """
-        Count one user of ``client`` less; ``True`` when it was the last (the caller closes it).
-
-        :param key: the key ``client`` was acquired with.
-        :param client: the client ``acquire`` returned.
-        """
-        with self._lock:
-            entry = self._clients.get(key)
-            if entry is None or entry[0] is not client:
-                # Dropped with its closed loop, or replaced after someone closed it: nobody shares it.
-                return True
-            users = entry[1]
-            if users > 1:
-                self._clients[key] = (client, users - 1)
-                return False
-            del self._clients[key]
-            return True
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._clients)
-
-
-_SHARED_CLIENTS = _SharedClients()
-
-
-def _ssl_context(ca_path: str) -> Any:
-    """An SSL context trusting the CA bundle file or directory at ``ca_path`` (httpx wants a context)."""
-    import ssl
-
-    if os.path.isdir(ca_path):
-        return ssl.create_default_context(capath=ca_path)
-    return ssl.create_default_context(cafile=ca_path)

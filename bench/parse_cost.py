@@ -1,0 +1,194 @@
+"""
+DAG-parse cost: what importing the operator and sensor modules adds to ``import airflow.sdk``.
+
+Every sample is a fresh interpreter that imports ``airflow.sdk`` first (what any DAG file does)
+and then times only the provider's imports, so the cost of ``airflow.sdk`` itself is subtracted
+sample by sample instead of as the difference of two noisy ~3 s totals. Both wall-clock and CPU
+time are recorded; CPU time is what the import costs the DAG processor whatever else the machine
+is doing. The HTTP provider's ``HttpOperator``/``HttpSensor`` are measured the same way, samples
+interleaved. ``sys.modules`` shows what each import pulls in beyond ``airflow.sdk``.
+
+``python bench/parse_cost.py [--smoke] [--json PATH]``
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from _common import Row, bench_args, child_env, emit, median, run_json
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+SUBJECTS: dict[str, tuple[str, ...]] = {
+    "octanist": (
+        "airflow_provider_octanist.operators.octanist",
+        "airflow_provider_octanist.sensors.octanist",
+    ),
+    "http": ("airflow.providers.http.operators.http", "airflow.providers.http.sensors.http"),
+}
+# Imported on top by DAG files that schedule on an asset watched by the event trigger.
+TRIGGERS: dict[str, str] = {
+    "octanist": "airflow_provider_octanist.triggers.octanist",
+    "http": "airflow.providers.http.triggers.http",
+}
+# Not needed to *define* a task, so our operator and sensor modules must not import them.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "requests": ("requests", "urllib3"),
+    "httpx": ("httpx", "httpcore"),
+    "aiohttp": ("aiohttp",),
+    "pendulum parsing": ("pendulum.parsing", "pendulum.parser"),
+    "the testing server": ("airflow_provider_octanist.testing",),
+    "the hooks": ("airflow_provider_octanist.hooks",),
+    "the triggers": ("airflow_provider_octanist.triggers",),
+}
+GOAL_MS = 5.0
+FULL_SAMPLES = 7
+SMOKE_SAMPLES = 1
+
+
+def worker(subject: str) -> None:
+    """In a fresh interpreter: import airflow.sdk, then time ``subject``'s modules; print JSON."""
+    import importlib
+    import json
+    import time
+
+    import airflow.sdk  # noqa: F401 - the baseline every DAG file pays
+
+    before = set(sys.modules)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for module in SUBJECTS[subject]:
+        importlib.import_module(module)
+    cpu = time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    added = sorted(set(sys.modules) - before)
+    triggers_cpu = time.process_time()
+    importlib.import_module(TRIGGERS[subject])
+    triggers_cpu = time.process_time() - triggers_cpu
+    print(
+        json.dumps(
+            {
+                "wall_ms": wall * 1000,
+                "cpu_ms": cpu * 1000,
+                "triggers_cpu_ms": triggers_cpu * 1000,
+                "added": added,
+                "loaded_by_sdk": sorted(
+                    name
+                    for name in before
+                    if any(name == p or name.startswith(p + ".") for g in FORBIDDEN.values() for p in g)
+                ),
+            }
+        )
+    )
+
+
+def _forbidden_added(added: Sequence[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for label, prefixes in FORBIDDEN.items():
+        hits = [name for name in added if any(name == p or name.startswith(p + ".") for p in prefixes)]
+        if hits:
+            found[label] = hits
+    return found
+
+
+def measure(smoke: bool) -> list[Row]:
+    """Interleaved fresh-interpreter samples of both subjects; one row per figure."""
+    samples = SMOKE_SAMPLES if smoke else FULL_SAMPLES
+    env = child_env()
+    me = __file__
+    # The first run of each writes its bytecode caches (not measured: deployed code is precompiled).
+    for subject in SUBJECTS:
+        run_json([me, "--worker", subject], timeout=180, env=env)
+    results: dict[str, list[dict[str, Any]]] = {subject: [] for subject in SUBJECTS}
+    for _ in range(samples):
+        for subject in SUBJECTS:
+            results[subject].append(run_json([me, "--worker", subject], timeout=180, env=env))
+    ours, http = results["octanist"], results["http"]
+    wall, peer_wall = median(s["wall_ms"] for s in ours), median(s["wall_ms"] for s in http)
+    cpu, peer_cpu = median(s["cpu_ms"] for s in ours), median(s["cpu_ms"] for s in http)
+    triggers, peer_triggers = (
+        median(s["cpu_ms"] + s["triggers_cpu_ms"] for s in ours),
+        median(s["cpu_ms"] + s["triggers_cpu_ms"] for s in http),
+    )
+    leaks = _forbidden_added(ours[-1]["added"])
+    peer_leaks = _forbidden_added(http[-1]["added"])
+    clean = not leaks
+    forbidden_text = "none" if clean else "; ".join(f"{k}: {', '.join(v[:3])}" for k, v in leaks.items())
+    return [
+        Row(
+            figure="DAG parse: import operators + sensor after `import airflow.sdk`, wall",
+            value=wall,
+            unit="ms",
+            goal=f"<= {GOAL_MS:g} ms added",
+            met=wall <= GOAL_MS,
+            peer=peer_wall,
+            peer_name="HttpOperator + HttpSensor",
+            ratio=peer_wall / wall if wall > 0 else None,
+            ratio_note="cheaper",
+            runs=samples,
+            note=f"{len(ours[-1]['added'])} modules added (HTTP provider: {len(http[-1]['added'])})",
+        ),
+        Row(
+            figure="DAG parse: the same, CPU time",
+            value=cpu,
+            unit="ms",
+            goal=f"<= {GOAL_MS:g} ms added",
+            met=cpu <= GOAL_MS,
+            peer=peer_cpu,
+            peer_name="HttpOperator + HttpSensor",
+            ratio=peer_cpu / cpu if cpu > 0 else None,
+            ratio_note="cheaper",
+            runs=samples,
+        ),
+        Row(
+            figure="DAG parse: operators + sensor + triggers modules (event-driven DAGs), CPU time",
+            value=triggers,
+            unit="ms",
+            goal="- (no goal set)",
+            met=None,
+            peer=peer_triggers,
+            peer_name="HTTP provider triggers",
+            ratio=peer_triggers / triggers if triggers > 0 else None,
+            ratio_note="cheaper",
+            runs=samples,
+            note="most of the difference to the row above is Airflow's own airflow.triggers package, "
+            "which any trigger module needs (the HTTP sensor module imports its triggers anyway)",
+        ),
+        Row(
+            figure="DAG parse: modules added that a task definition does not need "
+            "(requests, httpx, aiohttp, pendulum parsing, testing server, hooks, triggers)",
+            value=None,
+            unit="",
+            text=forbidden_text,
+            goal="none",
+            met=clean,
+            note=f"ours: {forbidden_text}; HTTP provider: "
+            + ("; ".join(f"{k} ({len(v)} modules)" for k, v in peer_leaks.items()) or "none")
+            + f"; already loaded by airflow.sdk: {', '.join(_top_level(ours[-1]['loaded_by_sdk'])) or '-'}",
+            extra={
+                "added_by_octanist": ours[-1]["added"],
+                "forbidden_added_by_octanist": leaks,
+                "forbidden_added_by_http": {k: len(v) for k, v in peer_leaks.items()},
+            },
+        ),
+    ]
+
+
+def _top_level(names: Sequence[str]) -> list[str]:
+    return sorted({name.split(".")[0] if not name.startswith("pendulum.") else name for name in names})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure and print the rows (``--json PATH`` also writes them)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--worker"]:
+        worker(argv[1])
+        return 0
+    args = bench_args(__doc__ or "", argv)
+    emit(measure(args.smoke), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""
+Triggerer scale: many ``OctanistLeadStatusTrigger`` in one event loop, beside ``HttpSensorTrigger``.
+
+One ``FakeOctanistServer`` (its own process, ``latency`` added to every answer) serves every side,
+one after the other, alternating for several runs; every figure is the median over the runs.
+Each run is a fresh worker process that imports both providers' triggers (the same heap for every
+side, as in one triggerer serving both), starts its triggers spread evenly over the first poll
+interval (as a triggerer's triggers arrive over time) and lets them poll for a few intervals:
+
+- ours: ``OctanistLeadStatusTrigger`` on an open lead each (every poll is a 200 with the lead);
+- peer: the HTTP provider's ``HttpSensorTrigger`` (``GET``, ``poke_interval``) through an ``http``
+  connection to the same server with the API key as a header, each on a lead id that does not
+  exist, because it polls until the answer is not a 404 (every poll is a 404 with an error body).
+- floor: no trigger, no hook: coroutines that GET the same leads through the shared client our
+  hooks use, parse the JSON and sleep; what httpx itself costs per request at this scale.
+
+Figures, per side:
+
+- memory per trigger: the worker's peak RSS while the triggers run minus its RSS before they were
+  created (after a warm-up trigger loaded every module), divided by the number of triggers;
+- CPU per poll: the worker's CPU time once every trigger runs (from one interval after the first
+  started to the end), divided by the polls the server received meanwhile; the same over the whole
+  run, start-up and clean-up included, is in the notes;
+- poll-schedule lag: for every poll, when the request reached the server minus when it was due:
+  a trigger's first poll is due when it starts, each later one when its ``asyncio.sleep`` between
+  polls ends (recorded by wrapping ``asyncio.sleep`` in the worker). Server and worker share the
+  monotonic clock of the machine.
+
+``python bench/triggerer_scale.py [--smoke] [--json PATH]``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from _common import (
+    API_KEY,
+    Row,
+    ServerProcess,
+    bench_args,
+    child_env,
+    connection_uri_json,
+    emit,
+    median,
+    percentile,
+    run_json,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+OCTANIST_CONN = "octanist_bench"
+HTTP_CONN = "http_bench"
+FULL = {"triggers": 1000, "interval": 5.0, "polls": 2, "latency": 0.1, "runs": 3}
+SMOKE = {"triggers": 50, "interval": 1.0, "polls": 2, "latency": 0.1, "runs": 1}
+GOALS = {"lag_s": 1.0, "memory_kb": 50.0, "cpu_ms": 1.0}
+SIDES = ("octanist", "http", "httpx")
+PEER = "HttpSensorTrigger"
+
+
+# ------------------------------------------------------------------------------------------------
+# Worker: one side, in its own process
+# ------------------------------------------------------------------------------------------------
+
+
+def _rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc; elsewhere the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _make_trigger(kind: str, path_id: str, interval: float) -> Any:
+    if kind == "octanist":
+        from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
+
+        return OctanistLeadStatusTrigger(path_id, octanist_conn_id=OCTANIST_CONN, poll_interval=interval)
+    from airflow.providers.http.triggers.http import HttpSensorTrigger
+
+    return HttpSensorTrigger(
+        endpoint=f"leads/{path_id}", http_conn_id=HTTP_CONN, method="GET", poke_interval=interval
+    )
+
+
+async def _first_event(trigger: Any) -> Any:
+    events: AsyncIterator[Any] = trigger.run()
+    try:
+        return await events.__anext__()
+    finally:
+        await events.aclose()
+
+
+async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls: int) -> dict[str, Any]:
+    """Run ``len(ids)`` triggers of ``kind`` for ``polls`` intervals; return what was measured."""
+    # Warm-up: one trigger that fires at once loads every module and reads the connection.
+    bare: Any = None
+    if kind == "octanist":
+        from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
+
+        warm: Any = OctanistLeadStatusTrigger(
+            warm_id, octanist_conn_id=OCTANIST_CONN, target_statuses=("open",), poll_interval=interval
+        )
+        await asyncio.wait_for(_first_event(warm), timeout=30)
+    elif kind == "http":
+        from airflow.providers.http.triggers.http import HttpSensorTrigger
+
+        warm = HttpSensorTrigger(endpoint=f"leads/{warm_id}", http_conn_id=HTTP_CONN, poke_interval=interval)
+        await asyncio.wait_for(_first_event(warm), timeout=30)
+    else:  # the floor: no trigger and no hook, just the shared client our hooks use
+        from airflow_provider_octanist.hooks._shared_client import new_client
+        from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+
+        settings = await OctanistAsyncHook(OCTANIST_CONN).get_settings()
+        bare = new_client(settings)
+        (await bare.get(settings.url(f"/leads/{warm_id}"), headers=settings.headers())).raise_for_status()
+
+    schedules: dict[str, list[float]] = defaultdict(list)
+    current: contextvars.ContextVar[str | None] = contextvars.ContextVar("bench_trigger", default=None)
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, result: Any = None) -> Any:
+        owner = current.get()
+        if owner is not None and delay >= interval / 2:  # a wait between polls, not a library's nap
+            schedules[owner].append(time.monotonic() + delay)
+        return await real_sleep(delay, result)
+
+    asyncio.sleep = recording_sleep  # type: ignore[assignment]
+    fired: list[str] = []
+
+    async def one(index: int, lead_id: str) -> None:
+        await real_sleep(index * interval / len(ids))  # arrive spread over the first interval
+        current.set(lead_id)
+        schedules[lead_id].append(time.monotonic())
+        if bare is not None:
+            url, headers = settings.url(f"/leads/{lead_id}"), settings.headers()
+            while True:
+                response = await bare.get(url, headers=headers)
+                response.raise_for_status()
+                response.json()
+                await asyncio.sleep(interval)
+        trigger = _make_trigger(kind, lead_id, interval)
+        async for _event in trigger.run():
+            fired.append(lead_id)  # no trigger should fire: every lead stays open / missing
+            return
+
+    gc.collect()
+    rss_before = _rss_bytes()
+    rss_peak = rss_before
+    cpu_start = time.process_time()
+    started = time.monotonic()
+    tasks = [asyncio.ensure_future(one(index, lead_id)) for index, lead_id in enumerate(ids)]
+    # Every trigger has started after one interval; from then on each polls every interval.
+    end = started + interval * (polls + 1) - interval / 2
+    steady_from = started + interval + 1.0
+    cpu_steady_start: float | None = None
+    while (now := time.monotonic()) < end:
+        if cpu_steady_start is None and now >= steady_from:
+            cpu_steady_start = time.process_time()
+        rss_peak = max(rss_peak, _rss_bytes())
+        await real_sleep(min(0.25, end - now))
+    cpu_steady_end = time.process_time()
+    rss_peak = max(rss_peak, _rss_bytes())
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    if bare is not None:
+        await bare.aclose()
+    cpu_end = time.process_time()
+    asyncio.sleep = real_sleep  # type: ignore[assignment]
+    errors = [
+        repr(r) for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+    ]
+    return {
+        "rss_before": rss_before,
+        "rss_peak": rss_peak,
+        "cpu_s": cpu_end - cpu_start,
+        "cpu_steady_s": cpu_steady_end - (cpu_steady_start or cpu_steady_end),
+        "steady_from": steady_from,
+        "steady_to": end,
+        "started": started,
+        "schedules": schedules,
+        "fired": fired,
+        "errors": errors[:5],
+    }
+
+
+def worker(kind: str, ids_file: str, interval: float, polls: int) -> None:
+    """Run one side and print its measurements as JSON."""
+    spec = json.loads(Path(ids_file).read_text(encoding="utf-8"))
+    # Both sides run in a process that has imported both providers' triggers: the same heap.
+    import airflow.providers.http.triggers.http  # noqa: F401
+
+    import airflow_provider_octanist.triggers.octanist  # noqa: F401
+
+    # Both sides log as a triggerer would (to a handler), here into the void.
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    result = asyncio.run(_side(kind, spec["ids"], spec["warm"], interval, polls))
+    print(json.dumps(result))
+
+
+# ------------------------------------------------------------------------------------------------
+# Orchestration
+# ------------------------------------------------------------------------------------------------
+
+
+def _lags(schedules: dict[str, list[float]], arrivals: dict[str, list[float]], prefix: str) -> list[float]:
+    lags: list[float] = []
+    for owner, due in schedules.items():
+        arrived = sorted(arrivals.get(f"{prefix}{owner}", []))
+        # The last sleep may have been cut short by the end of the run: more dues than arrivals.
+        lags.extend(a - d for d, a in zip(due, arrived, strict=False))
+    return lags
+
+
+def _run_side(
+    server: ServerProcess, kind: str, ids: list[str], warm: str, sizes: dict[str, Any]
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="octanist-bench-") as tmp:
+        ids_file = Path(tmp) / "ids.json"
+        ids_file.write_text(json.dumps({"ids": ids, "warm": warm}), encoding="utf-8")
+        env = child_env(
+            **{
+                f"AIRFLOW_CONN_{OCTANIST_CONN.upper()}": connection_uri_json(server.url),
+                f"AIRFLOW_CONN_{HTTP_CONN.upper()}": connection_uri_json(
+                    server.url, conn_type="http", **{"X-API-KEY": API_KEY}
+                ),
+            }
+        )
+        server.clear()
+        server_cpu, connections = server.cpu_seconds(), server.connections_opened()
+        result: dict[str, Any] = run_json(
+            [__file__, "--worker", kind, str(ids_file), str(sizes["interval"]), str(sizes["polls"])],
+            timeout=300,
+            env=env,
+        )
+        result["server_cpu_s"] = server.cpu_seconds() - server_cpu
+        result["connections"] = server.connections_opened() - connections
+        arrivals = server.arrivals()
+    prefix = "/api/leads/"
+    mine = {path[len(prefix) :]: times for path, times in arrivals.items() if path[len(prefix) :] in set(ids)}
+    result["polls"] = sum(len(times) for times in mine.values())
+    result["steady_polls"] = sum(
+        1 for times in mine.values() for t in times if result["steady_from"] <= t < result["steady_to"]
+    )
+    result["lags"] = _lags(result.pop("schedules"), arrivals, prefix)
+    if result["fired"] or result["errors"]:
+        raise RuntimeError(
+            f"{kind} triggers misbehaved: fired={result['fired'][:5]} errors={result['errors']}"
+        )
+    return result
+
+
+def _figures(side: dict[str, Any], count: int) -> dict[str, float]:
+    return {
+        "memory_kb": (side["rss_peak"] - side["rss_before"]) / count / 1024,
+        "cpu_ms": side["cpu_steady_s"] / max(1, side["steady_polls"]) * 1000,
+        "cpu_all_ms": side["cpu_s"] / max(1, side["polls"]) * 1000,
+        "lag_p50": percentile(side["lags"], 50),
+        "lag_p99": percentile(side["lags"], 99),
+        "lag_max": max(side["lags"]),
+        "polls": side["polls"],
+        "server_cpu_ms": side["server_cpu_s"] / max(1, side["polls"]) * 1000,
+        "connections": side["connections"],
+    }
+
+
+def measure(smoke: bool) -> list[Row]:
+    """Both sides against one server, alternating; rows for memory, CPU and lag beside the HTTP trigger."""
+    sizes = SMOKE if smoke else FULL
+    count, runs = int(sizes["triggers"]), int(sizes["runs"])
+    figures: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
+    with ServerProcess(leads=count + 1, latency=float(sizes["latency"])) as server:
+        lead_ids, warm = server.lead_ids[:count], server.lead_ids[count]
+        missing = [f"lead_missing_{index:05d}" for index in range(count)]
+        for _ in range(runs):
+            for side in SIDES:
+                ids = missing if side == "http" else lead_ids
+                figures[side].append(_figures(_run_side(server, side, ids, warm, sizes), count))
+
+    def med(side: str, name: str) -> float:
+        return median(run[name] for run in figures[side])
+
+    o = {name: med("octanist", name) for name in figures["octanist"][0]}
+    h = {name: med("http", name) for name in figures["http"][0]}
+    floor = {name: med("httpx", name) for name in figures["httpx"][0]}
+    o["lag_max"] = max(run["lag_max"] for run in figures["octanist"])
+    h["lag_max"] = max(run["lag_max"] for run in figures["http"])
+    label = f"{count:,} triggers, {sizes['interval']:g} s interval, {sizes['latency'] * 1000:.0f} ms latency"
+    common: dict[str, Any] = {"peer_name": PEER, "runs": runs}
+    lag_goal = f"every poll <= {GOALS['lag_s'] * 1000:.0f} ms late"
+    return [
+        Row(
+            figure=f"Triggerer ({label}): memory per trigger",
+            value=o["memory_kb"],
+            unit="KB",
+            goal=f"<= {GOALS['memory_kb']:g} KB, less than peer",
+            met=o["memory_kb"] <= GOALS["memory_kb"] and o["memory_kb"] < h["memory_kb"],
+            peer=h["memory_kb"],
+            ratio=h["memory_kb"] / o["memory_kb"] if o["memory_kb"] > 0 else None,
+            ratio_note="less",
+            note="peak RSS while polling minus RSS before the triggers existed, divided by the triggers",
+            **common,
+        ),
+        Row(
+            figure="Triggerer: CPU per trigger per poll",
+            value=o["cpu_ms"],
+            unit="ms",
+            goal=f"<= {GOALS['cpu_ms']:g} ms, less than peer",
+            met=o["cpu_ms"] <= GOALS["cpu_ms"] and o["cpu_ms"] < h["cpu_ms"],
+            peer=h["cpu_ms"],
+            ratio=h["cpu_ms"] / o["cpu_ms"] if o["cpu_ms"] > 0 else None,
+            ratio_note="less",
+            note=(
+                f"once all triggers run; over the whole run, start-up and clean-up included: "
+                f"{o['cpu_all_ms']:.2f} ms vs {h['cpu_all_ms']:.2f} ms "
+                f"({o['polls'] / count:.1f} vs {h['polls'] / count:.1f} polls per trigger); the fake "
+                f"server spent {o['server_cpu_ms']:.2f} ms vs {h['server_cpu_ms']:.2f} ms per request and "
+                f"accepted {o['connections']:,.0f} vs {h['connections']:,.0f} connections"
+            ),
+            **common,
+        ),
+        Row(
+            figure="Triggerer: CPU per poll of a bare httpx loop on the same shared client (the floor)",
+            value=floor["cpu_ms"],
+            unit="ms",
+            goal="- (informational)",
+            met=None,
+            peer=o["cpu_ms"],
+            peer_name="OctanistLeadStatusTrigger",
+            ratio=floor["cpu_ms"] / o["cpu_ms"] if o["cpu_ms"] > 0 else None,
+            ratio_note="of ours",
+            runs=runs,
+            note="coroutines that only GET, parse and sleep, through the client our hooks share: "
+            "what httpx itself costs per request at this scale, so what no trigger built on it beats",
+        ),
+        Row(
+            figure="Triggerer: poll-schedule lag p50",
+            value=o["lag_p50"] * 1000,
+            unit="ms",
+            goal=lag_goal,
+            met=o["lag_max"] <= GOALS["lag_s"],
+            peer=h["lag_p50"] * 1000,
+            **common,
+        ),
+        Row(
+            figure="Triggerer: poll-schedule lag p99",
+            value=o["lag_p99"] * 1000,
+            unit="ms",
+            goal=lag_goal,
+            met=o["lag_max"] <= GOALS["lag_s"],
+            peer=h["lag_p99"] * 1000,
+            note=f"latest poll of all runs: {o['lag_max'] * 1000:.0f} ms (ours), "
+            f"{h['lag_max'] * 1000:.0f} ms ({PEER})",
+            **common,
+        ),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure and print the rows (``--json PATH`` also writes them)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--worker"]:
+        worker(argv[1], argv[2], float(argv[3]), int(argv[4]))
+        return 0
+    args = bench_args(__doc__ or "", argv)
+    emit(measure(args.smoke), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
