@@ -152,23 +152,27 @@ def _leads_of(payload: Any) -> list[dict[str, Any]]:
 
 
 def _change_order(lead: Mapping[str, Any]) -> tuple[datetime, str]:
-    return _moment(lead.get("updatedAt")), str(lead["id"])
+    return iso_utc(lead.get("updatedAt")) or _EARLIEST, str(lead["id"])
 
 
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 
 
-def _moment(value: Any) -> datetime:
-    """``updatedAt`` as an aware datetime for sorting; leads without a readable one sort first."""
-    if not isinstance(value, str) or not value:
-        return _EARLIEST
+def iso_utc(value: Any) -> datetime | None:
+    """
+    Read an ISO 8601 timestamp as Octanist writes it, as aware UTC; ``None`` when it is not one.
+
+    Standard library only (this module is imported by DAG files); naive values are taken as UTC.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
     text = value.strip()
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        return _EARLIEST
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)

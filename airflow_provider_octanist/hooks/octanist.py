@@ -169,23 +169,7 @@ class OctanistHook(_OctanistHookBase):
     :param max_retries: retries of a failed request; overrides the ``max_retries`` extra (default 3).
     """
 
-    def __init__(
-        self,
-        octanist_conn_id: str = DEFAULT_CONN_ID,
-        *,
-        timeout: float | None = None,
-        connect_timeout: float | None = None,
-        max_retries: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            octanist_conn_id,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_retries=max_retries,
-            **kwargs,
-        )
-        self._session: requests.Session | None = None
+    _session: requests.Session | None = None
 
     # The connection form for Airflow 2.11-3.1, which reads it from the class registered for the
     # connection type itself (not from a base class); Airflow 3.2+ reads the declarative form from
@@ -467,25 +451,9 @@ class OctanistAsyncHook(_OctanistHookBase):
     :param max_retries: retries of a failed request (overrides the connection's extra).
     """
 
-    def __init__(
-        self,
-        octanist_conn_id: str = DEFAULT_CONN_ID,
-        *,
-        timeout: float | None = None,
-        connect_timeout: float | None = None,
-        max_retries: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            octanist_conn_id,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_retries=max_retries,
-            **kwargs,
-        )
-        # This hook's share of the client of its connection in its event loop (hooks/_shared_client.py).
-        self._shared: SharedClient | None = None
-        self._shared_key: ClientKey | None = None
+    # This hook's share of the client of its connection in its event loop (hooks/_shared_client.py).
+    _shared: SharedClient | None = None
+    _shared_key: ClientKey | None = None
 
     async def get_settings(self) -> api.Settings:
         """Read the connection's settings without blocking the event loop (once)."""

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist.events import LEADS_EVENT_KIND, LEADS_EVENT_VERSION
+from airflow_provider_octanist.events import LEADS_EVENT_KIND, LEADS_EVENT_VERSION, iso_utc
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
     OctanistConnectionError,
@@ -78,21 +78,13 @@ def utc_now() -> datetime:
 
 def parse_instant(value: Any) -> datetime | None:
     """Read an ISO 8601 timestamp from the API as aware UTC; ``None`` when missing or unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    moment = iso_utc(value)
+    if moment is None and isinstance(value, str) and value.strip():
         # Rarer spellings (no separators, odd fractions): the shared parser knows them all.
         from airflow_provider_octanist._api import parse_timestamp
 
         return parse_timestamp(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    return moment
 
 
 def format_instant(moment: datetime) -> str:
