@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_octanist import CONNECTION_FORM_BEHAVIOUR, CONNECTION_FORM_EXTRAS, DEFAULT_CONN_ID
 from airflow_provider_octanist import _api as api
+from airflow_provider_octanist._checks import check_conn_id
 from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
 
 if TYPE_CHECKING:
@@ -101,9 +102,7 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(octanist_conn_id, str) or not octanist_conn_id.strip():
-            raise ValueError(f"octanist_conn_id must be a connection id, got {octanist_conn_id!r}.")
-        self.octanist_conn_id = octanist_conn_id
+        self.octanist_conn_id = check_conn_id(octanist_conn_id)
         self._overrides: dict[str, Any] = {
             "timeout": timeout,
             "connect_timeout": connect_timeout,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist._checks import check_conn_id
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -42,14 +43,6 @@ _LIST_FILTERS = frozenset(
 )  # fmt: skip
 
 
-def _check_conn_id(octanist_conn_id: Any) -> str:
-    if not isinstance(octanist_conn_id, str) or not octanist_conn_id.strip():
-        raise ValueError(
-            f"octanist_conn_id must be the id of an Airflow connection, got {octanist_conn_id!r}."
-        )
-    return octanist_conn_id
-
-
 class _OctanistOperator(BaseOperator):  # type: ignore[misc]
     """Connection handling shared by the Octanist operators."""
 
@@ -57,7 +50,7 @@ class _OctanistOperator(BaseOperator):  # type: ignore[misc]
 
     def __init__(self, *, octanist_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.octanist_conn_id = _check_conn_id(octanist_conn_id)
+        self.octanist_conn_id = check_conn_id(octanist_conn_id)
 
     @cached_property
     def hook(self) -> OctanistHook:

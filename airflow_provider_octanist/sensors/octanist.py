@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors
 from airflow_provider_octanist.statuses import LOST, WON, normalize_statuses
 
 if TYPE_CHECKING:
@@ -110,10 +111,7 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(octanist_conn_id, str) or not octanist_conn_id.strip():
-            raise ValueError(
-                f"octanist_conn_id must be the id of an Airflow connection, got {octanist_conn_id!r}."
-            )
+        check_conn_id(octanist_conn_id)
         targets = normalize_statuses(target_statuses)
         failures = normalize_statuses(failure_statuses) if failure_statuses else ()
         both = sorted(set(targets) & set(failures))
@@ -121,12 +119,7 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
             raise ValueError(
                 f"Status(es) {', '.join(both)} cannot be both a target and a failure status of the sensor."
             )
-        if isinstance(max_consecutive_errors, bool) or not isinstance(max_consecutive_errors, int):
-            raise ValueError(
-                f"max_consecutive_errors must be a whole number, got {max_consecutive_errors!r}."
-            )
-        if max_consecutive_errors < 1:
-            raise ValueError(f"max_consecutive_errors must be at least 1, got {max_consecutive_errors}.")
+        check_max_consecutive_errors(max_consecutive_errors)
         if deferrable and self.poke_interval <= 0:
             raise ValueError("A deferrable OctanistLeadStatusSensor needs a poke_interval above 0 seconds.")
         self.lead_id = lead_id

@@ -7,15 +7,18 @@ connection inside the triggerer and never serialized.
 
 from __future__ import annotations
 
-# == OctanistLeadStatusTrigger (the deferrable side of OctanistLeadStatusSensor) ==================
 import asyncio
+import math
 import random
 import time
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors
 from airflow_provider_octanist.exceptions import (
     OctanistConnectionError,
     OctanistNotFoundError,
@@ -23,10 +26,11 @@ from airflow_provider_octanist.exceptions import (
     OctanistResponseError,
     OctanistServerError,
 )
-from airflow_provider_octanist.statuses import LOST, WON, normalize_statuses
+from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
+from airflow_provider_octanist.triggers import _lead_changes
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Hashable, Iterable
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 
@@ -113,12 +117,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         for name, number in (("poll_interval", poll_interval), ("max_backoff", max_backoff)):
             if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {number!r}.")
-        if isinstance(max_consecutive_errors, bool) or not isinstance(max_consecutive_errors, int):
-            raise ValueError(
-                f"max_consecutive_errors must be a whole number, got {max_consecutive_errors!r}."
-            )
-        if max_consecutive_errors < 1:
-            raise ValueError(f"max_consecutive_errors must be at least 1, got {max_consecutive_errors}.")
+        check_max_consecutive_errors(max_consecutive_errors)
         if end_time is not None and (isinstance(end_time, bool) or not isinstance(end_time, (int, float))):
             raise ValueError(f"end_time must be seconds since the epoch (time.time()), got {end_time!r}.")
         self.lead_id = lead_id
@@ -247,21 +246,6 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             await asyncio.sleep(wait)
 
 
-# == OctanistLeadEventTrigger (event-driven scheduling with AssetWatcher) =========================
-# This section's imports live here so each half of the module can change on its own.
-import math  # noqa: E402
-import typing  # noqa: E402
-from datetime import date, datetime, timedelta  # noqa: E402
-
-from airflow.providers.common.compat.triggers import BaseEventTrigger  # noqa: E402
-
-from airflow_provider_octanist import DEFAULT_CONN_ID  # noqa: E402
-from airflow_provider_octanist import statuses as lead_statuses  # noqa: E402
-from airflow_provider_octanist.triggers import _lead_changes  # noqa: E402
-
-if typing.TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Hashable, Iterable
-
 DEFAULT_EVENT_POLL_INTERVAL = 60.0
 """Seconds between two polls of a lead event trigger: one list request per minute when nothing changes."""
 
@@ -319,7 +303,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
 
     def __init__(
         self,
-        statuses: str | Iterable[str] = (lead_statuses.WON,),
+        statuses: str | Iterable[str] = (WON,),
         octanist_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = DEFAULT_EVENT_POLL_INTERVAL,
         updated_since: str | datetime | date | None = None,
@@ -328,11 +312,9 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         super().__init__()
         # Everything is normalised here, so equal watchers serialize to equal kwargs: Airflow
         # de-duplicates watchers by a hash of them. Nothing time-dependent ("now") is resolved here.
-        chosen = lead_statuses.normalize_statuses(statuses)
-        self.statuses: tuple[str, ...] = tuple(s for s in lead_statuses.LEAD_STATUSES if s in chosen)
-        if not isinstance(octanist_conn_id, str) or not octanist_conn_id.strip():
-            raise ValueError(f"octanist_conn_id must be a connection id, got {octanist_conn_id!r}.")
-        self.octanist_conn_id = octanist_conn_id
+        chosen = normalize_statuses(statuses)
+        self.statuses: tuple[str, ...] = tuple(s for s in LEAD_STATUSES if s in chosen)
+        self.octanist_conn_id = check_conn_id(octanist_conn_id)
         self.poll_interval = _event_seconds(poll_interval, "poll_interval")
         self.updated_since: str | None = None
         if updated_since is not None:
@@ -343,7 +325,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
             "remember_for",
         )
 
-    def serialize(self) -> tuple[str, dict[str, typing.Any]]:
+    def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the class path and the plain-JSON arguments that rebuild this trigger (no secrets)."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
@@ -356,7 +338,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
             },
         )
 
-    def run(self) -> AsyncIterator[typing.Any]:
+    def run(self) -> AsyncIterator[Any]:
         """
         Poll on its own and yield one ``TriggerEvent`` per poll that found status entries.
 
@@ -378,7 +360,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         return _lead_changes.shared_key(self.octanist_conn_id, self.poll_interval)
 
     @classmethod
-    def create_shared_stream_producer(cls, kwargs: dict[str, typing.Any]) -> _lead_changes.SharedLeadPoll:
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> _lead_changes.SharedLeadPoll:
         """
         The shared poll of a group of watchers, in Airflow's ack mode.
 
@@ -391,7 +373,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
             trigger.poll_interval,
         )
 
-    def filter_shared_stream(self, shared_stream: AsyncIterator[typing.Any]) -> AsyncIterator[typing.Any]:
+    def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """
         This watcher's events from the shared poll: its own statuses, from its own cursor.
 
@@ -399,7 +381,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         """
         return _lead_changes.watch_shared(self._config(), self._asset_state_store(), shared_stream, self.log)
 
-    def _asset_state_store(self) -> typing.Any:
+    def _asset_state_store(self) -> Any:
         # Injected by the Airflow 3.3+ triggerer before the trigger starts; absent before 3.3.
         return getattr(self, "asset_state_store", None)
 
@@ -416,7 +398,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         )
 
 
-def _event_seconds(value: typing.Any, what: str) -> float:
+def _event_seconds(value: Any, what: str) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
