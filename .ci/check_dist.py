@@ -57,6 +57,8 @@ def check_wheel(wheel: Path, version: str) -> list[str]:
     problems += [f"wheel holds a file outside the package: {name}" for name in strays]
     problems += [f"wheel holds a test file: {n}" for n in names if n.startswith("tests/") or "/tests/" in n]
     problems += [f"wheel holds a compiled file: {n}" for n in names if n.endswith((".pyc", ".pyo"))]
+    # Like first-party providers, the example DAGs stay in the repository and the sdist, not the wheel.
+    problems += [f"wheel holds an example DAG: {n}" for n in names if "example_dags" in n]
     if metadata is None:
         return [*problems, "wheel has no METADATA"]
     if metadata["Version"] != version:
@@ -100,6 +102,7 @@ def check_sdist(sdist: Path, version: str) -> list[str]:
         "README.md",
         "LICENSE",
         "CHANGELOG.md",
+        "example_dags/example_octanist_lead_won.py",
     ]
     return [f"sdist lacks {name}" for name in wanted if prefix + name not in names]
 

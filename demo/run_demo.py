@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "airflow_provider_octanist" / "example_dags" / "example_octanist_lead_won.py"
+EXAMPLE = REPO / "example_dags" / "example_octanist_lead_won.py"
 DAG_ID = "example_octanist_lead_won"
 SENSOR_TASK = "wait_for_lead_won"
 LEAD_ID = "lead_7f3a9c2e41d8"

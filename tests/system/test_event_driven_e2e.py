@@ -53,10 +53,7 @@ pytestmark = [
 ]
 
 EXAMPLE_DAG = (
-    Path(__file__).resolve().parents[2]
-    / "airflow_provider_octanist"
-    / "example_dags"
-    / "example_octanist_lead_won_event.py"
+    Path(__file__).resolve().parents[2] / "example_dags" / "example_octanist_lead_won_event.py"
 )
 DAG_ID = "example_octanist_lead_won_event"
 ASSET = "octanist_lead_won"

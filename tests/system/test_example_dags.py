@@ -18,7 +18,7 @@ from airflow_provider_octanist.testing import FakeOctanistServer
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "airflow_provider_octanist" / "example_dags"
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 EXAMPLE_DAGS = {
     "example_octanist_lead_won": EXAMPLES / "example_octanist_lead_won.py",
     "example_octanist_lead_lifecycle": EXAMPLES / "example_octanist_lead_lifecycle.py",

@@ -1,1 +1,0 @@
-"""Example_dags of the Octanist provider."""
