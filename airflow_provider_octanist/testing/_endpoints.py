@@ -55,7 +55,13 @@ _CREATE_TEXT_FIELDS: tuple[str, ...] = (
 _API_SOURCE = "api"
 
 
-def dispatch(store: LeadStore, api_key: str, request: RecordedRequest, key: str | None) -> Response:
+def dispatch(
+    store: LeadStore,
+    api_key: str,
+    request: RecordedRequest,
+    key: str | None,
+    list_order: Callable[[list[Any]], list[Any]] | None = None,
+) -> Response:
     """
     Route one request and answer it as the Octanist API would.
 
@@ -63,6 +69,8 @@ def dispatch(store: LeadStore, api_key: str, request: RecordedRequest, key: str 
     :param api_key: the only key the API accepts.
     :param request: the request as received.
     :param key: the ``X-API-KEY`` the request carried, if any.
+    :param list_order: for ``GET /leads``, put the matching leads (in insertion order) in this
+        order instead of the requested sort, like a server that ignores ``sort``.
     """
     method, raw_path, query, body = request.method, request.raw_path, request.query, request.raw_body
     routes: dict[str, Callable[[], Response]]
@@ -71,7 +79,7 @@ def dispatch(store: LeadStore, api_key: str, request: RecordedRequest, key: str 
         routes = {"POST": lambda: json_response(200, {"success": True}, new_id("req_"))}
     elif raw_path == "/api/leads":
         routes = {
-            "GET": lambda: _list_leads(store, query),
+            "GET": lambda: _list_leads(store, query, list_order),
             "POST": lambda: _create_lead(store, body),
             "PATCH": lambda: _patch_leads(store, body),
         }
@@ -126,7 +134,9 @@ def _get_lead(store: LeadStore, lead_id: str) -> Response:
         return ok(dict(lead), precision=store.timestamp_precision)
 
 
-def _list_leads(store: LeadStore, query: dict[str, list[str]]) -> Response:
+def _list_leads(
+    store: LeadStore, query: dict[str, list[str]], list_order: Callable[[list[Any]], list[Any]] | None
+) -> Response:
     def first(name: str) -> str | None:
         values = query.get(name)
         return values[0] if values else None
@@ -147,7 +157,10 @@ def _list_leads(store: LeadStore, query: dict[str, list[str]]) -> Response:
             for lead in store._leads.values()
             if all(predicate(lead) for predicate in predicates) and matches_search(lead, search)
         ]
-        selected.sort(key=lambda lead: sort_key(lead, sort_field), reverse=descending)
+        if list_order is None:
+            selected.sort(key=lambda lead: sort_key(lead, sort_field), reverse=descending)
+        else:
+            selected = list_order(selected)
         rows, pagination = paginate(selected, limit, page, lying=store.lying_pagination)
         if wanted is None:
             rows = [dict(lead) for lead in rows]

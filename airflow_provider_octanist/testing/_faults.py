@@ -7,19 +7,35 @@ A ``Fault`` matches requests by method and path; ``FaultQueue`` hands them out f
 from __future__ import annotations
 
 import json
+import random
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist.testing._envelope import Response, error_for, json_response
+from airflow_provider_octanist.testing._envelope import (
+    JSON_CONTENT_TYPE,
+    Response,
+    error_for,
+    json_bytes,
+    json_response,
+)
 from airflow_provider_octanist.testing._http import Delivery
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-FAULT_KINDS: tuple[str, ...] = ("status", "delay", "garbage", "truncated", "drop", "json")
+    from airflow_provider_octanist.testing._records import RecordedRequest
+    from airflow_provider_octanist.testing._store import LeadStore
+
+    ListOrder = Callable[[list[Any]], list[Any]]
+
+FAULT_KINDS: tuple[str, ...] = (
+    "status", "delay", "garbage", "truncated", "drop", "json",
+    "drip", "unsorted", "corrupt_lead", "wrong_lead", "nested", "envelope", "echo_key", "repeat_pages",
+    "transform",
+)  # fmt: skip
 """The kinds of misbehaviour ``FakeOctanistServer.inject`` knows."""
 _FAULT_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # kind: (required options, optional options)
@@ -29,7 +45,19 @@ _FAULT_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "truncated": (frozenset(), frozenset({"payload", "status"})),
     "drop": (frozenset(), frozenset({"process"})),
     "json": (frozenset({"payload"}), frozenset({"status"})),
+    "drip": (frozenset({"interval"}), frozenset({"chunk", "headers"})),
+    "unsorted": (frozenset(), frozenset({"order", "seed"})),
+    "corrupt_lead": (frozenset({"fields"}), frozenset({"index"})),
+    "wrong_lead": (frozenset(), frozenset({"lead_id"})),
+    "nested": (frozenset(), frozenset({"depth", "status"})),
+    "envelope": (frozenset(), frozenset({"success", "data", "meta", "error", "remove"})),
+    "echo_key": (frozenset(), frozenset({"status", "message"})),
+    "repeat_pages": (frozenset(), frozenset({"has_more"})),
+    "transform": (frozenset({"function"}), frozenset()),
 }
+_LIST_ORDERS = ("insertion", "reversed", "shuffled")
+_DEFAULT_ECHO = "Invalid API key: {key}"
+_DEFAULT_DEPTH = 100_000
 _DEFAULT_GARBAGE = "<html><body>Bad gateway</body></html>"
 
 
@@ -39,7 +67,8 @@ class Fault:
     A misbehaviour waiting for the next matching request(s); see ``FakeOctanistServer.inject``.
 
     :param kind: one of ``FAULT_KINDS``.
-    :param count: how many matching requests it still applies to.
+    :param count: how many matching requests it still applies to; ``None`` for every one until
+        ``clear_faults()`` (a persistent fault).
     :param method: only requests with this method (upper case) match; ``None`` for any.
     :param path: only requests with exactly this decoded path (no query) match; ``None`` for any.
     :param path_prefix: only requests whose decoded path starts with this match; ``None`` for any.
@@ -47,7 +76,7 @@ class Fault:
     """
 
     kind: str
-    count: int = 1
+    count: int | None = 1
     method: str | None = None
     path: str | None = None
     path_prefix: str | None = None
@@ -70,7 +99,7 @@ class Fault:
 def make_fault(
     kind: str,
     *,
-    count: int,
+    count: int | None,
     method: str | None,
     path: str | None,
     path_prefix: str | None,
@@ -79,8 +108,8 @@ def make_fault(
     """Check a fault's kind, count and options (raise ``ValueError``/``TypeError``) and build it."""
     if kind not in _FAULT_OPTIONS:
         raise ValueError(f"Unknown fault {kind!r}: use one of {', '.join(FAULT_KINDS)}.")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a whole number of at least 1, got {count!r}.")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"count must be a whole number of at least 1 or None (persistent), got {count!r}.")
     required, optional = _FAULT_OPTIONS[kind]
     missing = sorted(required - set(options))
     unknown = sorted(set(options) - required - optional)
@@ -101,6 +130,7 @@ def make_fault(
         raise ValueError(f"Fault 'delay': seconds must be a non-negative number, got {options['seconds']!r}.")
     if "retry_after" in options:
         retry_after_header(options["retry_after"])
+    _check_new_kind_options(kind, options)
     return Fault(
         kind=kind,
         count=count,
@@ -109,6 +139,35 @@ def make_fault(
         path_prefix=path_prefix,
         options=dict(options),
     )
+
+
+def _check_new_kind_options(kind: str, options: Mapping[str, Any]) -> None:
+    """Value checks for the options of the hostile-answer kinds; raise ``ValueError``."""
+    problem = None
+    if kind == "drip" and not _is_number(options["interval"], minimum=0):
+        problem = f"interval must be a non-negative number of seconds, got {options['interval']!r}"
+    elif "chunk" in options and not _is_whole(options["chunk"], minimum=1):
+        problem = f"chunk must be a whole number of bytes of at least 1, got {options['chunk']!r}"
+    elif "depth" in options and not _is_whole(options["depth"], minimum=1):
+        problem = f"depth must be a whole number of at least 1, got {options['depth']!r}"
+    elif "index" in options and not _is_whole(options["index"], minimum=None):
+        problem = f"index must be a whole number, got {options['index']!r}"
+    elif options.get("order", "insertion") not in _LIST_ORDERS:
+        problem = f"order must be one of {', '.join(_LIST_ORDERS)}, got {options['order']!r}"
+    elif kind == "corrupt_lead" and not isinstance(options["fields"], dict):
+        problem = f"fields must be a dict of lead fields to overwrite, got {options['fields']!r}"
+    elif kind == "transform" and not callable(options["function"]):
+        problem = f"function must be callable, got {options['function']!r}"
+    if problem is not None:
+        raise ValueError(f"Fault {kind!r}: {problem}.")
+
+
+def _is_number(value: Any, *, minimum: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_whole(value: Any, *, minimum: int | None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and (minimum is None or value >= minimum)
 
 
 class _PendingFault:
@@ -136,9 +195,10 @@ class FaultQueue:
         with self._lock:
             for pending in self._pending:
                 if pending.fault.matches(method, path):
-                    pending.remaining -= 1
-                    if pending.remaining <= 0:
-                        self._pending.remove(pending)
+                    if pending.remaining is not None:
+                        pending.remaining -= 1
+                        if pending.remaining <= 0:
+                            self._pending.remove(pending)
                     return pending.fault
         return None
 
@@ -159,24 +219,36 @@ class Exchange:
     One request a fault applies to, and what a fault may do with it.
 
     :param options: the fault's options.
-    :param respond: answers the request normally (and lets it take effect).
+    :param request: the request as received.
+    :param key: the ``X-API-KEY`` value the request carried, if any.
+    :param store: the server's leads.
+    :param route: answers a request normally (and lets it take effect), optionally listing leads
+        in the order a function gives instead of the requested sort.
     :param pause: waits some seconds, waking early when the server stops.
     """
 
     options: Mapping[str, Any]
-    respond: Callable[[], Response]
+    request: RecordedRequest
+    key: str | None
+    store: LeadStore
+    route: Callable[[RecordedRequest, ListOrder | None], Response]
     pause: Callable[[float], None]
 
+    def respond(
+        self, request: RecordedRequest | None = None, list_order: ListOrder | None = None
+    ) -> Response:
+        """Answer this request (or ``request``) as the API would."""
+        return self.route(request or self.request, list_order)
 
-def answer(fault: Fault, respond: Callable[[], Response], pause: Callable[[float], None]) -> Delivery:
+
+def answer(fault: Fault, exchange: Exchange) -> Delivery:
     """
     How the server answers a request that ``fault`` applies to.
 
     :param fault: the fault taken for this request.
-    :param respond: answers the request normally (and lets it take effect).
-    :param pause: waits some seconds, waking early when the server stops.
+    :param exchange: the request and what the fault may do with it (its ``options`` are ignored).
     """
-    return _ANSWERS[fault.kind](Exchange(fault.options, respond, pause))
+    return _ANSWERS[fault.kind](replace(exchange, options=fault.options))
 
 
 def _delay(exchange: Exchange) -> Delivery:
@@ -214,7 +286,143 @@ def _status(exchange: Exchange) -> Delivery:
     return Delivery(_status_response(exchange.options))
 
 
+def _drip(exchange: Exchange) -> Delivery:
+    options = exchange.options
+    return Delivery(
+        exchange.respond(),
+        drip_interval=float(options["interval"]),
+        drip_chunk=int(options.get("chunk", 1)),
+        drip_headers=bool(options.get("headers", False)),
+    )
+
+
+def _unsorted(exchange: Exchange) -> Delivery:
+    order = exchange.options.get("order", "insertion")
+    seed = exchange.options.get("seed", 0)
+
+    def reorder(leads: list[Any]) -> list[Any]:
+        if order == "reversed":
+            return leads[::-1]
+        if order == "shuffled":
+            random.Random(seed).shuffle(leads)  # noqa: S311 - a reproducible order, not a secret
+        return leads
+
+    return Delivery(exchange.respond(list_order=reorder))
+
+
+def _corrupt_lead(exchange: Exchange) -> Delivery:
+    fields, index = exchange.options["fields"], int(exchange.options.get("index", 0))
+
+    def corrupt(payload: Any) -> Any:
+        data = payload.get("data") if isinstance(payload, dict) else None
+        lead = data[index] if isinstance(data, list) and -len(data) <= index < len(data) else data
+        if isinstance(lead, dict):
+            lead.update(fields)
+        return payload
+
+    return _transformed(exchange, corrupt)
+
+
+def _wrong_lead(exchange: Exchange) -> Delivery:
+    requested = exchange.request.path.rsplit("/", 1)[-1]
+    other_id = exchange.options.get("lead_id")
+
+    def swap(payload: Any) -> Any:
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+            return payload
+        others = [lead for lead in exchange.store.leads if lead["id"] != requested]
+        if other_id is not None:
+            payload["data"] = exchange.store.lead(str(other_id))
+        elif others:
+            payload["data"] = others[0]
+        else:
+            payload["data"] = {**payload["data"], "id": f"{requested}_other"}
+        return payload
+
+    return _transformed(exchange, swap)
+
+
+def _nested(exchange: Exchange) -> Delivery:
+    depth = int(exchange.options.get("depth", _DEFAULT_DEPTH))
+    body = b'{"success":true,"data":' + b"[" * depth + b"]" * depth + b"}"
+    status = int(exchange.options.get("status", 200))
+    return Delivery(Response(status, body, (("Content-Type", JSON_CONTENT_TYPE),)))
+
+
+def _envelope(exchange: Exchange) -> Delivery:
+    options = exchange.options
+    overrides = {name: options[name] for name in ("success", "data", "meta", "error") if name in options}
+    removed = options.get("remove", ())
+
+    def rewrite(payload: Any) -> Any:
+        if isinstance(payload, dict):
+            payload.update(overrides)
+            for name in removed:
+                payload.pop(name, None)
+        return payload
+
+    return _transformed(exchange, rewrite)
+
+
+def _echo_key(exchange: Exchange) -> Delivery:
+    template = str(exchange.options.get("message", _DEFAULT_ECHO))
+    message = template.replace("{key}", exchange.key or "")
+    return Delivery(error_for(int(exchange.options.get("status", 401)), message=message))
+
+
+def _repeat_pages(exchange: Exchange) -> Delivery:
+    query = exchange.request.query
+    if query.get("page", ["1"])[0].strip() in ("", "1"):
+        return Delivery(exchange.respond())
+    first_page = exchange.respond(replace(exchange.request, query={**query, "page": ["1"]}))
+    try:
+        repeated = json.loads(first_page.body)["data"][1:]
+    except (ValueError, KeyError, TypeError):
+        return Delivery(first_page)
+    has_more = bool(exchange.options.get("has_more", True))
+
+    def repeat(payload: Any) -> Any:
+        if isinstance(payload, dict) and payload.get("success") is True:
+            payload["data"] = repeated
+            payload["meta"]["pagination"]["hasMore"] = has_more
+        return payload
+
+    return _transformed(exchange, repeat)
+
+
+def _transform(exchange: Exchange) -> Delivery:
+    return _transformed(exchange, exchange.options["function"])
+
+
+def _transformed(exchange: Exchange, change: Callable[[Any], Any]) -> Delivery:
+    """
+    The normal answer with its JSON payload passed through ``change``; a non-JSON answer is kept.
+
+    ``change`` returns the new payload (written as JSON, ``NaN``/``Infinity`` as bare tokens), or
+    ``bytes``/``str`` to send as the body exactly.
+    """
+    response = exchange.respond()
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        return Delivery(response)
+    result = change(payload)
+    if isinstance(result, str):
+        result = result.encode("utf-8")
+    body = result if isinstance(result, bytes) else json_bytes(result)
+    return Delivery(replace(response, body=body))
+
+
 _ANSWERS: dict[str, Callable[[Exchange], Delivery]] = {
+    "drip": _drip,
+    "unsorted": _unsorted,
+    "corrupt_lead": _corrupt_lead,
+    "wrong_lead": _wrong_lead,
+    "nested": _nested,
+    "envelope": _envelope,
+    "echo_key": _echo_key,
+    "repeat_pages": _repeat_pages,
+    "transform": _transform,
     "status": _status,
     "delay": _delay,
     "garbage": _garbage,

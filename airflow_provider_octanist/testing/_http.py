@@ -35,10 +35,17 @@ class Delivery:
 
     :param response: what to send; ``None`` closes the connection without answering.
     :param truncate: promise the full ``Content-Length``, send half the body, then close.
+    :param drip_interval: send the body ``drip_chunk`` bytes at a time, waiting this many seconds
+        before each piece; ``None`` sends it at once.
+    :param drip_chunk: bytes per piece when dripping.
+    :param drip_headers: drip the status line and headers too, not only the body.
     """
 
     response: Response | None
     truncate: bool = False
+    drip_interval: float | None = None
+    drip_chunk: int = 1
+    drip_headers: bool = False
 
 
 class Host(Protocol):
@@ -51,6 +58,8 @@ class Host(Protocol):
     def _record(self, request: RecordedRequest) -> None: ...
 
     def _answer(self, request: RecordedRequest, key: str | None) -> Delivery: ...
+
+    def _pause(self, seconds: float) -> None: ...
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -191,13 +200,36 @@ class _Handler(BaseHTTPRequestHandler):
         if response is None:
             self.close_connection = True
             return
+        if delivery.drip_interval is not None and delivery.drip_headers:
+            self._drip(self._head(response) + response.body, delivery)
+            return
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        if delivery.truncate:
+        if delivery.drip_interval is not None:
+            self._drip(response.body, delivery)
+        elif delivery.truncate:
             self.wfile.write(response.body[: len(response.body) // 2])
             self.close_connection = True
         else:
             self.wfile.write(response.body)
+
+    def _head(self, response: Response) -> bytes:
+        """The status line and headers of ``response`` as bytes, for sending them slowly."""
+        self.log_request(response.status)
+        reason = self.responses.get(response.status, ("",))[0]
+        lines = [f"{self.protocol_version} {response.status} {reason}"]
+        lines += [f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+        lines += [f"{name}: {value}" for name, value in response.headers]
+        lines += [f"Content-Length: {len(response.body)}", "", ""]
+        return "\r\n".join(lines).encode("latin-1")
+
+    def _drip(self, data: bytes, delivery: Delivery) -> None:
+        """Send ``data`` a few bytes at a time, pausing before each piece (a slow-drip answer)."""
+        interval, chunk = float(delivery.drip_interval or 0), delivery.drip_chunk
+        for start in range(0, len(data), chunk):
+            self.server.host._pause(interval)
+            self.wfile.write(data[start : start + chunk])
+            self.wfile.flush()

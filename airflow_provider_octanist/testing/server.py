@@ -34,6 +34,7 @@ from airflow_provider_octanist.testing._records import API_KEY_HEADER, REDACTED,
 from airflow_provider_octanist.testing._store import LeadStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from airflow_provider_octanist.testing._envelope import Response
@@ -61,6 +62,8 @@ class FakeOctanistServer(LeadStore):
     :param bulk_updates: whether ``PATCH /leads`` by email/phone may update several leads at once
         (the organisation setting); without it such a request is answered ``409 CONFLICT``.
     :param latency: seconds added before every response.
+    :param timestamp_precision: ``ms`` (the API's format, default) or ``us``: the precision of every
+        timestamp the server writes (stored leads, ``meta.timestamp``); time filters honour it.
     """
 
     def __init__(
@@ -71,10 +74,11 @@ class FakeOctanistServer(LeadStore):
         port: int = 0,
         bulk_updates: bool = False,
         latency: float = 0.0,
+        timestamp_precision: str = "ms",
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ValueError("api_key must be a non-empty string.")
-        super().__init__(bulk_updates=bulk_updates)
+        super().__init__(bulk_updates=bulk_updates, timestamp_precision=timestamp_precision)
         self.api_key = api_key
         self.host = host
         self.latency = latency
@@ -260,7 +264,7 @@ class FakeOctanistServer(LeadStore):
         self,
         fault: str,
         *,
-        count: int = 1,
+        count: int | None = 1,
         method: str | None = None,
         path: str | None = None,
         path_prefix: str | None = None,
@@ -282,10 +286,41 @@ class FakeOctanistServer(LeadStore):
           effect first, like a server that crashed after committing.
         - ``json``: answer ``status`` (200) with ``payload`` as the JSON body, e.g. ``{"success": false}``.
 
-        A faulty answer replaces authentication and routing; ``latency`` still applies.
+        Hostile answers (each one deterministic; those marked *normal* first answer the request as
+        the API would, so it takes effect, then change the answer):
+
+        - ``drip``: *normal*, then send the body ``chunk`` (1) bytes at a time, waiting ``interval``
+          seconds before each piece, so no single read times out but the request takes long;
+          ``headers=True`` drips the status line and headers too.
+        - ``unsorted``: ``GET /leads`` ignores ``sort``: the matching leads are paged in ``order``
+          ``insertion`` (default), ``reversed`` or ``shuffled`` (by ``seed``, default 0).
+        - ``corrupt_lead``: *normal*, then overwrite ``fields`` (a dict, e.g. ``{"id": 42}``,
+          ``{"status": None}`` or ``{"value": float("nan")}``, sent as a bare ``NaN``) in the lead
+          at ``index`` (0) of a list answer, or in the lead of a single-lead answer.
+        - ``wrong_lead``: *normal*, then ``GET /leads/{id}`` carries another lead: ``lead_id`` if
+          given (it must exist), else the first other stored lead, else a copy with another id.
+        - ``nested``: answer ``status`` (200) with ``data`` nested ``depth`` (100,000) arrays deep.
+        - ``envelope``: *normal*, then set the envelope's ``success``, ``data``, ``meta`` or
+          ``error`` to the value given (``None`` is JSON ``null``) and drop the keys in ``remove``.
+        - ``echo_key``: answer ``status`` (401) with an error envelope whose message is ``message``
+          (``"Invalid API key: {key}"``) with ``{key}`` replaced by the ``X-API-KEY`` sent.
+        - ``repeat_pages``: a ``GET /leads`` for page 2 or later carries page 1's leads except the
+          first, with ``hasMore`` ``has_more`` (``True``); page 1 is answered normally.
+        - ``transform``: *normal*, then ``function(payload)`` gets the decoded JSON answer and
+          returns the payload to send (written as JSON, non-finite floats as bare ``NaN`` /
+          ``Infinity``) or ``str``/``bytes`` to send exactly; a non-JSON answer is sent unchanged.
+
+        Leads dated in the future need no fault: ``add_lead(updatedAt=...)`` takes any time, and
+        every answer's ``meta.timestamp`` is the server's clock. For microsecond timestamps create
+        the server with ``timestamp_precision="us"``. A huge error message is
+        ``inject("status", status=500, message="x" * 5_000_000)``.
+
+        A faulty answer replaces authentication and routing (except for the *normal* kinds, whose
+        answer is the API's own); ``latency`` still applies.
 
         :param fault: the kind, one of ``FAULT_KINDS``.
-        :param count: how many matching requests it applies to.
+        :param count: how many matching requests it applies to; ``None`` for every matching
+            request until ``clear_faults()``.
         :param method: only requests with this method (any case).
         :param path: only requests with exactly this decoded path, e.g. ``/api/leads``.
         :param path_prefix: only requests whose decoded path starts with this, e.g. ``/api/leads/``.
@@ -329,13 +364,17 @@ class FakeOctanistServer(LeadStore):
         """Apply any pending fault to one request and say what to send back."""
         fault = self._faults.take(request.method, request.path)
         self._pause(self.latency)
-
-        def respond() -> Response:
-            return dispatch(self, self.api_key, request, key)
-
         if fault is None:
-            return Delivery(respond())
-        return _faults.answer(fault, respond, self._pause)
+            return Delivery(dispatch(self, self.api_key, request, key))
+        return _faults.answer(fault, _faults.Exchange({}, request, key, self, self._route(key), self._pause))
+
+    def _route(
+        self, key: str | None
+    ) -> Callable[[RecordedRequest, Callable[[list[Any]], list[Any]] | None], Response]:
+        def route(request: RecordedRequest, list_order: Callable[[list[Any]], list[Any]] | None) -> Response:
+            return dispatch(self, self.api_key, request, key, list_order)
+
+        return route
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the server stops so ``stop()`` never waits for a delay."""
