@@ -3,8 +3,8 @@ A real HTTP server on loopback that speaks the Octanist REST API, for tests, dem
 
 ``FakeOctanistServer`` is the public façade: it keeps leads in memory (``_store``), answers as the
 API documents (``_endpoints``, ``_reports``, ``_query``, ``_envelope``), records every request
-(``_records``), misbehaves on demand (``_faults``) and serves HTTP/1.1 with keep-alive (``_http``).
-It uses the standard library only, so importing it is cheap and it works anywhere.
+(``_records``), misbehaves on demand (``_faults``, ``_fault_answers``) and serves HTTP/1.1 with
+keep-alive (``_http``). It uses the standard library only, so importing it is cheap.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist.testing import _faults
+from airflow_provider_octanist.testing import _fault_answers
 from airflow_provider_octanist.testing._endpoints import dispatch
 from airflow_provider_octanist.testing._faults import FAULT_KINDS, Fault, FaultQueue, make_fault
 from airflow_provider_octanist.testing._http import Delivery, HTTPServer, serve
@@ -366,7 +366,9 @@ class FakeOctanistServer(LeadStore):
         self._pause(self.latency)
         if fault is None:
             return Delivery(dispatch(self, self.api_key, request, key))
-        return _faults.answer(fault, _faults.Exchange({}, request, key, self, self._route(key), self._pause))
+        return _fault_answers.answer(
+            fault, _fault_answers.Exchange({}, request, key, self, self._route(key), self._pause)
+        )
 
     def _route(
         self, key: str | None
