@@ -292,8 +292,8 @@ class FakeOctanistServer(LeadStore):
         - ``drip``: *normal*, then send the body ``chunk`` (1) bytes at a time, waiting ``interval``
           seconds before each piece, so no single read times out but the request takes long;
           ``headers=True`` drips the status line and headers too.
-        - ``unsorted``: ``GET /leads`` ignores ``sort``: the matching leads are paged in ``order``
-          ``insertion`` (default), ``reversed`` or ``shuffled`` (by ``seed``, default 0).
+        - ``unsorted``: *normal*, except that ``GET /leads`` ignores ``sort``: the matching leads
+          are paged in ``order`` ``insertion`` (default), ``reversed`` or ``shuffled`` (by ``seed``, 0).
         - ``corrupt_lead``: *normal*, then overwrite ``fields`` (a dict, e.g. ``{"id": 42}``,
           ``{"status": None}`` or ``{"value": float("nan")}``, sent as a bare ``NaN``) in the lead
           at ``index`` (0) of a list answer, or in the lead of a single-lead answer.
@@ -304,8 +304,8 @@ class FakeOctanistServer(LeadStore):
           ``error`` to the value given (``None`` is JSON ``null``) and drop the keys in ``remove``.
         - ``echo_key``: answer ``status`` (401) with an error envelope whose message is ``message``
           (``"Invalid API key: {key}"``) with ``{key}`` replaced by the ``X-API-KEY`` sent.
-        - ``repeat_pages``: a ``GET /leads`` for page 2 or later carries page 1's leads except the
-          first, with ``hasMore`` ``has_more`` (``True``); page 1 is answered normally.
+        - ``repeat_pages``: *normal*, except that a ``GET /leads`` for page 2 or later carries page
+          1's leads except the first, with ``hasMore`` ``has_more`` (``True``).
         - ``transform``: *normal*, then ``function(payload)`` gets the decoded JSON answer and
           returns the payload to send (written as JSON, non-finite floats as bare ``NaN`` /
           ``Infinity``) or ``str``/``bytes`` to send exactly; a non-JSON answer is sent unchanged.

@@ -120,8 +120,9 @@ def test_drip_sends_the_body_a_byte_per_interval_so_no_read_times_out(server: Fa
     assert head.startswith(b"HTTP/1.1 200")
     assert f"Content-Length: {len(body)}".encode() in head
     assert json.loads(body) == {"success": True}
-    # One pause before every byte of the body: the whole answer cannot be faster than this.
-    assert elapsed >= interval * len(body)
+    # One pause before every byte of the body: the whole answer cannot be faster than this (less
+    # a margin for timer granularity).
+    assert elapsed >= 0.9 * interval * len(body)
 
 
 def test_drip_can_trickle_the_status_line_and_headers_too(server: FakeOctanistServer) -> None:
@@ -130,7 +131,7 @@ def test_drip_can_trickle_the_status_line_and_headers_too(server: FakeOctanistSe
     received, elapsed = raw_exchange(server, CHECK, read_timeout=0.5)
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
     assert json.loads(received.partition(b"\r\n\r\n")[2]) == {"success": True}
-    assert elapsed >= interval * math.ceil(len(received) / chunk)
+    assert elapsed >= 0.9 * interval * math.ceil(len(received) / chunk)
 
 
 def test_drip_works_with_http_client_and_a_short_read_timeout(server: FakeOctanistServer) -> None:
