@@ -361,3 +361,20 @@ def test_inject_rejects_bad_options_of_the_hostile_kinds(
     with pytest.raises((TypeError, ValueError), match=match):
         server.inject(kind, **options)
     assert server.pending_faults == []
+
+
+def test_stop_does_not_wait_for_a_drip_in_progress() -> None:
+    server = FakeOctanistServer().start()
+    server.inject("drip", interval=30)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        sock.sendall(CHECK)
+        deadline = time.monotonic() + 5
+        while server.request_count() == 0:
+            assert time.monotonic() < deadline, "the request never reached the server (waited 5 s)"
+            time.sleep(0.01)
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 5
+    finally:
+        sock.close()
