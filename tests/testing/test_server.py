@@ -1215,7 +1215,15 @@ def test_json_fault_sends_any_payload(server: FakeOctanistServer) -> None:
 
 
 def test_every_fault_kind_is_documented_and_injectable(server: FakeOctanistServer) -> None:
-    assert set(FAULT_KINDS) == {"status", "delay", "garbage", "truncated", "drop", "json"}
+    assert set(FAULT_KINDS) == {
+        "status", "delay", "garbage", "truncated", "drop", "json",
+        "drip", "unsorted", "corrupt_lead", "wrong_lead", "nested", "envelope", "echo_key", "repeat_pages",
+        "transform",
+    }  # fmt: skip
+    docs = (REPO_ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    for kind in FAULT_KINDS:
+        assert f"``{kind}``" in (FakeOctanistServer.inject.__doc__ or ""), kind
+        assert f"| `{kind}` |" in docs, kind
 
 
 @pytest.mark.parametrize(

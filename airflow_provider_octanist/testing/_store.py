@@ -1,0 +1,247 @@
+"""
+The fake's in-memory leads and its clock: adding, reading and changing leads the way Octanist does.
+
+``FakeOctanistServer`` is a ``LeadStore``; the endpoints read and write leads through it.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_octanist.testing._lead_fields import (
+    KNOWN_LEAD_FIELDS,
+    LEAD_FIELDS,
+    LOST,
+    OPEN,
+    PRECISIONS,
+    QUALIFIED,
+    TIMESTAMP_FIELDS,
+    WON,
+    format_timestamp,
+    new_id,
+    normalize_status,
+    number,
+    parse_timestamp,
+    stringify_custom,
+    to_timestamp,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_LEAD_TTL = timedelta(days=90)
+_DEFAULT_SOURCE = "inbound"
+
+
+class LeadStore:
+    """
+    Leads kept in memory, in insertion order, with the organisation settings the API depends on.
+
+    :param bulk_updates: whether ``PATCH /leads`` by email/phone may update several leads at once
+        (the organisation setting); without it such a request is answered ``409 CONFLICT``.
+    :param timestamp_precision: ``ms`` (the API's format, default) or ``us``: how every timestamp
+        the server writes (stored leads, ``meta.timestamp``) is rendered and how time filters compare.
+    """
+
+    def __init__(self, *, bulk_updates: bool = False, timestamp_precision: str = "ms") -> None:
+        if timestamp_precision not in PRECISIONS:
+            raise ValueError(
+                f"timestamp_precision must be one of {', '.join(PRECISIONS)}, got {timestamp_precision!r}."
+            )
+        self.bulk_updates = bulk_updates
+        self.timestamp_precision = timestamp_precision
+        """``ms`` or ``us``; set it before adding leads (stored timestamps keep the format they got)."""
+        self.lying_pagination = False
+        """When true, list responses always claim ``hasMore`` and repeat the last page past the end."""
+        self.leads_limit = 500
+        """The plan's lead limit reported by ``POST /stats`` (``usage.leadsLimit``)."""
+        self._lock = threading.RLock()
+        self._leads: dict[str, dict[str, Any]] = {}
+        self._last_stamp: datetime | None = None
+
+    def add_lead(self, **fields: Any) -> dict[str, Any]:
+        """
+        Store a lead and return a copy of it; every field not given gets the API's default.
+
+        Defaults: id ``lead_`` + 12 hex, status ``open``, source ``inbound``, ``createdAt`` now,
+        ``updatedAt`` = ``createdAt``, ``expiresAt`` = ``createdAt`` + 90 days, everything else
+        ``None``; ``qualifiedAt`` is stamped for a lead added as ``qualified``. A lead may be dated
+        in the future (``updatedAt`` ahead of the server's clock), as a lead with a bad clock would be.
+
+        :param fields: any lead field (see ``LEAD_FIELDS``, plus legacy ``currency``). Timestamps
+            may be datetimes or ISO strings; ``custom`` given as dict/list is stored as JSON text;
+            ``status`` accepts the legacy ``win``.
+        """
+        self._check_fields(fields)
+        values = self._clean_fields(fields)
+        with self._lock:
+            lead_id = values.pop("id", None) or self._unused_id()
+            if lead_id in self._leads:
+                raise ValueError(f"A lead with id {lead_id!r} already exists.")
+            created = values.pop("createdAt", None) or self.stamp()
+            lead: dict[str, Any] = dict.fromkeys(LEAD_FIELDS)
+            lead.update(id=lead_id, source=_DEFAULT_SOURCE, status=OPEN, createdAt=created)
+            lead["updatedAt"] = created
+            lead["expiresAt"] = format_timestamp(
+                parse_timestamp(created) + _LEAD_TTL, self.timestamp_precision
+            )
+            if values.get("status") == QUALIFIED and "qualifiedAt" not in values:
+                lead["qualifiedAt"] = values.get("updatedAt", created)
+            lead.update(values)
+            self._leads[lead_id] = lead
+            return dict(lead)
+
+    def add_leads(self, n: int, **fields: Any) -> list[dict[str, Any]]:
+        """
+        Store ``n`` leads with the same fields and fresh ids; return copies in insertion order.
+
+        :param n: how many leads to add.
+        :param fields: fields for every lead, as for ``add_lead`` (``id`` is not allowed).
+        """
+        if "id" in fields:
+            raise TypeError("add_leads() gives each lead its own id; use add_lead(id=...) for a chosen id.")
+        return [self.add_lead(**fields) for _ in range(n)]
+
+    def lead(self, lead_id: str) -> dict[str, Any]:
+        """
+        Return a copy of one stored lead; raise ``KeyError`` if there is none with that id.
+
+        :param lead_id: the lead's id.
+        """
+        with self._lock:
+            return dict(self._stored(lead_id))
+
+    @property
+    def leads(self) -> list[dict[str, Any]]:
+        """Copies of every stored lead, in insertion order."""
+        with self._lock:
+            return [dict(lead) for lead in self._leads.values()]
+
+    def set_status(
+        self,
+        lead_id: str,
+        status: str,
+        *,
+        value: float | None = None,
+        loss_reason: str | None = None,
+        at: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """
+        Change a lead's status as Octanist would and return a copy of the lead.
+
+        Entering ``qualified`` stamps ``qualifiedAt``; ``lost`` keeps ``loss_reason`` (other statuses
+        clear ``lossReason``); ``updatedAt`` becomes now, or ``at``.
+
+        :param lead_id: the lead's id.
+        :param status: the new status, ``open`` and legacy ``win`` included.
+        :param value: a new monetary value, or ``None`` to keep the current one.
+        :param loss_reason: why the lead was lost (only kept with ``lost``).
+        :param at: the ``updatedAt`` to record instead of now, e.g. to give leads equal timestamps.
+        """
+        canonical = normalize_status(status)
+        amount = None if value is None else number(value, "value")
+        stamp = None if at is None else to_timestamp(at, "at", self.timestamp_precision)
+        with self._lock:
+            lead = self._stored(lead_id)
+            self.apply_change(lead, stamp or self.stamp(), canonical, amount, loss_reason)
+            return dict(lead)
+
+    def update_lead(self, lead_id: str, *, at: datetime | str | None = None, **fields: Any) -> dict[str, Any]:
+        """
+        Edit any fields of a lead directly (no status rules) and return a copy of it.
+
+        ``updatedAt`` becomes now, or ``at``, unless ``updatedAt`` itself is among the fields.
+
+        :param lead_id: the lead's id.
+        :param at: the ``updatedAt`` to record instead of now.
+        :param fields: lead fields to overwrite, as for ``add_lead`` (``id`` cannot change).
+        """
+        self._check_fields(fields)
+        if "id" in fields:
+            raise TypeError("A lead's id cannot be changed.")
+        values = self._clean_fields(fields)
+        stamp = None if at is None else to_timestamp(at, "at", self.timestamp_precision)
+        with self._lock:
+            lead = self._stored(lead_id)
+            lead.update(values)
+            if "updatedAt" not in values:
+                lead["updatedAt"] = stamp or self.stamp()
+            return dict(lead)
+
+    def stamp(self) -> str:
+        """The server clock as a timestamp string: UTC, never repeating or going back."""
+        step = timedelta(microseconds=1) if self.timestamp_precision == "us" else timedelta(milliseconds=1)
+        with self._lock:
+            moment = datetime.now(timezone.utc)
+            if self.timestamp_precision != "us":
+                moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+            if self._last_stamp is not None and moment <= self._last_stamp:
+                moment = self._last_stamp + step
+            self._last_stamp = moment
+            return format_timestamp(moment, self.timestamp_precision)
+
+    def apply_change(
+        self,
+        lead: dict[str, Any],
+        stamp: str,
+        status: str | None,
+        value: float | None,
+        loss_reason: str | None,
+        *,
+        also_qualified: bool = False,
+    ) -> None:
+        """Apply a status/value change to a stored lead the way Octanist does."""
+        if status is not None:
+            previous = lead["status"]
+            lead["status"] = status
+            entering_qualified = status == QUALIFIED and previous != QUALIFIED
+            won_also_qualified = status == WON and also_qualified
+            if entering_qualified or (
+                (status == QUALIFIED or won_also_qualified) and lead["qualifiedAt"] is None
+            ):
+                lead["qualifiedAt"] = stamp
+            if status != LOST:
+                lead["lossReason"] = None
+            elif previous != LOST:
+                lead["lossReason"] = loss_reason
+        if loss_reason is not None and lead["status"] == LOST:
+            lead["lossReason"] = loss_reason
+        if value is not None:
+            lead["value"] = value
+        lead["updatedAt"] = stamp
+
+    def _unused_id(self) -> str:
+        while True:
+            lead_id = new_id("lead_")
+            if lead_id not in self._leads:
+                return lead_id
+
+    def _stored(self, lead_id: str) -> dict[str, Any]:
+        try:
+            return self._leads[lead_id]
+        except KeyError:
+            raise KeyError(f"No lead with id {lead_id!r} in the fake Octanist server.") from None
+
+    @staticmethod
+    def _check_fields(fields: Mapping[str, Any]) -> None:
+        unknown = sorted(set(fields) - KNOWN_LEAD_FIELDS)
+        if unknown:
+            raise TypeError(
+                f"Unknown lead field(s) {', '.join(unknown)}; lead fields are {', '.join(LEAD_FIELDS)}."
+            )
+
+    def _clean_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Normalise caller-given lead fields: timestamps, status, custom and value."""
+        values = dict(fields)
+        for name in TIMESTAMP_FIELDS:
+            if values.get(name) is not None:
+                values[name] = to_timestamp(values[name], name, self.timestamp_precision)
+        if "status" in values:
+            values["status"] = normalize_status(values["status"])
+        if "custom" in values:
+            values["custom"] = stringify_custom(values["custom"])
+        if values.get("value") is not None:
+            values["value"] = number(values["value"], "value")
+        return values
