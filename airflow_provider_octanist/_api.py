@@ -11,7 +11,6 @@ import ipaddress
 import json
 import math
 import os
-import random
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -19,6 +18,8 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
+from airflow_provider_octanist._backoff import TRANSIENT_STATUS, backoff_seconds
+from airflow_provider_octanist._timestamps import api_timestamp, format_day
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
     OctanistConflictError,
@@ -57,8 +58,6 @@ MAX_PAGES = 10_000
 
 API_KEY_HEADER = "X-API-KEY"
 USER_AGENT = "airflow-provider-octanist"
-
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 _LEAD_ID_MAX = 256
 
@@ -265,74 +264,6 @@ def settings_from_connection(
 # ----------------------------------------------------------------------------------------------
 
 
-_ISO_START = re.compile(r"\d{4}")
-
-
-def _parse_iso(text: str) -> Any:
-    import pendulum  # its parser is not free to import: load it only when a string needs parsing
-
-    try:
-        return pendulum.parse(text, strict=True)
-    except ValueError:  # pendulum's ParserError is a ValueError
-        return None
-
-
-def to_utc(value: datetime | date | str, what: str) -> datetime:
-    """
-    Read a point in time given as ``datetime``/pendulum, ``date`` or ISO 8601 string, as aware UTC.
-
-    Naive datetimes (and strings without an offset) are taken as UTC; a ``date`` is its midnight UTC.
-    """
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str) and value.strip():
-        # Only ISO 8601 that starts with a year: pendulum alone would also read "now", a bare "12:00"
-        # as today, and (non-strict) "10/03/2026" as October 3rd.
-        parsed = _parse_iso(value.strip()) if _ISO_START.match(value.strip()) else None
-        if not isinstance(parsed, datetime):
-            raise ValueError(
-                f"{what} must be an ISO 8601 date-time such as 2026-03-10T12:00:00Z, got {value!r}."
-            )
-        moment = parsed
-    else:
-        raise ValueError(f"{what} must be a datetime, a date or an ISO 8601 string, got {value!r}.")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def format_timestamp(value: datetime | date | str, what: str) -> str:
-    """Render a point in time the way Octanist writes them: ``2026-01-15T10:30:00.000Z``."""
-    moment = to_utc(value, what)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Read a timestamp from an API response, or ``None`` when it is missing or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return to_utc(value, "timestamp")
-    except ValueError:
-        return None
-
-
-def format_day(value: date | datetime | str, what: str) -> str:
-    """Render a calendar day as ``YYYY-MM-DD`` (datetimes are converted to UTC first)."""
-    if isinstance(value, datetime):
-        return to_utc(value, what).strftime("%Y-%m-%d")
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%d")
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        try:
-            return date.fromisoformat(value.strip()).isoformat()
-        except ValueError:
-            pass
-    raise ValueError(f"{what} must be a date or a 'YYYY-MM-DD' string, got {value!r}.")
-
-
 def _count(value: Any, what: str, *, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{what} must be a whole number, got {value!r}.")
@@ -419,7 +350,7 @@ def _filter_value(value: Any, what: str) -> str:
     if isinstance(value, (int, float)) and math.isfinite(value):
         return repr(value) if isinstance(value, float) else str(value)
     if isinstance(value, (datetime, date)):
-        return format_timestamp(value, what)
+        return api_timestamp(value, what)
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise ValueError(f"{what} must be a string, a number, a boolean or a datetime, got {value!r}.")
@@ -506,7 +437,7 @@ def lead_list_params(
     for name, value in bounds.items():
         if value is not None:
             prefix, op = name.rsplit("_", 1)
-            params[f"{_TIME_FIELDS[prefix]}[{op}]"] = format_timestamp(value, name)
+            params[f"{_TIME_FIELDS[prefix]}[{op}]"] = api_timestamp(value, name)
     for op, number in {"gt": value_gt, "gte": value_gte, "lt": value_lt, "lte": value_lte}.items():
         if number is not None:
             params[f"value[{op}]"] = _number_filter(number, f"value_{op}")
@@ -532,7 +463,7 @@ def _raw_filter(key: str, value: Any) -> dict[str, str]:
             raise ValueError(f"Filter {key!r} takes true or false, got {value!r}.")
         return {key: str(value).lower()}
     if name in _TIME_FIELDS.values():
-        return {key: format_timestamp(value, key)}
+        return {key: api_timestamp(value, key)}
     if name == "value":
         return {key: _number_filter(value, key)}
     return {key: _filter_value(value, key)}
@@ -1168,15 +1099,15 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None)
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def backoff_seconds(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
+def retry_wait(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
     """
-    Seconds to wait before retry number ``attempt`` (1-based).
+    Seconds to wait before retry number ``attempt`` (1-based) of a call.
 
-    Exponential backoff with full jitter, capped at ``max_retry_wait``; a ``Retry-After`` from
-    Octanist is honoured (also capped) and never undercut.
+    :func:`~airflow_provider_octanist._backoff.backoff_seconds` from the connection's
+    ``retry_backoff``, capped at ``max_retry_wait``; a ``Retry-After`` from Octanist is honoured
+    (also capped) and never undercut.
     """
-    ceiling = min(settings.max_retry_wait, settings.backoff * 2 ** (attempt - 1))
-    wait = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+    wait = backoff_seconds(attempt, settings.backoff, settings.max_retry_wait)
     if retry_after is not None:
         wait = max(wait, min(retry_after, settings.max_retry_wait))
     return wait
@@ -1186,7 +1117,7 @@ def may_retry_status(call: Call, status: int) -> bool:
     """A retryable HTTP status: 429 always (refused before any work), 5xx only for replay-safe calls."""
     if status == 429:
         return True
-    return call.replay_safe and status in RETRYABLE_STATUS
+    return call.replay_safe and status in TRANSIENT_STATUS
 
 
 class Attempts:
@@ -1205,7 +1136,7 @@ class Attempts:
 
     def _next_wait(self, reason: str, retry_after: float | None = None) -> float:
         self.retries += 1
-        wait = backoff_seconds(self.retries, self.settings, retry_after)
+        wait = retry_wait(self.retries, self.settings, retry_after)
         self.log.warning(
             "Octanist %s: %s; retry %d of %d in %.1f s.",
             self.call.label,

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_octanist._timestamps import parse_timestamp
+
 __all__ = ["LEADS_EVENT_KIND", "LEADS_EVENT_VERSION", "leads_from_asset_events"]
 
 LEADS_EVENT_KIND = "octanist.leads"
@@ -152,27 +154,7 @@ def _leads_of(payload: Any) -> list[dict[str, Any]]:
 
 
 def _change_order(lead: Mapping[str, Any]) -> tuple[datetime, str]:
-    return iso_utc(lead.get("updatedAt")) or _EARLIEST, str(lead["id"])
+    return parse_timestamp(lead.get("updatedAt")) or _EARLIEST, str(lead["id"])
 
 
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
-
-
-def iso_utc(value: Any) -> datetime | None:
-    """
-    Read an ISO 8601 timestamp as Octanist writes it, as aware UTC; ``None`` when it is not one.
-
-    Standard library only (this module is imported by DAG files); naive values are taken as UTC.
-    """
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)

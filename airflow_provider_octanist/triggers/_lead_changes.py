@@ -28,21 +28,24 @@ import hashlib
 import inspect
 import json
 import logging
-import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist.events import LEADS_EVENT_KIND, LEADS_EVENT_VERSION, iso_utc
+from airflow_provider_octanist._backoff import backoff_seconds, is_transient
+from airflow_provider_octanist._timestamps import (
+    cursor_timestamp,
+    parse_timestamp,
+    utc_now,
+    whole_millisecond,
+)
+from airflow_provider_octanist.events import LEADS_EVENT_KIND, LEADS_EVENT_VERSION
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
-    OctanistConnectionError,
     OctanistError,
-    OctanistRateLimitError,
     OctanistResponseError,
-    OctanistServerError,
 )
 from airflow_provider_octanist.statuses import LEAD_STATUSES, normalize_status
 
@@ -64,56 +67,6 @@ STATE_VERSION = 1
 _STATE_KEY_PREFIX = "octanist.lead_events"
 
 Lead = dict[str, Any]
-
-
-# ----------------------------------------------------------------------------------------------
-# Time
-# ----------------------------------------------------------------------------------------------
-
-
-def utc_now() -> datetime:
-    """Now, in UTC."""
-    return datetime.now(timezone.utc)
-
-
-def parse_instant(value: Any) -> datetime | None:
-    """Read an ISO 8601 timestamp from the API as aware UTC; ``None`` when missing or unreadable."""
-    moment = iso_utc(value)
-    if moment is None and isinstance(value, str) and value.strip():
-        # Rarer spellings (no separators, odd fractions): the shared parser knows them all.
-        from airflow_provider_octanist._api import parse_timestamp
-
-        return parse_timestamp(value)
-    return moment
-
-
-def format_instant(moment: datetime) -> str:
-    """Write an instant the way Octanist does (``2026-01-15T10:30:00.000Z``), keeping any microseconds."""
-    moment = moment.astimezone(timezone.utc)
-    fraction = (
-        f"{moment.microsecond // 1000:03d}" if moment.microsecond % 1000 == 0 else f"{moment.microsecond:06d}"
-    )
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + fraction + "Z"
-
-
-def to_instant(value: datetime | date | str, what: str) -> datetime:
-    """Read a user-given point in time (datetime, date or ISO string) as aware UTC."""
-    if isinstance(value, str):
-        moment = parse_instant(value)
-        if moment is None:
-            raise ValueError(
-                f"{what} must be an ISO 8601 date-time such as 2026-03-10T12:00:00Z, got {value!r}."
-            )
-        return moment
-    if isinstance(value, datetime):
-        return (
-            value.replace(tzinfo=timezone.utc)
-            if value.utcoffset() is None
-            else value.astimezone(timezone.utc)
-        )
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-    raise ValueError(f"{what} must be a datetime, a date or an ISO 8601 string, got {value!r}.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,11 +123,11 @@ class Cursor:
         return result
 
     def to_json(self) -> dict[str, Any]:
-        return {"updatedAt": format_instant(self.at), "ids": sorted(self.ids)}
+        return {"updatedAt": cursor_timestamp(self.at), "ids": sorted(self.ids)}
 
     @classmethod
     def from_json(cls, data: Any) -> Cursor:
-        at = parse_instant(data.get("updatedAt")) if isinstance(data, dict) else None
+        at = parse_timestamp(data.get("updatedAt")) if isinstance(data, dict) else None
         ids = data.get("ids") if isinstance(data, dict) else None
         if at is None or not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ValueError(f"not a cursor: {data!r:.200}")
@@ -198,7 +151,7 @@ def _positioned(items: Iterable[Any], call: str) -> list[Change]:
     """The leads of a page that carry a readable ``updatedAt`` (others cannot be placed and are skipped)."""
     changes: list[Change] = []
     for lead in items:
-        at = parse_instant(lead.get("updatedAt")) if isinstance(lead, dict) else None
+        at = parse_timestamp(lead.get("updatedAt")) if isinstance(lead, dict) else None
         if at is None or not isinstance(lead.get("id"), str):
             log.warning(
                 "Octanist %s returned a lead without a readable id/updatedAt; skipped: %.120r", call, lead
@@ -313,7 +266,7 @@ def _check_progress(previous: Cursor, bound: Cursor, request_id: str | None) -> 
     if bound == previous or not bound.covers(previous):
         raise OctanistResponseError(
             "Listing lead changes made no progress: GET /leads returned a full page of leads "
-            f"already handled at {format_instant(bound.at)} while claiming more",
+            f"already handled at {cursor_timestamp(bound.at)} while claiming more",
             request_id=request_id,
             hint="The API's filters or sort may have changed; please report it with the request id.",
         )
@@ -451,10 +404,11 @@ class WatchState:
         """The state as plain JSON, as it is kept in the asset state store."""
         return {
             "version": STATE_VERSION,
-            "start": format_instant(self.start),
+            "start": cursor_timestamp(self.start),
             "cursor": self.cursor.to_json(),
             "memory": {
-                lead_id: [status, format_instant(at)] for lead_id, (status, at) in sorted(self.memory.items())
+                lead_id: [status, cursor_timestamp(at)]
+                for lead_id, (status, at) in sorted(self.memory.items())
             },
         }
 
@@ -463,13 +417,13 @@ class WatchState:
         """Read a stored state; ``ValueError`` when it is not one this version wrote."""
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise ValueError(f"not a lead watcher state of version {STATE_VERSION}: {data!r:.200}")
-        start = parse_instant(data.get("start"))
+        start = parse_timestamp(data.get("start"))
         raw_memory = data.get("memory")
         if start is None or not isinstance(raw_memory, dict):
             raise ValueError(f"not a lead watcher state: {data!r:.200}")
         memory: dict[str, tuple[str, datetime]] = {}
         for lead_id, entry in raw_memory.items():
-            at = parse_instant(entry[1]) if isinstance(entry, list) and len(entry) == 2 else None
+            at = parse_timestamp(entry[1]) if isinstance(entry, list) and len(entry) == 2 else None
             if at is None or entry[0] not in LEAD_STATUSES:
                 raise ValueError(f"not a lead watcher memory entry: {lead_id!r}: {entry!r:.100}")
             if entry[0] in statuses:
@@ -483,7 +437,7 @@ def event_payload(entries: Sequence[Lead], statuses: Sequence[str]) -> dict[str,
         "kind": LEADS_EVENT_KIND,
         "version": LEADS_EVENT_VERSION,
         "statuses": list(statuses),
-        "polled_at": format_instant(utc_now()),
+        "polled_at": cursor_timestamp(utc_now()),
         "leads": list(entries),
     }
 
@@ -572,21 +526,13 @@ def _accessors_of(store: Any) -> list[Any]:
 # The API side: hook and error policy
 # ----------------------------------------------------------------------------------------------
 
-TRANSIENT_ERRORS: tuple[type[OctanistError], ...] = (
-    OctanistServerError,
-    OctanistRateLimitError,
-    OctanistConnectionError,
-    OctanistResponseError,
-)
-"""Errors that heal by themselves: retried with capped exponential backoff."""
-
 
 class LeadSource:
     """
     The async hook of one poll loop and its error policy.
 
     Transient API errors (5xx, 429, timeouts, garbled answers; the hook has already retried them)
-    pause the loop with capped exponential backoff and full jitter. A rejected key (401/403), a
+    pause the loop with capped exponential backoff (see ``_backoff``). A rejected key (401/403), a
     connection that cannot be read or any other error is logged as an error and retried no faster
     than every ``max(poll_interval, 5 min)``, with a fresh hook so a fixed connection is picked up.
     The loop itself never ends because of an error.
@@ -649,9 +595,8 @@ class LeadSource:
         """Log a failed attempt to do ``doing`` and return the seconds to wait before the next one."""
         self._failures += 1
         slow = max(self.poll_interval, SLOW_RETRY_SECONDS)
-        if isinstance(exc, TRANSIENT_ERRORS) or _is_airflow_runtime_error(exc):
-            ceiling = min(slow, self.poll_interval * 2 ** min(self._failures - 1, 30))
-            wait = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+        if is_transient(exc) or _is_airflow_runtime_error(exc):
+            wait = backoff_seconds(self._failures, self.poll_interval, slow)
             self.log.warning(
                 "Octanist lead watcher (connection %r) could not %s: %s. Attempt %d failed; next in %.1f s.",
                 self.octanist_conn_id,
@@ -776,13 +721,13 @@ async def open_state(
             else:
                 logger.info(
                     "Octanist lead watcher resumes after %s (%d lead(s) remembered in %s); it %s.",
-                    format_instant(state.cursor.at),
+                    cursor_timestamp(state.cursor.at),
                     len(state.memory),
                     "/".join(config.statuses),
                     how,
                 )
                 return state, state.to_json()
-    start = config.updated_since or _whole_millisecond(utc_now())
+    start = config.updated_since or whole_millisecond(utc_now())
     memory = await _until_done(
         lambda: source.seed(config.statuses, start, config.remember_for),
         source,
@@ -792,7 +737,7 @@ async def open_state(
     state = WatchState.fresh(config.statuses, config.remember_for, start, memory)
     logger.info(
         "Octanist lead watcher starts at %s; %d lead(s) were already %s; it %s, state %s.",
-        format_instant(start),
+        cursor_timestamp(start),
         len(memory),
         "/".join(config.statuses),
         how,
@@ -805,10 +750,6 @@ async def open_state(
         lambda: slot.save(snapshot), source, "write its start point to the asset state store", sleep
     )
     return state, snapshot
-
-
-def _whole_millisecond(moment: datetime) -> datetime:
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _log_entries(logger: Any, entries: Sequence[Lead], statuses: Sequence[str]) -> None:

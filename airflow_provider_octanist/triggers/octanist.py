@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 import time
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,14 +17,10 @@ from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist._backoff import TRANSIENT_ERRORS, backoff_seconds, is_transient
 from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors
-from airflow_provider_octanist.exceptions import (
-    OctanistConnectionError,
-    OctanistNotFoundError,
-    OctanistRateLimitError,
-    OctanistResponseError,
-    OctanistServerError,
-)
+from airflow_provider_octanist._timestamps import cursor_timestamp, to_utc
+from airflow_provider_octanist.exceptions import OctanistNotFoundError
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
 from airflow_provider_octanist.triggers import _lead_changes
 
@@ -34,40 +29,10 @@ if TYPE_CHECKING:
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 
-TRANSIENT_OCTANIST_ERRORS: tuple[type[Exception], ...] = (
-    OctanistServerError,
-    OctanistRateLimitError,
-    OctanistConnectionError,  # includes OctanistTimeoutError
-    OctanistResponseError,
-)
-"""Errors that may pass if asked again later (each already survived the hook's own retries)."""
-
-
-def is_transient_octanist_error(exc: BaseException) -> bool:
-    """
-    Whether a trigger should log an error and poll again later rather than give up at once.
-
-    5xx, 429, connection failures, timeouts and unreadable bodies may pass; a rejected key, a
-    missing lead or an invalid request never will.
-
-    :param exc: what the async hook raised.
-    """
-    return isinstance(exc, TRANSIENT_OCTANIST_ERRORS)
-
-
-def transient_backoff_seconds(consecutive_failures: int, base: float, cap: float) -> float:
-    """
-    Seconds to wait after the ``consecutive_failures``-th failed poll in a row.
-
-    Doubles from ``base`` per failure up to ``cap``, with jitter (between half and all of it) so that
-    many triggers that failed together do not all come back at the same moment.
-
-    :param consecutive_failures: failed polls in a row so far (1 after the first).
-    :param base: the wait after the first failure, usually the poll interval.
-    :param cap: the longest wait.
-    """
-    ceiling = min(cap, base * 2 ** max(0, consecutive_failures - 1))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+# The names this module has always offered for the shared definitions (see ``_backoff``).
+TRANSIENT_OCTANIST_ERRORS = TRANSIENT_ERRORS
+is_transient_octanist_error = is_transient
+transient_backoff_seconds = backoff_seconds
 
 
 class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
@@ -195,7 +160,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
                     }
                 )
             except Exception as exc:
-                if not is_transient_octanist_error(exc):
+                if not is_transient(exc):
                     # A rejected key, a refused request or a broken connection setting: polling
                     # again cannot help, so report it now with Octanist's words.
                     self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
@@ -210,7 +175,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
                         f"Gave up watching lead {self.lead_id} after {failures} failed checks in a row; "
                         f"the last one: {exc}"
                     )
-                wait = transient_backoff_seconds(failures, self.poll_interval, self.max_backoff)
+                wait = backoff_seconds(failures, self.poll_interval, self.max_backoff)
                 self.log.warning(
                     "Checking lead %s failed (%d of %d in a row), next check in %.1f s: %s",
                     self.lead_id,
@@ -318,8 +283,8 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         self.poll_interval = _event_seconds(poll_interval, "poll_interval")
         self.updated_since: str | None = None
         if updated_since is not None:
-            start = _lead_changes.to_instant(updated_since, "updated_since")
-            self.updated_since = _lead_changes.format_instant(start)
+            start = to_utc(updated_since, "updated_since")
+            self.updated_since = cursor_timestamp(start)
         self.remember_for = _event_seconds(
             remember_for.total_seconds() if isinstance(remember_for, timedelta) else remember_for,
             "remember_for",
@@ -390,9 +355,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
             octanist_conn_id=self.octanist_conn_id,
             statuses=self.statuses,
             poll_interval=self.poll_interval,
-            updated_since=(
-                _lead_changes.to_instant(self.updated_since, "updated_since") if self.updated_since else None
-            ),
+            updated_since=(to_utc(self.updated_since, "updated_since") if self.updated_since else None),
             remember_for=timedelta(seconds=self.remember_for),
             state_key=_lead_changes.state_key(self.octanist_conn_id, self.statuses, self.updated_since),
         )
