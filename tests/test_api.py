@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_octanist import _api as api
+from airflow_provider_octanist._api import paging
 from airflow_provider_octanist.exceptions import (
     OctanistConnectionError,
     OctanistResponseError,
@@ -127,13 +128,15 @@ def test_create_body_drops_none_and_keeps_documented_fields() -> None:
 
 def test_update_body_by_phone_with_a_numeric_string_value() -> None:
     body = api.update_lead_body(
-        lead_id=None,
-        email=None,
-        phone="+3120",
-        status="Qualified",
-        value=" 250.50 ",
-        note="",
-        loss_reason=None,
+        {
+            "lead_id": None,
+            "email": None,
+            "phone": "+3120",
+            "status": "Qualified",
+            "value": " 250.50 ",
+            "note": "",
+            "loss_reason": None,
+        }
     )
 
     assert body == {"phone": "+3120", "status": "qualified", "value": 250.5, "note": ""}
@@ -141,13 +144,15 @@ def test_update_body_by_phone_with_a_numeric_string_value() -> None:
 
 def test_update_body_sends_every_identifier_given() -> None:
     body = api.update_lead_body(
-        lead_id=" lead_1 ",
-        email="a@example.com",
-        phone=None,
-        status="won",
-        value=1,
-        note=None,
-        loss_reason=None,
+        {
+            "lead_id": " lead_1 ",
+            "email": "a@example.com",
+            "phone": None,
+            "status": "won",
+            "value": 1,
+            "note": None,
+            "loss_reason": None,
+        }
     )
 
     assert body == {"id": "lead_1", "email": "a@example.com", "status": "won", "value": 1}
@@ -227,7 +232,7 @@ def test_repeated_rows_without_ids_are_recognised_by_their_content() -> None:
 
 
 def test_paging_has_a_hard_page_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "MAX_PAGES", 3)
+    monkeypatch.setattr(paging, "MAX_PAGES", 3)
     seen: set[Any] = set()
 
     assert api.should_continue(_page(2, ["b"]), seen, LIST) is True

@@ -8,7 +8,6 @@ connection inside the triggerer and never serialized.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist._backoff import TRANSIENT_ERRORS, backoff_seconds, is_transient
-from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors
+from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors, positive_number
 from airflow_provider_octanist._timestamps import cursor_timestamp, to_utc
 from airflow_provider_octanist.exceptions import OctanistNotFoundError
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable, Iterable
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+    from airflow_provider_octanist.types import Lead
 
 # The names this module has always offered for the shared definitions (see ``_backoff``).
 TRANSIENT_OCTANIST_ERRORS = TRANSIENT_ERRORS
@@ -79,9 +79,8 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         super().__init__()
         if not isinstance(lead_id, str) or not lead_id.strip():
             raise ValueError(f"lead_id must be a lead id such as 'lead_abc123', got {lead_id!r}.")
-        for name, number in (("poll_interval", poll_interval), ("max_backoff", max_backoff)):
-            if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {number!r}.")
+        _seconds(poll_interval, "poll_interval")
+        _seconds(max_backoff, "max_backoff")
         check_max_consecutive_errors(max_consecutive_errors)
         if end_time is not None and (isinstance(end_time, bool) or not isinstance(end_time, (int, float))):
             raise ValueError(f"end_time must be seconds since the epoch (time.time()), got {end_time!r}.")
@@ -113,7 +112,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
     def _seconds_left(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()
 
-    def _timeout_event(self, lead: dict[str, Any] | None, last_error: str | None) -> TriggerEvent:
+    def _timeout_event(self, lead: Lead | None, last_error: str | None) -> TriggerEvent:
         waited_for = " or ".join(self.target_statuses)
         seen = f"; it was last {lead.get('status')!r}" if lead is not None else ""
         error = f"; the last check failed: {last_error}" if last_error else ""
@@ -145,7 +144,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
 
     async def _poll_until_done(self, hook: OctanistAsyncHook) -> TriggerEvent:
         failures = 0
-        lead: dict[str, Any] | None = None
+        lead: Lead | None = None
         last_status: Any = object()
         while True:
             last_error: str | None = None
@@ -280,12 +279,12 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         chosen = normalize_statuses(statuses)
         self.statuses: tuple[str, ...] = tuple(s for s in LEAD_STATUSES if s in chosen)
         self.octanist_conn_id = check_conn_id(octanist_conn_id)
-        self.poll_interval = _event_seconds(poll_interval, "poll_interval")
+        self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.updated_since: str | None = None
         if updated_since is not None:
             start = to_utc(updated_since, "updated_since")
             self.updated_since = cursor_timestamp(start)
-        self.remember_for = _event_seconds(
+        self.remember_for = _seconds(
             remember_for.total_seconds() if isinstance(remember_for, timedelta) else remember_for,
             "remember_for",
         )
@@ -361,12 +360,5 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         )
 
 
-def _event_seconds(value: Any, what: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{what} must be a positive number of seconds, got {value!r}.")
-    return float(value)
+def _seconds(value: Any, what: str) -> float:
+    return positive_number(value, what, must_be="a positive number of seconds")
