@@ -51,4 +51,4 @@ def request_id_of(payload: Any, headers: Mapping[str, str]) -> str | None:
         meta = payload.get("meta")
         if isinstance(meta, dict) and isinstance(meta.get("requestId"), str):
             return str(meta["requestId"])
-    return headers.get("x-request-id") or headers.get("X-Request-Id")
+    return headers.get("X-Request-Id")

@@ -7,6 +7,7 @@ One row per kind of failure; used for non-2xx answers and for 2xx answers saying
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Call, request_id_of
@@ -22,19 +23,121 @@ from airflow_provider_octanist.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from airflow_provider_octanist._api.settings import Settings
 
 
-_ERROR_CLASSES: list[tuple[Callable[[int], bool], type[OctanistError]]] = [
-    (lambda s: s in (401, 403), OctanistAuthError),
-    (lambda s: s == 404, OctanistNotFoundError),
-    (lambda s: s == 409, OctanistConflictError),
-    (lambda s: s in (400, 422), OctanistValidationError),
-    (lambda s: s == 429, OctanistRateLimitError),
-    (lambda s: s >= 500, OctanistServerError),
-]
+@dataclass(frozen=True)
+class ErrorKind:
+    """
+    One row of the table: a kind of failure, how Octanist signals it and what the user reads.
+
+    ``text`` is formatted with ``call`` (e.g. ``GET /leads``), ``conn`` (the connection id),
+    ``said`` (``": "`` + Octanist's message, or nothing) and ``after`` (the retries, or nothing).
+    """
+
+    error: type[OctanistError]
+    statuses: tuple[int, ...]
+    codes: tuple[str, ...]
+    text: str
+    hint: str | None
+
+
+ERRORS: tuple[ErrorKind, ...] = (
+    ErrorKind(
+        OctanistAuthError,
+        (401,),
+        ("UNAUTHORIZED",),
+        "Octanist rejected the API key of connection {conn!r}{said}",
+        "Check the connection's password: it must be a current API key of the right organization.",
+    ),
+    ErrorKind(
+        OctanistAuthError,
+        (403,),
+        ("FORBIDDEN",),
+        "Octanist did not allow {call} for the API key of connection {conn!r}{said}",
+        "The key is valid but this action is not allowed (e.g. the organization's lead filtering "
+        "rules rejected it); check the key's organization and its settings.",
+    ),
+    ErrorKind(
+        OctanistNotFoundError,
+        (404,),
+        ("NOT_FOUND",),
+        "Octanist found nothing for {call}{said}",
+        "Check the lead id, email or phone; ids look like 'lead_abc123'.",
+    ),
+    ErrorKind(
+        OctanistConflictError,
+        (409,),
+        ("CONFLICT",),
+        "Octanist reported a conflict for {call}{said}",
+        "Use a more specific identifier (the lead id), or enable bulk updates for the organization.",
+    ),
+    ErrorKind(
+        OctanistValidationError,
+        (400, 422),
+        ("VALIDATION_ERROR", "INVALID_FILTER", "INVALID_DATE"),
+        "Octanist refused {call} as invalid{said}",
+        "Fix the request; it is not retried.",
+    ),
+    ErrorKind(
+        OctanistRateLimitError,
+        (429,),
+        ("RATE_LIMITED",),
+        "Octanist kept rate-limiting {call}{after}{said}",
+        "Lower the request rate (fewer parallel tasks, a longer poll interval) or raise max_retries.",
+    ),
+    ErrorKind(
+        OctanistServerError,
+        (500,),
+        ("INTERNAL_ERROR",),
+        "Octanist failed {call} with a server error{after}{said}",
+        "This is on Octanist's side; the task can be retried later.",
+    ),
+)
+"""Every documented kind of failure; any other 5xx is a server error too."""
+
+_SERVER_ERROR = ERRORS[-1]
+_UNEXPECTED = ErrorKind(
+    OctanistResponseError, (), (), "Octanist answered {call} with unexpected HTTP {status}{said}", None
+)
+_NOT_REPLAYED_HINT = (
+    "It was not sent again because Octanist may have processed it; check whether it took effect "
+    "(e.g. list_leads(search=...)) before repeating it."
+)
+_REDIRECT_HINT = (
+    "Redirects are not followed, so the API key is never sent elsewhere; set the connection's "
+    "host to the final API URL."
+)
+
+
+def kind_of_status(status: int) -> ErrorKind:
+    """The row of an HTTP status (any 5xx is a server error; anything else unknown is unexpected)."""
+    for kind in ERRORS:
+        if status in kind.statuses:
+            return kind
+    return _SERVER_ERROR if status >= 500 else _UNEXPECTED
+
+
+def kind_of_code(code: str | None) -> ErrorKind | None:
+    """The row of an API error code, or ``None`` for a code Octanist does not document."""
+    return next((kind for kind in ERRORS if code in kind.codes), None)
+
+
+def error_fields(payload: Any) -> tuple[str | None, str | None, Any]:
+    """The ``(code, message, details)`` of an error body; a legacy body has only a message string."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, str):
+        return None, error, None
+    if not isinstance(error, dict):
+        return None, None, None
+    code, message = error.get("code"), error.get("message")
+    return (
+        code if isinstance(code, str) else None,
+        message if isinstance(message, str) else None,
+        error.get("details"),
+    )
 
 
 def error_for(
@@ -55,17 +158,9 @@ def error_for(
         payload: Any = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError):
         payload = None
-    code = message = None
-    details: Any = None
-    if isinstance(payload, dict):
-        error = payload.get("error")
-        if isinstance(error, dict):
-            code = error.get("code") if isinstance(error.get("code"), str) else None
-            message = error.get("message") if isinstance(error.get("message"), str) else None
-            details = error.get("details")
-        elif isinstance(error, str):  # legacy flat error body
-            message = error
-    return _make_error(
+    code, message, details = error_fields(payload)
+    return make_error(
+        kind_of_status(status),
         call,
         settings,
         status=status,
@@ -77,7 +172,8 @@ def error_for(
     )
 
 
-def _make_error(
+def make_error(
+    kind: ErrorKind,
     call: Call,
     settings: Settings,
     *,
@@ -87,84 +183,23 @@ def _make_error(
     request_id: str | None,
     details: Any,
     retries: int = 0,
-    http_status: int | None = None,
 ) -> OctanistError:
     """
-    Build the error of a failed call; ``status`` picks its class and words.
+    Build the error of a failed call from its row of the table.
 
-    :param http_status: the status line, when it differs from ``status`` (a 200 saying ``success: false``).
+    :param status: the HTTP status the answer came with.
+    :param retries: how many times the call was retried before this answer, for the message.
     """
-    cls: type[OctanistError] = next((c for test, c in _ERROR_CLASSES if test(status)), OctanistResponseError)
-    said = f": {message}" if message else ""
-    conn = settings.conn_id
-    after = f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
-    if status == 401:
-        text, hint = (
-            f"Octanist rejected the API key of connection {conn!r}{said}",
-            "Check the connection's password: it must be a current API key of the right organization.",
-        )
-    elif status == 403:
-        text, hint = (
-            f"Octanist did not allow {call.label} for the API key of connection {conn!r}{said}",
-            "The key is valid but this action is not allowed (e.g. the organization's lead filtering "
-            "rules rejected it); check the key's organization and its settings.",
-        )
-    elif status == 404:
-        text, hint = (
-            f"Octanist found nothing for {call.label}{said}",
-            "Check the lead id, email or phone; ids look like 'lead_abc123'.",
-        )
-    elif status == 409:
-        text, hint = (
-            f"Octanist reported a conflict for {call.label}{said}",
-            "Use a more specific identifier (the lead id), or enable bulk updates for the organization.",
-        )
-    elif status in (400, 422):
-        text, hint = (
-            f"Octanist refused {call.label} as invalid{said}",
-            "Fix the request; it is not retried.",
-        )
-    elif status == 429:
-        text, hint = (
-            f"Octanist kept rate-limiting {call.label}{after}{said}",
-            "Lower the request rate (fewer parallel tasks, a longer poll interval) or raise max_retries.",
-        )
-    elif status >= 500:
-        text, hint = (
-            f"Octanist failed {call.label} with a server error{after}{said}",
-            "This is on Octanist's side; the task can be retried later.",
-        )
-        if not call.replay_safe:
-            hint = (
-                "It was not sent again because Octanist may have processed it; check whether it took "
-                "effect (e.g. list_leads(search=...)) before repeating it."
-            )
-    else:
-        text, hint = (f"Octanist answered {call.label} with unexpected HTTP {status}{said}", None)
-    if 300 <= status < 400:
-        hint = (
-            "Redirects are not followed, so the API key is never sent elsewhere; set the connection's "
-            "host to the final API URL."
-        )
-    return cls(
-        text,
-        status_code=status if http_status is None else http_status,
-        code=code,
-        request_id=request_id,
-        hint=hint,
-        details=details,
+    text = kind.text.format(
+        call=call.label,
+        conn=settings.conn_id,
+        status=status,
+        said=f": {message}" if message else "",
+        after=f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else "",
     )
-
-
-_STATUS_OF_CODE = {
-    "VALIDATION_ERROR": 400,
-    "INVALID_FILTER": 400,
-    "INVALID_DATE": 400,
-    "UNAUTHORIZED": 401,
-    "FORBIDDEN": 403,
-    "NOT_FOUND": 404,
-    "CONFLICT": 409,
-    "RATE_LIMITED": 429,
-    "INTERNAL_ERROR": 500,
-}
-"""The HTTP status each documented error code comes with, for a 2xx body that says ``success: false``."""
+    hint = kind.hint
+    if kind is _SERVER_ERROR and not call.replay_safe:
+        hint = _NOT_REPLAYED_HINT
+    if 300 <= status < 400:
+        hint = _REDIRECT_HINT
+    return kind.error(text, status_code=status, code=code, request_id=request_id, hint=hint, details=details)

@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Call, request_id_of
-from airflow_provider_octanist._api.errors import _STATUS_OF_CODE, _make_error
+from airflow_provider_octanist._api.errors import error_fields, kind_of_code, make_error
 from airflow_provider_octanist._lead_vocabulary import LEAD_STATUSES, LEGACY_ALIASES
 from airflow_provider_octanist.exceptions import OctanistResponseError
 
@@ -27,13 +27,13 @@ def decode_json(
     try:
         return json.loads(content)
     except (ValueError, UnicodeDecodeError):
-        content_type = headers.get("content-type") or headers.get("Content-Type") or "no content type"
+        content_type = headers.get("Content-Type") or "no content type"
         snippet = content[:80].decode("utf-8", "replace").replace("\n", " ").strip()
         raise OctanistResponseError(
             f"Octanist answered {call.label} with HTTP {status} and a body that is not JSON "
             f"({content_type}, {len(content)} bytes: {snippet!r})",
             status_code=status,
-            request_id=headers.get("x-request-id") or headers.get("X-Request-Id"),
+            request_id=headers.get("X-Request-Id"),
             hint=f"Check that the connection {settings.conn_id!r} points at the Octanist API "
             f"(base URL {settings.base_url}); a proxy or an outage page can answer like this.",
         ) from None
@@ -59,13 +59,9 @@ def unwrap(
     request_id = request_id_of(payload, headers)
     if isinstance(payload, dict) and payload.get("success") is False:
         # Octanist said "failed" with a 2xx: trust the words (the error code), not the status line.
-        error = payload.get("error")
-        code = error.get("code") if isinstance(error, dict) else None
-        code = code if isinstance(code, str) else None
-        message = error.get("message") if isinstance(error, dict) else error
-        message = message if isinstance(message, str) else None
-        meaning = _STATUS_OF_CODE.get(code or "")
-        if meaning is None:
+        code, message, details = error_fields(payload)
+        kind = kind_of_code(code)
+        if kind is None:
             raise OctanistResponseError(
                 f"Octanist answered {call.label} with HTTP {status} but success: false"
                 + (f": {message}" if message else ""),
@@ -74,15 +70,15 @@ def unwrap(
                 request_id=request_id,
                 hint="The API may have changed; please report it with the request id.",
             )
-        raise _make_error(
+        raise make_error(
+            kind,
             call,
             settings,
-            status=meaning,
+            status=status,
             code=code,
             message=message,
             request_id=request_id,
-            details=error.get("details") if isinstance(error, dict) else None,
-            http_status=status,
+            details=details,
         )
     if isinstance(payload, dict) and "data" in payload:
         data = payload["data"]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
     """Read ``Retry-After`` (delta-seconds or an HTTP date); ``None`` when absent or unreadable."""
-    raw = headers.get("retry-after") or headers.get("Retry-After")
+    raw = headers.get("Retry-After")
     if not raw:
         return None
     raw = raw.strip()
@@ -92,7 +92,7 @@ class Attempts:
         """Seconds to wait before retrying a non-2xx answer, or ``None`` to give up."""
         if self.retries >= self.settings.max_retries or not may_retry_status(self.call, status):
             return None
-        request_id = headers.get("x-request-id") or headers.get("X-Request-Id")
+        request_id = headers.get("X-Request-Id")
         reason = f"HTTP {status}" + (f" (request {request_id})" if request_id else "")
         return self._next_wait(reason, retry_after_seconds(headers))
 
