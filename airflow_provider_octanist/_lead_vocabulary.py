@@ -1,14 +1,13 @@
 """
 The lead vocabulary: which filters, fields and statuses exist and what the API calls them.
 
-The names come from the declarations in :mod:`airflow_provider_octanist.types` and
-:mod:`airflow_provider_octanist.statuses`; request building, the hooks and the operators read them here.
+Request building, the hooks and the operators read the names here. Plain tuples, cheap to import
+while DAG files are parsed; ``types.py`` spells the same names out for editors (a test keeps them equal).
 """
 
 from __future__ import annotations
 
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LEGACY_ALIASES, SETTABLE_STATUSES
-from airflow_provider_octanist.types import Attribution, LeadFilters, LeadUpdate, NewLead
 
 __all__ = [
     "CLICK_ID_FIELDS",
@@ -25,10 +24,8 @@ __all__ = [
     "SORTABLE_FIELDS",
     "TIME_FILTERS",
     "UPDATE_FIELDS",
+    "UTM_FIELDS",
 ]
-
-LIST_FILTERS: tuple[str, ...] = tuple(LeadFilters.__annotations__)
-"""Keyword filters of ``iter_leads`` and friends, in the order they go into the query."""
 
 RANGE_OPERATORS = ("gt", "gte", "lt", "lte")
 """Comparisons of time and value filters: ``updated_gte`` becomes ``updatedAt[gte]``."""
@@ -36,22 +33,35 @@ RANGE_OPERATORS = ("gt", "gte", "lt", "lte")
 TIME_FILTERS = {"created": "createdAt", "updated": "updatedAt", "qualified": "qualifiedAt"}
 """Keyword prefix of a time bound -> the API field it compares."""
 
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
+
 EQUALITY_FILTERS = {
     "source": "source",
     "label_id": "labelId",
     "website": "website",
-    "utm_source": "utm_source",
-    "utm_medium": "utm_medium",
-    "utm_campaign": "utm_campaign",
+    **{u: u for u in UTM_FIELDS},
 }
 """Keyword filter -> the API field it must equal."""
+
+LIST_FILTERS: tuple[str, ...] = (
+    "status",
+    "sort",
+    "search",
+    "fields",
+    *EQUALITY_FILTERS,
+    *(f"{field}_{op}" for field in (*TIME_FILTERS, "value") for op in RANGE_OPERATORS),
+    "page_size",
+    "filters",
+)
+"""Keyword filters of ``iter_leads`` and friends (``types.LeadFilters``), in query order."""
 
 CONSENT_FIELDS = ("ad_storage", "ad_user_data", "ad_personalization", "analytics_storage")
 """Consent flags of a new lead: true/false or ``granted``/``denied``."""
 
-CLICK_ID_FIELDS: tuple[str, ...] = tuple(
-    name for name in Attribution.__annotations__ if not name.startswith("utm_") and name not in CONSENT_FIELDS
-)
+CLICK_ID_FIELDS = (
+    "gclid", "dclid", "wbraid", "gbraid", "ga4cid", "ga4sid", "fbc", "fbp",
+    "msclkid", "ttclid", "twclid", "rdt_cid", "sccid", "epik", "li_fat_id",
+)  # fmt: skip
 """Ad-platform click ids: settable on a new lead, filterable with ``[exists]``."""
 
 RAW_FILTER_FIELDS: dict[str, tuple[str, ...]] = {
@@ -67,8 +77,11 @@ SORTABLE_FIELDS = ("createdAt", "updatedAt", "qualifiedAt", "value", "name", "em
 SNAKE_SORT = {"created_at": "createdAt", "updated_at": "updatedAt", "qualified_at": "qualifiedAt"}
 """The legacy snake_case sort fields (``updated_at:asc``) and their current names."""
 
-CREATE_FIELDS = NewLead.__optional_keys__
-"""Fields a new lead (``POST /leads``) may have."""
+CREATE_FIELDS = frozenset(
+    ("name", "email", "phone", "custom", "note", "sessionId", "website", "path",
+     *CLICK_ID_FIELDS, *UTM_FIELDS, *CONSENT_FIELDS)
+)  # fmt: skip
+"""Fields a new lead (``POST /leads``) may have (``types.NewLead``)."""
 
-UPDATE_FIELDS: tuple[str, ...] = tuple(LeadUpdate.__annotations__)
-"""Keyword arguments of ``update_lead``: the lead's identifiers, then what to change."""
+UPDATE_FIELDS = ("lead_id", "email", "phone", "status", "value", "note", "loss_reason")
+"""Keyword arguments of ``update_lead`` (``types.LeadUpdate``): which lead, then what to change."""
