@@ -21,12 +21,15 @@ from airflow_provider_octanist._checks import check_conn_id, check_max_consecuti
 from airflow_provider_octanist._timestamps import cursor_timestamp, to_utc
 from airflow_provider_octanist.exceptions import OctanistNotFoundError
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
-from airflow_provider_octanist.triggers import _lead_changes
+from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported, shared_key
+from airflow_provider_octanist.triggers._feed.state_slot import state_key
+from airflow_provider_octanist.triggers._feed.watch import WatchConfig, watch
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable, Iterable
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+    from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
     from airflow_provider_octanist.types import Lead
 
 # The names this module has always offered for the shared definitions (see ``_backoff``).
@@ -310,7 +313,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         ``async def``: it hands over the poll loop's async generator itself, so cancelling the
         trigger closes the loop (and its HTTP client) at once.
         """
-        return _lead_changes.watch(self._config(), self._asset_state_store(), self.log)
+        return watch(self._config(), self._asset_state_store(), self.log)
 
     def shared_stream_key(self) -> Hashable | None:
         """
@@ -319,20 +322,22 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         Each watcher still keeps its own cursor, statuses and state; ``None`` (own poll loop) where
         Airflow cannot confirm that events were stored before the state is written.
         """
-        if not _lead_changes.ack_streams_supported():
+        if not ack_streams_supported():
             return None
-        return _lead_changes.shared_key(self.octanist_conn_id, self.poll_interval)
+        return shared_key(self.octanist_conn_id, self.poll_interval)
 
     @classmethod
-    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> _lead_changes.SharedLeadPoll:
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> SharedLeadPoll:
         """
         The shared poll of a group of watchers, in Airflow's ack mode.
 
         :param kwargs: the serialized arguments of one watcher of the group.
         """
+        from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
+
         trigger = cls(**kwargs)
-        return _lead_changes.SharedLeadPoll(
-            _lead_changes.shared_key(trigger.octanist_conn_id, trigger.poll_interval),
+        return SharedLeadPoll(
+            shared_key(trigger.octanist_conn_id, trigger.poll_interval),
             trigger.octanist_conn_id,
             trigger.poll_interval,
         )
@@ -343,20 +348,22 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
 
         :param shared_stream: the segments of the shared poll, as Airflow hands them over.
         """
-        return _lead_changes.watch_shared(self._config(), self._asset_state_store(), shared_stream, self.log)
+        from airflow_provider_octanist.triggers._feed.shared_poll import watch_shared
+
+        return watch_shared(self._config(), self._asset_state_store(), shared_stream, self.log)
 
     def _asset_state_store(self) -> Any:
         # Injected by the Airflow 3.3+ triggerer before the trigger starts; absent before 3.3.
         return getattr(self, "asset_state_store", None)
 
-    def _config(self) -> _lead_changes.WatchConfig:
-        return _lead_changes.WatchConfig(
+    def _config(self) -> WatchConfig:
+        return WatchConfig(
             octanist_conn_id=self.octanist_conn_id,
             statuses=self.statuses,
             poll_interval=self.poll_interval,
             updated_since=(to_utc(self.updated_since, "updated_since") if self.updated_since else None),
             remember_for=timedelta(seconds=self.remember_for),
-            state_key=_lead_changes.state_key(self.octanist_conn_id, self.statuses, self.updated_since),
+            state_key=state_key(self.octanist_conn_id, self.statuses, self.updated_since),
         )
 
 
