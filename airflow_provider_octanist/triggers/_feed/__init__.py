@@ -9,6 +9,7 @@ kept on Airflow 3.3+), ``watch`` (starting a watcher, its events, the stand-alon
 ``shared_poll_support`` (the version gate) and ``shared_poll`` (one poll for several watchers,
 Airflow 3.3.2+ only).
 
-Nothing here imports an HTTP client or the hook at module level, except ``shared_poll`` which needs
-Airflow 3.3: DAG files import the trigger module, which imports this package, on every parse.
+Nothing here imports an HTTP client or the hook at module level (DAG files import the trigger
+module, and with it this package, on every parse); ``shared_poll`` needs Airflow 3.3 and is
+imported only where ``shared_poll_support`` allows it.
 """
