@@ -17,7 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow_provider_octanist._timestamps import parse_timestamp
+
+if TYPE_CHECKING:
+    from airflow_provider_octanist.types import Lead
 
 __all__ = ["LEADS_EVENT_KIND", "LEADS_EVENT_VERSION", "leads_from_asset_events"]
 
@@ -30,7 +35,7 @@ LEADS_EVENT_VERSION = 1
 _EVENT_KEYS = frozenset({"extra", "payload", "from_trigger", "kind", "leads"})
 
 
-def leads_from_asset_events(events: Any) -> list[dict[str, Any]]:
+def leads_from_asset_events(events: Any) -> list[Lead]:
     """
     Return every lead carried by Octanist lead events, each lead change once, oldest change first.
 
@@ -64,13 +69,13 @@ def leads_from_asset_events(events: Any) -> list[dict[str, Any]]:
     :raises ValueError: for an Octanist payload whose ``leads`` are not lead objects with an ``id``.
     """
     seen: set[tuple[str, str]] = set()
-    leads: list[dict[str, Any]] = []
+    leads: list[Lead] = []
     for payload in _payloads(events):
         for lead in _leads_of(payload):
             change = (lead["id"], str(lead.get("updatedAt")))
             if change not in seen:
                 seen.add(change)
-                leads.append(dict(lead))
+                leads.append(cast("Lead", dict(lead)))
     leads.sort(key=_change_order)
     return leads
 
@@ -152,27 +157,7 @@ def _leads_of(payload: Any) -> list[dict[str, Any]]:
 
 
 def _change_order(lead: Mapping[str, Any]) -> tuple[datetime, str]:
-    return iso_utc(lead.get("updatedAt")) or _EARLIEST, str(lead["id"])
+    return parse_timestamp(lead.get("updatedAt")) or _EARLIEST, str(lead["id"])
 
 
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
-
-
-def iso_utc(value: Any) -> datetime | None:
-    """
-    Read an ISO 8601 timestamp as Octanist writes it, as aware UTC; ``None`` when it is not one.
-
-    Standard library only (this module is imported by DAG files); naive values are taken as UTC.
-    """
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)

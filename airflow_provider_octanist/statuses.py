@@ -6,10 +6,10 @@ The current API uses ``open``, ``qualified``, ``won`` and ``lost``. The legacy l
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 OPEN = "open"
 QUALIFIED = "qualified"
@@ -52,3 +52,14 @@ def normalize_statuses(
     if not result:
         raise ValueError(f"At least one lead status is needed: use one or more of {', '.join(allowed)}.")
     return result
+
+
+def status_of(lead: Mapping[str, Any]) -> str | None:
+    """A lead's canonical status, or ``None`` for a status this provider does not know."""
+    status = lead.get("status")
+    if not isinstance(status, str):
+        return None
+    try:
+        return normalize_status(status)
+    except ValueError:
+        return None

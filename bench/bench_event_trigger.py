@@ -51,7 +51,7 @@ class Result:
 
 
 class PollClock:
-    """Marks where the trigger's polls end: its loop sleeps between polls through ``_lead_changes._sleep``."""
+    """Marks where the trigger's polls end: its loop sleeps between polls through ``lead_source.sleep``."""
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -70,11 +70,11 @@ class PollClock:
 
 
 async def measure(server: Any, k: int, rounds: int, poll_interval: float, leads: list[str]) -> Result:
-    from airflow_provider_octanist.triggers import _lead_changes
+    from airflow_provider_octanist.triggers._feed import lead_source
     from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
 
     clock = PollClock(server)
-    _lead_changes._sleep = clock.sleep  # type: ignore[assignment]
+    lead_source.sleep = clock.sleep  # type: ignore[assignment]
     result = Result(k)
     events = OctanistLeadEventTrigger(poll_interval=poll_interval).run()
     pending = asyncio.ensure_future(events.__anext__())

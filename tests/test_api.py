@@ -6,13 +6,13 @@ import json
 import logging
 import re
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
-import pendulum
 import pytest
 
 from airflow_provider_octanist import _api as api
+from airflow_provider_octanist._api import paging
 from airflow_provider_octanist.exceptions import (
     OctanistConnectionError,
     OctanistResponseError,
@@ -23,100 +23,6 @@ SETTINGS = api.Settings(conn_id="octanist_default", base_url=api.DEFAULT_BASE_UR
 LIST = api.Call("GET", "/leads", {"limit": "100"})
 CREATE = api.Call("POST", "/leads", body={"name": "x"}, replay_safe=False)
 LOG = logging.getLogger("tests.api")
-
-
-# -- datetimes ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (datetime(2026, 3, 10, 12, 0), "2026-03-10T12:00:00.000Z"),  # naive is UTC
-        (datetime(2026, 3, 10, 13, 0, tzinfo=timezone(timedelta(hours=1))), "2026-03-10T12:00:00.000Z"),
-        (datetime(2026, 3, 10, 12, 0, 0, 123456, tzinfo=timezone.utc), "2026-03-10T12:00:00.123Z"),
-        (pendulum.datetime(2026, 3, 10, 13, 0, tz="Europe/Amsterdam"), "2026-03-10T12:00:00.000Z"),
-        (
-            pendulum.datetime(2026, 7, 10, 14, 0, tz="Europe/Amsterdam"),
-            "2026-07-10T12:00:00.000Z",
-        ),  # summer time
-        (pendulum.date(2026, 3, 10), "2026-03-10T00:00:00.000Z"),
-        (date(2026, 3, 10), "2026-03-10T00:00:00.000Z"),
-        ("2026-03-10T12:00:00Z", "2026-03-10T12:00:00.000Z"),
-        ("2026-03-10T12:00:00.5+00:00", "2026-03-10T12:00:00.500Z"),
-        ("2026-03-10T14:00:00+02:00", "2026-03-10T12:00:00.000Z"),
-        ("2026-03-10T12:00:00", "2026-03-10T12:00:00.000Z"),  # no offset is UTC
-        ("2026-03-10 12:00", "2026-03-10T12:00:00.000Z"),
-        ("2026-03-10", "2026-03-10T00:00:00.000Z"),
-        ("  2026-03-10T12:00:00Z ", "2026-03-10T12:00:00.000Z"),
-        ("20260310T120000Z", "2026-03-10T12:00:00.000Z"),
-    ],
-)
-def test_points_in_time_are_rendered_as_octanist_writes_them(value: Any, expected: str) -> None:
-    assert api.format_timestamp(value, "updated_gt") == expected
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        "",
-        "   ",
-        "now",
-        "today",
-        "12:00",
-        "10/03/2026",
-        "March 10 2026",
-        "2026-02-30",
-        "P1D",
-        1767225600,
-        None,
-    ],
-)
-def test_anything_but_a_datetime_date_or_iso_string_is_refused(value: Any) -> None:
-    with pytest.raises(
-        ValueError, match=r"^updated_gt must be (an ISO 8601 date-time|a datetime, a date or an ISO)"
-    ):
-        api.to_utc(value, "updated_gt")
-
-
-def test_to_utc_returns_an_aware_utc_datetime() -> None:
-    moment = api.to_utc(datetime(2026, 3, 10, 12, 0), "x")
-
-    assert moment.tzinfo == timezone.utc
-    assert moment == datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2026-01-15T10:30:00.000Z", datetime(2026, 1, 15, 10, 30, tzinfo=timezone.utc)),
-        ("2026-01-15T10:30:00Z", datetime(2026, 1, 15, 10, 30, tzinfo=timezone.utc)),
-        ("garbage", None),
-        ("", None),
-        (None, None),
-        (1, None),
-    ],
-)
-def test_parse_timestamp_reads_api_timestamps_or_gives_none(value: Any, expected: datetime | None) -> None:
-    assert api.parse_timestamp(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2026-03-10", "2026-03-10"),
-        (date(2026, 3, 10), "2026-03-10"),
-        (datetime(2026, 3, 10, 23, 30, tzinfo=timezone(timedelta(hours=-2))), "2026-03-11"),  # in UTC
-        (pendulum.date(2026, 3, 10), "2026-03-10"),
-    ],
-)
-def test_days_are_rendered_as_yyyy_mm_dd(value: Any, expected: str) -> None:
-    assert api.format_day(value, "start_date") == expected
-
-
-@pytest.mark.parametrize("value", ["2026-3-10", "10.03.2026", "2026-02-30", "", None, 20260310])
-def test_bad_days_are_refused(value: Any) -> None:
-    with pytest.raises(ValueError, match="start_date must be a date or a 'YYYY-MM-DD' string"):
-        api.format_day(value, "start_date")
 
 
 # -- list parameters ---------------------------------------------------------------------------
@@ -222,13 +128,15 @@ def test_create_body_drops_none_and_keeps_documented_fields() -> None:
 
 def test_update_body_by_phone_with_a_numeric_string_value() -> None:
     body = api.update_lead_body(
-        lead_id=None,
-        email=None,
-        phone="+3120",
-        status="Qualified",
-        value=" 250.50 ",
-        note="",
-        loss_reason=None,
+        {
+            "lead_id": None,
+            "email": None,
+            "phone": "+3120",
+            "status": "Qualified",
+            "value": " 250.50 ",
+            "note": "",
+            "loss_reason": None,
+        }
     )
 
     assert body == {"phone": "+3120", "status": "qualified", "value": 250.5, "note": ""}
@@ -236,13 +144,15 @@ def test_update_body_by_phone_with_a_numeric_string_value() -> None:
 
 def test_update_body_sends_every_identifier_given() -> None:
     body = api.update_lead_body(
-        lead_id=" lead_1 ",
-        email="a@example.com",
-        phone=None,
-        status="won",
-        value=1,
-        note=None,
-        loss_reason=None,
+        {
+            "lead_id": " lead_1 ",
+            "email": "a@example.com",
+            "phone": None,
+            "status": "won",
+            "value": 1,
+            "note": None,
+            "loss_reason": None,
+        }
     )
 
     assert body == {"id": "lead_1", "email": "a@example.com", "status": "won", "value": 1}
@@ -322,7 +232,7 @@ def test_repeated_rows_without_ids_are_recognised_by_their_content() -> None:
 
 
 def test_paging_has_a_hard_page_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "MAX_PAGES", 3)
+    monkeypatch.setattr(paging, "MAX_PAGES", 3)
     seen: set[Any] = set()
 
     assert api.should_continue(_page(2, ["b"]), seen, LIST) is True
@@ -396,16 +306,16 @@ def test_backoff_doubles_with_jitter_and_is_capped(attempt: int) -> None:
     settings = replace(SETTINGS, backoff=0.5, max_retry_wait=20.0)
     ceiling = min(20.0, 0.5 * 2 ** (attempt - 1))
 
-    waits = {api.backoff_seconds(attempt, settings) for _ in range(200)}
+    waits = {api.retry_wait(attempt, settings) for _ in range(200)}
 
     assert all(ceiling / 2 <= wait <= ceiling for wait in waits)
     assert len(waits) > 1, "the waits are jittered"
 
 
 def test_backoff_never_undercuts_retry_after_and_caps_it() -> None:
-    assert api.backoff_seconds(1, SETTINGS, retry_after=7) == 7
-    assert api.backoff_seconds(1, SETTINGS, retry_after=10_000) == api.MAX_RETRY_WAIT
-    assert 0.5 <= api.backoff_seconds(1, SETTINGS, retry_after=0) <= 1.0
+    assert api.retry_wait(1, SETTINGS, retry_after=7) == 7
+    assert api.retry_wait(1, SETTINGS, retry_after=10_000) == api.MAX_RETRY_WAIT
+    assert 0.5 <= api.retry_wait(1, SETTINGS, retry_after=0) <= 1.0
 
 
 @pytest.mark.parametrize(

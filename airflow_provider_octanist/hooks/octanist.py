@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from asyncio import sleep as async_sleep
-from datetime import date, datetime
 from time import monotonic, sleep
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -20,13 +19,12 @@ if TYPE_CHECKING:
 
     import httpx
     import requests
+    from typing_extensions import Unpack
 
     from airflow_provider_octanist.hooks._shared_client import ClientKey, SharedClient
+    from airflow_provider_octanist.types import DateLike, Lead, LeadFilters, LeadUpdate, NewLead
 
 __all__ = ["OctanistAsyncHook", "OctanistHook"]
-
-Lead = dict[str, Any]
-DateLike = datetime | date | str
 
 # requests and httpx are imported where first used: operators import this module while DAG files
 # are parsed, and a sync task never needs httpx (nor a trigger requests). The hooks wait between
@@ -308,9 +306,9 @@ class OctanistHook(_OctanistHookBase):
         """
         call = self._lead_call(lead_id)
         data, request_id = self._call(call, expect=dict)
-        return api.check_lead(data, call, request_id)
+        return cast("Lead", api.check_lead(data, call, request_id))
 
-    def list_leads_page(self, page: int = 1, **filters: Any) -> api.Page:
+    def list_leads_page(self, page: int = 1, **filters: Unpack[LeadFilters]) -> api.Page:
         """
         Return one page of ``GET /leads`` with its pagination facts; see :meth:`iter_leads` for filters.
 
@@ -320,26 +318,27 @@ class OctanistHook(_OctanistHookBase):
         call = listing.call(api.page_number(page))
         return listing.read(call, page, self._send(call), self.settings)
 
-    def iter_leads(self, *, max_results: int | None = None, **filters: Any) -> Iterator[Lead]:
+    def iter_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> Iterator[Lead]:
         """
         Yield every lead matching the filters, fetching page after page only as they are consumed.
 
-        Filters are checked before any request: ``status``, ``source``, ``label_id``, ``website``,
-        ``utm_source``/``utm_medium``/``utm_campaign``, ``search``, ``fields``, ``sort`` (e.g.
-        ``"updatedAt:asc"``), ``page_size`` (1-100), time bounds ``created_``/``updated_``/``qualified_``
-        + ``gt``/``gte``/``lt``/``lte`` (datetime, date or ISO string; naive means UTC), ``value_gt`` etc.,
-        and ``filters`` for raw API filters such as ``{"gclid[exists]": True}``.
+        Filters (see :class:`~airflow_provider_octanist.types.LeadFilters`) are checked before any
+        request: ``status``, ``source``, ``label_id``, ``website``, ``utm_source``/``utm_medium``/
+        ``utm_campaign``, ``search``, ``fields``, ``sort`` (e.g. ``"updatedAt:asc"``), ``page_size``
+        (1-100), time bounds ``created_``/``updated_``/``qualified_`` + ``gt``/``gte``/``lt``/``lte``
+        (datetime, date or ISO string; naive means UTC), ``value_gt`` etc., and ``filters`` for raw
+        API filters such as ``{"gclid[exists]": True}``.
 
         :param max_results: stop after this many leads.
         """
         listing = api.leads_listing(api.lead_list_params(**filters))
-        return self._pages(listing, api.max_results_value(max_results))
+        return cast("Iterator[Lead]", self._pages(listing, api.max_results_value(max_results)))
 
-    def list_leads(self, *, max_results: int | None = None, **filters: Any) -> list[Lead]:
+    def list_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> list[Lead]:
         """Return every lead matching the filters, across all pages (see :meth:`iter_leads`)."""
         return list(self.iter_leads(max_results=max_results, **filters))
 
-    def create_lead(self, **fields: Any) -> dict[str, Any]:
+    def create_lead(self, **fields: Unpack[NewLead]) -> dict[str, Any]:
         """
         Create a lead with ``POST /leads`` and return the response's ``data`` (contains ``id``).
 
@@ -358,17 +357,7 @@ class OctanistHook(_OctanistHookBase):
             )
         return dict(data)
 
-    def update_lead(
-        self,
-        *,
-        lead_id: str | None = None,
-        email: str | None = None,
-        phone: str | None = None,
-        status: str | None = None,
-        value: float | str | None = None,
-        note: str | None = None,
-        loss_reason: str | None = None,
-    ) -> dict[str, Any]:
+    def update_lead(self, **fields: Unpack[LeadUpdate]) -> dict[str, Any]:
         """
         Change a lead (or every lead matching an email/phone) with ``PATCH /leads``.
 
@@ -384,15 +373,7 @@ class OctanistHook(_OctanistHookBase):
         :param loss_reason: why it was lost; only with ``status="lost"``.
         :return: ``{"leadId": ..., "leadsUpdated": n, "message": ...}``.
         """
-        body = api.update_lead_body(
-            lead_id=lead_id,
-            email=email,
-            phone=phone,
-            status=status,
-            value=value,
-            note=note,
-            loss_reason=loss_reason,
-        )
+        body = api.update_lead_body(fields)
         data, _ = self._call(api.Call("PATCH", "/leads", body=body), expect=dict, legacy=api.legacy_updated)
         return dict(data)
 
@@ -565,20 +546,24 @@ class OctanistAsyncHook(_OctanistHookBase):
         """Return one lead; see :meth:`OctanistHook.get_lead`."""
         call = self._lead_call(lead_id)
         data, request_id = await self._call(call, expect=dict)
-        return api.check_lead(data, call, request_id)
+        return cast("Lead", api.check_lead(data, call, request_id))
 
-    async def list_leads_page(self, page: int = 1, **filters: Any) -> api.Page:
+    async def list_leads_page(self, page: int = 1, **filters: Unpack[LeadFilters]) -> api.Page:
         """Return one page of ``GET /leads``; see :meth:`OctanistHook.iter_leads` for filters."""
         listing = api.leads_listing(api.lead_list_params(**filters))
         call = listing.call(api.page_number(page))
         return listing.read(call, page, await self._send(call), await self.get_settings())
 
-    def iter_leads(self, *, max_results: int | None = None, **filters: Any) -> AsyncIterator[Lead]:
+    def iter_leads(
+        self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]
+    ) -> AsyncIterator[Lead]:
         """Yield every matching lead, page by page (``async for``); see :meth:`OctanistHook.iter_leads`."""
         listing = api.leads_listing(api.lead_list_params(**filters))
-        return self._pages(listing, api.max_results_value(max_results))
+        return cast("AsyncIterator[Lead]", self._pages(listing, api.max_results_value(max_results)))
 
-    async def list_leads(self, *, max_results: int | None = None, **filters: Any) -> list[Lead]:
+    async def list_leads(
+        self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]
+    ) -> list[Lead]:
         """Return every matching lead across all pages."""
         return [lead async for lead in self.iter_leads(max_results=max_results, **filters)]
 

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
-from airflow_provider_octanist._checks import check_conn_id
+from airflow_provider_octanist._checks import check_conn_id, whole_number
+from airflow_provider_octanist._lead_vocabulary import CREATE_FIELDS, LIST_FILTERS, UPDATE_FIELDS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_octanist.hooks.octanist import OctanistHook
+    from airflow_provider_octanist.types import Lead
 
 __all__ = [
     "OctanistCreateLeadOperator",
@@ -29,18 +31,6 @@ __all__ = [
     "OctanistListLeadsOperator",
     "OctanistUpdateLeadOperator",
 ]
-
-_OPS = ("gt", "gte", "lt", "lte")
-# Keyword filters of OctanistHook.iter_leads that OctanistListLeadsOperator takes through
-# ``extra_filters`` (the most common ones are its own arguments).
-_LIST_FILTERS = frozenset(
-    {
-        "status", "source", "label_id", "website", "utm_source", "utm_medium", "utm_campaign",
-        "search", "fields", "sort", "page_size",
-        *(f"{field}_{op}" for field in ("created", "updated", "qualified", "value") for op in _OPS),
-        "filters",
-    }
-)  # fmt: skip
 
 
 class _OctanistOperator(BaseOperator):  # type: ignore[misc]
@@ -78,7 +68,7 @@ class OctanistGetLeadOperator(_OctanistOperator):
         super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
         self.lead_id = lead_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> Lead:
         with self.hook as hook:
             lead = hook.get_lead(self.lead_id)
         self.log.info("Lead %s is %s.", lead["id"], lead.get("status"))
@@ -146,24 +136,19 @@ class OctanistListLeadsOperator(_OctanistOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 100:
-            raise ValueError(f"page_size must be a whole number between 1 and 100, got {page_size!r}.")
-        if max_results is not None and (
-            isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
-        ):
-            raise ValueError(
-                f"max_results must be a whole number of at least 1 (or None), got {max_results!r}."
-            )
+        whole_number(page_size, "page_size", low=1, high=100)
+        if max_results is not None:
+            whole_number(max_results, "max_results", low=1)
         if extra_filters is not None:
             if not isinstance(extra_filters, Mapping):
                 raise ValueError(
                     f"extra_filters must be a dict of filters, got {type(extra_filters).__name__}."
                 )
-            unknown = sorted(set(extra_filters) - _LIST_FILTERS)
+            unknown = sorted(set(extra_filters) - set(LIST_FILTERS))
             if unknown:
                 raise ValueError(
                     f"Unknown lead filter(s) {', '.join(map(repr, unknown))} in extra_filters: "
-                    f"use {', '.join(sorted(_LIST_FILTERS))}."
+                    f"use {', '.join(sorted(LIST_FILTERS))}."
                 )
         self.status = status
         self.updated_gte = updated_gte
@@ -197,7 +182,7 @@ class OctanistListLeadsOperator(_OctanistOperator):
         filters["page_size"] = self.page_size
         return filters
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> list[Lead]:
         with self.hook as hook:
             leads = hook.list_leads(max_results=self.max_results, **self._filters())
         self.log.info("Octanist returned %d lead(s).", len(leads))
@@ -246,9 +231,6 @@ class OctanistCreateLeadOperator(_OctanistOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
-        # Imported here: _api costs DAG files that only import the operators a few ms per parse.
-        from airflow_provider_octanist._api import CREATE_FIELDS
-
         extra = dict(lead_fields or {})
         own = {"name", "email", "phone", "custom", "note"}
         unknown = sorted(set(extra) - (CREATE_FIELDS - own))
@@ -306,7 +288,7 @@ class OctanistUpdateLeadOperator(_OctanistOperator):
     :param octanist_conn_id: Airflow connection of type ``octanist``.
     """
 
-    template_fields: Sequence[str] = ("lead_id", "email", "phone", "status", "value", "note", "loss_reason")
+    template_fields: Sequence[str] = UPDATE_FIELDS
 
     def __init__(
         self,
@@ -344,15 +326,7 @@ class OctanistUpdateLeadOperator(_OctanistOperator):
             return None if value == "" else value
 
         with self.hook as hook:
-            result = hook.update_lead(
-                lead_id=given(self.lead_id),
-                email=given(self.email),
-                phone=given(self.phone),
-                status=given(self.status),
-                value=given(self.value),
-                note=given(self.note),
-                loss_reason=given(self.loss_reason),
-            )
+            result = hook.update_lead(**{name: given(getattr(self, name)) for name in UPDATE_FIELDS})
         self.log.info(
             "Octanist updated %s lead(s) (lead %s).", result.get("leadsUpdated"), result.get("leadId")
         )

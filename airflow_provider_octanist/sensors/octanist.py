@@ -22,11 +22,12 @@ from airflow_provider_octanist._checks import check_conn_id, check_max_consecuti
 from airflow_provider_octanist.statuses import LOST, WON, normalize_statuses
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_octanist.hooks.octanist import OctanistHook
+    from airflow_provider_octanist.types import Lead
 
 __all__ = ["OctanistLeadStatusSensor"]
 
@@ -34,7 +35,7 @@ _DEFERRAL_GRACE = timedelta(minutes=5)
 """How long after ``timeout`` Airflow itself ends a deferral whose trigger never answered."""
 
 
-def describe_lead_failure(lead: dict[str, Any], failure_statuses: Iterable[str]) -> str:
+def describe_lead_failure(lead: Mapping[str, Any], failure_statuses: Iterable[str]) -> str:
     """
     The message for a lead that reached a failure status: names the lead, its status and ``lossReason``.
 
@@ -144,7 +145,7 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
             raise AirflowSkipException(f"{message} Skipping because soft_fail is set.")
         raise AirflowFailException(message)
 
-    def _fetch_lead(self) -> dict[str, Any]:
+    def _fetch_lead(self) -> Lead:
         from airflow_provider_octanist._api import lead_path
         from airflow_provider_octanist.exceptions import OctanistNotFoundError
 
@@ -157,7 +158,7 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
         except OctanistNotFoundError as exc:
             self._fail(f"Octanist has no lead {self.lead_id!r}: {exc}")
 
-    def _evaluate(self, lead: dict[str, Any]) -> bool:
+    def _evaluate(self, lead: Lead) -> bool:
         """Whether the lead is at a target status; fails the task when it is at a failure status."""
         status = lead.get("status")
         if status in self.target_statuses:

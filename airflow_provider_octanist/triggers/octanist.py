@@ -8,8 +8,6 @@ connection inside the triggerer and never serialized.
 from __future__ import annotations
 
 import asyncio
-import math
-import random
 import time
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,56 +16,26 @@ from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
-from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors
-from airflow_provider_octanist.exceptions import (
-    OctanistConnectionError,
-    OctanistNotFoundError,
-    OctanistRateLimitError,
-    OctanistResponseError,
-    OctanistServerError,
-)
+from airflow_provider_octanist._backoff import TRANSIENT_ERRORS, backoff_seconds, is_transient
+from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors, positive_number
+from airflow_provider_octanist._timestamps import cursor_timestamp, to_utc
+from airflow_provider_octanist.exceptions import OctanistNotFoundError
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
-from airflow_provider_octanist.triggers import _lead_changes
+from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported, shared_key
+from airflow_provider_octanist.triggers._feed.state_slot import state_key
+from airflow_provider_octanist.triggers._feed.watch import WatchConfig, watch
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable, Iterable
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+    from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
+    from airflow_provider_octanist.types import Lead
 
-TRANSIENT_OCTANIST_ERRORS: tuple[type[Exception], ...] = (
-    OctanistServerError,
-    OctanistRateLimitError,
-    OctanistConnectionError,  # includes OctanistTimeoutError
-    OctanistResponseError,
-)
-"""Errors that may pass if asked again later (each already survived the hook's own retries)."""
-
-
-def is_transient_octanist_error(exc: BaseException) -> bool:
-    """
-    Whether a trigger should log an error and poll again later rather than give up at once.
-
-    5xx, 429, connection failures, timeouts and unreadable bodies may pass; a rejected key, a
-    missing lead or an invalid request never will.
-
-    :param exc: what the async hook raised.
-    """
-    return isinstance(exc, TRANSIENT_OCTANIST_ERRORS)
-
-
-def transient_backoff_seconds(consecutive_failures: int, base: float, cap: float) -> float:
-    """
-    Seconds to wait after the ``consecutive_failures``-th failed poll in a row.
-
-    Doubles from ``base`` per failure up to ``cap``, with jitter (between half and all of it) so that
-    many triggers that failed together do not all come back at the same moment.
-
-    :param consecutive_failures: failed polls in a row so far (1 after the first).
-    :param base: the wait after the first failure, usually the poll interval.
-    :param cap: the longest wait.
-    """
-    ceiling = min(cap, base * 2 ** max(0, consecutive_failures - 1))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+# The names this module has always offered for the shared definitions (see ``_backoff``).
+TRANSIENT_OCTANIST_ERRORS = TRANSIENT_ERRORS
+is_transient_octanist_error = is_transient
+transient_backoff_seconds = backoff_seconds
 
 
 class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
@@ -114,9 +82,8 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         super().__init__()
         if not isinstance(lead_id, str) or not lead_id.strip():
             raise ValueError(f"lead_id must be a lead id such as 'lead_abc123', got {lead_id!r}.")
-        for name, number in (("poll_interval", poll_interval), ("max_backoff", max_backoff)):
-            if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {number!r}.")
+        _seconds(poll_interval, "poll_interval")
+        _seconds(max_backoff, "max_backoff")
         check_max_consecutive_errors(max_consecutive_errors)
         if end_time is not None and (isinstance(end_time, bool) or not isinstance(end_time, (int, float))):
             raise ValueError(f"end_time must be seconds since the epoch (time.time()), got {end_time!r}.")
@@ -148,7 +115,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
     def _seconds_left(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()
 
-    def _timeout_event(self, lead: dict[str, Any] | None, last_error: str | None) -> TriggerEvent:
+    def _timeout_event(self, lead: Lead | None, last_error: str | None) -> TriggerEvent:
         waited_for = " or ".join(self.target_statuses)
         seen = f"; it was last {lead.get('status')!r}" if lead is not None else ""
         error = f"; the last check failed: {last_error}" if last_error else ""
@@ -180,7 +147,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
 
     async def _poll_until_done(self, hook: OctanistAsyncHook) -> TriggerEvent:
         failures = 0
-        lead: dict[str, Any] | None = None
+        lead: Lead | None = None
         last_status: Any = object()
         while True:
             last_error: str | None = None
@@ -195,7 +162,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
                     }
                 )
             except Exception as exc:
-                if not is_transient_octanist_error(exc):
+                if not is_transient(exc):
                     # A rejected key, a refused request or a broken connection setting: polling
                     # again cannot help, so report it now with Octanist's words.
                     self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
@@ -210,7 +177,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
                         f"Gave up watching lead {self.lead_id} after {failures} failed checks in a row; "
                         f"the last one: {exc}"
                     )
-                wait = transient_backoff_seconds(failures, self.poll_interval, self.max_backoff)
+                wait = backoff_seconds(failures, self.poll_interval, self.max_backoff)
                 self.log.warning(
                     "Checking lead %s failed (%d of %d in a row), next check in %.1f s: %s",
                     self.lead_id,
@@ -315,12 +282,12 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         chosen = normalize_statuses(statuses)
         self.statuses: tuple[str, ...] = tuple(s for s in LEAD_STATUSES if s in chosen)
         self.octanist_conn_id = check_conn_id(octanist_conn_id)
-        self.poll_interval = _event_seconds(poll_interval, "poll_interval")
+        self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.updated_since: str | None = None
         if updated_since is not None:
-            start = _lead_changes.to_instant(updated_since, "updated_since")
-            self.updated_since = _lead_changes.format_instant(start)
-        self.remember_for = _event_seconds(
+            start = to_utc(updated_since, "updated_since")
+            self.updated_since = cursor_timestamp(start)
+        self.remember_for = _seconds(
             remember_for.total_seconds() if isinstance(remember_for, timedelta) else remember_for,
             "remember_for",
         )
@@ -346,7 +313,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         ``async def``: it hands over the poll loop's async generator itself, so cancelling the
         trigger closes the loop (and its HTTP client) at once.
         """
-        return _lead_changes.watch(self._config(), self._asset_state_store(), self.log)
+        return watch(self._config(), self._asset_state_store(), self.log)
 
     def shared_stream_key(self) -> Hashable | None:
         """
@@ -355,20 +322,22 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         Each watcher still keeps its own cursor, statuses and state; ``None`` (own poll loop) where
         Airflow cannot confirm that events were stored before the state is written.
         """
-        if not _lead_changes.ack_streams_supported():
+        if not ack_streams_supported():
             return None
-        return _lead_changes.shared_key(self.octanist_conn_id, self.poll_interval)
+        return shared_key(self.octanist_conn_id, self.poll_interval)
 
     @classmethod
-    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> _lead_changes.SharedLeadPoll:
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> SharedLeadPoll:
         """
         The shared poll of a group of watchers, in Airflow's ack mode.
 
         :param kwargs: the serialized arguments of one watcher of the group.
         """
+        from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
+
         trigger = cls(**kwargs)
-        return _lead_changes.SharedLeadPoll(
-            _lead_changes.shared_key(trigger.octanist_conn_id, trigger.poll_interval),
+        return SharedLeadPoll(
+            shared_key(trigger.octanist_conn_id, trigger.poll_interval),
             trigger.octanist_conn_id,
             trigger.poll_interval,
         )
@@ -379,31 +348,24 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
 
         :param shared_stream: the segments of the shared poll, as Airflow hands them over.
         """
-        return _lead_changes.watch_shared(self._config(), self._asset_state_store(), shared_stream, self.log)
+        from airflow_provider_octanist.triggers._feed.shared_poll import watch_shared
+
+        return watch_shared(self._config(), self._asset_state_store(), shared_stream, self.log)
 
     def _asset_state_store(self) -> Any:
         # Injected by the Airflow 3.3+ triggerer before the trigger starts; absent before 3.3.
         return getattr(self, "asset_state_store", None)
 
-    def _config(self) -> _lead_changes.WatchConfig:
-        return _lead_changes.WatchConfig(
+    def _config(self) -> WatchConfig:
+        return WatchConfig(
             octanist_conn_id=self.octanist_conn_id,
             statuses=self.statuses,
             poll_interval=self.poll_interval,
-            updated_since=(
-                _lead_changes.to_instant(self.updated_since, "updated_since") if self.updated_since else None
-            ),
+            updated_since=(to_utc(self.updated_since, "updated_since") if self.updated_since else None),
             remember_for=timedelta(seconds=self.remember_for),
-            state_key=_lead_changes.state_key(self.octanist_conn_id, self.statuses, self.updated_since),
+            state_key=state_key(self.octanist_conn_id, self.statuses, self.updated_since),
         )
 
 
-def _event_seconds(value: Any, what: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{what} must be a positive number of seconds, got {value!r}.")
-    return float(value)
+def _seconds(value: Any, what: str) -> float:
+    return positive_number(value, what, must_be="a positive number of seconds")

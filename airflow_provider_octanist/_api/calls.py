@@ -1,0 +1,54 @@
+"""
+What one API call is (method, path, query or body, whether it may be replayed) and its raw answer.
+
+Plain data: the hooks send a :class:`Call` and hand back an :class:`Answer` for parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import quote
+
+from airflow_provider_octanist._checks import check_lead_id
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call: enough to send it, retry it safely and describe it in messages."""
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None = None
+    body: Any = None
+    replay_safe: bool = True
+    """Whether the call may be repeated after it may have reached the server."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+class Answer(NamedTuple):
+    """A 2xx answer as the hooks received it, before parsing."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+def lead_path(lead_id: Any) -> str:
+    """Path of one lead; the id is validated and percent-encoded so it can never leave its segment."""
+    return "/leads/" + quote(check_lead_id(lead_id), safe="")
+
+
+def request_id_of(payload: Any, headers: Mapping[str, str]) -> str | None:
+    """The request id of an answer: ``meta.requestId``, else the ``X-Request-Id`` header."""
+    if isinstance(payload, dict):
+        meta = payload.get("meta")
+        if isinstance(meta, dict) and isinstance(meta.get("requestId"), str):
+            return str(meta["requestId"])
+    return headers.get("X-Request-Id")

@@ -1,0 +1,164 @@
+"""
+Paged listings (leads, ad spend): the call for each page, reading a page, and when to stop.
+
+Guards against an API that claims more pages forever; the hooks only send the calls.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_octanist._api.calls import Answer, Call, request_id_of
+from airflow_provider_octanist._api.responses import check_lead, check_row, legacy_list, unwrap
+from airflow_provider_octanist.exceptions import OctanistResponseError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from airflow_provider_octanist._api.settings import Settings
+
+
+MAX_PAGES = 10_000
+"""A list never reads more pages than this, whatever ``hasMore`` claims."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list response."""
+
+    items: list[Any]
+    page: int
+    has_more: bool
+    total_pages: int | None
+    total: int | None
+    request_id: str | None
+
+
+def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[str, str]) -> Page:
+    """Read one page of a list response (current envelope with ``meta.pagination``, or legacy array)."""
+    request_id = request_id_of(payload, headers)
+    pagination = payload.get("meta", {}).get("pagination") if isinstance(payload, dict) else None
+    if not isinstance(pagination, dict):
+        # Legacy list: a bare array, one page only.
+        return Page(list(data), page, False, 1, len(data), request_id)
+    has_more = pagination.get("hasMore")
+    total_pages = pagination.get("totalPages")
+    total = pagination.get("total")
+    if not isinstance(has_more, bool):
+        raise OctanistResponseError(
+            f"Octanist answered {call.label} with pagination.hasMore of type {type(has_more).__name__}",
+            request_id=request_id,
+        )
+    return Page(
+        list(data),
+        page,
+        has_more,
+        total_pages if isinstance(total_pages, int) and not isinstance(total_pages, bool) else None,
+        total if isinstance(total, int) and not isinstance(total, bool) else None,
+        request_id,
+    )
+
+
+def should_continue(page: Page, seen_first_ids: set[Any], call: Call) -> bool:
+    """
+    Decide whether to fetch the page after ``page``, guarding against an API that claims more forever.
+
+    Stops at an empty page, at ``totalPages``, and raises when a page repeats an earlier one or the
+    hard limit of :data:`MAX_PAGES` is reached.
+    """
+    if not page.has_more or not page.items:
+        return False
+    if page.total_pages is not None and page.page >= page.total_pages:
+        return False
+    head = page.items[0]
+    # A lead is known by its id; a row without one (ad spend) by its whole content.
+    first = (
+        head["id"]
+        if isinstance(head, dict) and "id" in head
+        else json.dumps(head, sort_keys=True, default=str)
+    )
+    if first in seen_first_ids:
+        raise OctanistResponseError(
+            f"Octanist returned the same page again for {call.label} (page {page.page} repeats an "
+            "earlier one while claiming hasMore)",
+            request_id=page.request_id,
+            hint="The listing was stopped so it cannot loop forever; please report it with the request id.",
+        )
+    seen_first_ids.add(first)
+    if page.page >= MAX_PAGES:
+        raise OctanistResponseError(
+            f"Stopped listing {call.label} after {MAX_PAGES} pages while Octanist still claimed hasMore",
+            request_id=page.request_id,
+            hint="Narrow the filters or set max_results.",
+        )
+    return True
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A paged endpoint: how to ask for one of its pages and how to read what comes back."""
+
+    method: str
+    path: str
+    check_item: Callable[[Any, Call, str | None], dict[str, Any]]
+    params: Mapping[str, str] | None = None
+    body: Mapping[str, Any] | None = None
+    legacy: Callable[[Any], Any] | None = None
+
+    def call(self, page: int) -> Call:
+        """The call that fetches page ``page`` (1-based): in the query for GET, in the body for POST."""
+        if self.body is not None:
+            return Call(self.method, self.path, self.params, body={**self.body, "page": page})
+        return Call(self.method, self.path, {**(self.params or {}), "page": str(page)})
+
+    def read(self, call: Call, page: int, answer: Answer, settings: Settings) -> Page:
+        """Parse the answer to ``call`` into a :class:`Page` of checked items."""
+        status, headers, content = answer
+        data, payload = unwrap(call, status, headers, content, settings, expect=list, legacy=self.legacy)
+        result = page_from(call, data, payload, page, headers)
+        items = [self.check_item(item, call, result.request_id) for item in result.items]
+        return replace(result, items=items)
+
+
+def leads_listing(params: Mapping[str, str]) -> Listing:
+    """``GET /leads`` with query ``params`` (from :func:`lead_list_params`)."""
+    return Listing("GET", "/leads", check_lead, params=params, legacy=legacy_list)
+
+
+def ad_spend_listing(body: Mapping[str, Any]) -> Listing:
+    """``POST /ad-spend`` with ``body`` (from :func:`ad_spend_body`)."""
+    return Listing("POST", "/ad-spend", check_row, body=body)
+
+
+class Paging:
+    """
+    Walks a listing page by page, in order, up to ``max_results``; the hooks only send its calls.
+
+    Usage: ``while (call := paging.next_call()) is not None: items = paging.read(call, send(call))``.
+    """
+
+    def __init__(self, listing: Listing, settings: Settings, max_results: int | None = None) -> None:
+        self.listing = listing
+        self.settings = settings
+        self.limit = max_results
+        self.page = 1
+        self.count = 0
+        self.done = False
+        self._seen: set[Any] = set()
+
+    def next_call(self) -> Call | None:
+        """The call for the next page, or ``None`` when the listing is complete."""
+        return None if self.done else self.listing.call(self.page)
+
+    def read(self, call: Call, answer: Answer) -> list[dict[str, Any]]:
+        """Parse the answer to :meth:`next_call` and return its items (cut at ``max_results``)."""
+        page = self.listing.read(call, self.page, answer, self.settings)
+        items = page.items if self.limit is None else page.items[: self.limit - self.count]
+        self.count += len(items)
+        self.done = (self.limit is not None and self.count >= self.limit) or not should_continue(
+            page, self._seen, call
+        )
+        self.page += 1
+        return items

@@ -1,0 +1,128 @@
+"""
+The retry policy of one call: what is retried, how long to wait (``Retry-After`` honoured), and
+the error once it gives up. A lead creation is never replayed once it may have reached Octanist.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_octanist._api.errors import error_for
+from airflow_provider_octanist._backoff import TRANSIENT_STATUS, backoff_seconds
+from airflow_provider_octanist.exceptions import OctanistConnectionError, OctanistError, OctanistTimeoutError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_provider_octanist._api.calls import Call
+    from airflow_provider_octanist._api.settings import Settings
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Read ``Retry-After`` (delta-seconds or an HTTP date); ``None`` when absent or unreadable."""
+    raw = headers.get("Retry-After")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def retry_wait(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
+    """
+    Seconds to wait before retry number ``attempt`` (1-based) of a call.
+
+    :func:`~airflow_provider_octanist._backoff.backoff_seconds` from the connection's
+    ``retry_backoff``, capped at ``max_retry_wait``; a ``Retry-After`` from Octanist is honoured
+    (also capped) and never undercut.
+    """
+    wait = backoff_seconds(attempt, settings.backoff, settings.max_retry_wait)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, settings.max_retry_wait))
+    return wait
+
+
+def may_retry_status(call: Call, status: int) -> bool:
+    """A retryable HTTP status: 429 always (refused before any work), 5xx only for replay-safe calls."""
+    if status == 429:
+        return True
+    return call.replay_safe and status in TRANSIENT_STATUS
+
+
+class Attempts:
+    """
+    The retry policy of one call, shared by the sync and the async hook.
+
+    Each hook sends, then asks ``after_status``/``after_failure`` how long to wait before trying
+    again; ``None`` means give up and raise.
+    """
+
+    def __init__(self, call: Call, settings: Settings, log: Any) -> None:
+        self.call = call
+        self.settings = settings
+        self.log = log
+        self.retries = 0
+
+    def _next_wait(self, reason: str, retry_after: float | None = None) -> float:
+        self.retries += 1
+        wait = retry_wait(self.retries, self.settings, retry_after)
+        self.log.warning(
+            "Octanist %s: %s; retry %d of %d in %.1f s.",
+            self.call.label,
+            reason,
+            self.retries,
+            self.settings.max_retries,
+            wait,
+        )
+        return wait
+
+    def after_status(self, status: int, headers: Mapping[str, str]) -> float | None:
+        """Seconds to wait before retrying a non-2xx answer, or ``None`` to give up."""
+        if self.retries >= self.settings.max_retries or not may_retry_status(self.call, status):
+            return None
+        request_id = headers.get("X-Request-Id")
+        reason = f"HTTP {status}" + (f" (request {request_id})" if request_id else "")
+        return self._next_wait(reason, retry_after_seconds(headers))
+
+    def after_failure(self, reason: str, *, may_have_reached_server: bool) -> float | None:
+        """Seconds to wait before retrying after no answer came, or ``None`` to give up."""
+        if self.retries >= self.settings.max_retries:
+            return None
+        if may_have_reached_server and not self.call.replay_safe:
+            return None  # it may have been processed: replaying could do it twice
+        return self._next_wait(reason)
+
+    def error(self, status: int, headers: Mapping[str, str], content: bytes) -> OctanistError:
+        """The error to raise for a non-2xx answer that is not retried (any more)."""
+        return error_for(self.call, status, headers, content, self.settings, retries=self.retries)
+
+    def failure(self, reason: str, *, timeout: bool, may_have_reached_server: bool) -> OctanistError:
+        """The error to raise when no answer came and the call is not retried (any more)."""
+        cls = OctanistTimeoutError if timeout else OctanistConnectionError
+        tries = f" after {self.retries + 1} attempt(s)"
+        if may_have_reached_server and not self.call.replay_safe:
+            hint = (
+                "The request may have reached Octanist, so it was not sent again to avoid a duplicate; "
+                "check whether it took effect (e.g. list_leads(search=...)) before repeating it."
+            )
+        elif timeout:
+            hint = "Raise the connection's timeout/connect_timeout extras if Octanist is just slow."
+        else:
+            hint = f"Check the connection's base URL ({self.settings.base_url}) and the network path to it."
+        return cls(
+            f"No answer from Octanist for {self.call.label}{tries}: {reason}",
+            may_have_reached_server=may_have_reached_server,
+            hint=hint,
+        )
