@@ -8,6 +8,7 @@ the triggerer drives it, with poll intervals of a few hundredths of a second.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import sys
@@ -407,22 +408,28 @@ def test_more_than_a_page_of_leads_in_one_millisecond_is_read_completely(server:
 
 
 def test_nothing_changed_costs_exactly_one_request_per_poll(
-    server: FakeOctanistServer, waits: list[float]
+    server: FakeOctanistServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server.add_leads(30, createdAt=LONG_AGO)
-    per_poll: list[int] = []
+    watcher = Watching(trigger(), server)
+    # The request count is read inside the watcher's own wait, so no scheduling delay of the test
+    # can move a request into the wrong interval.
+    requests_at_wait: list[int] = []
+
+    async def record(seconds: float) -> None:
+        requests_at_wait.append(watcher.polls())
+        await asyncio.sleep(min(seconds, POLL))
+
+    monkeypatch.setattr(lead_source, "sleep", record)
 
     async def scenario() -> None:
-        watcher = await Watching(trigger(), server).start()
-        await until(lambda: len(waits) >= 2, "two polls")
-        for _ in range(6):
-            before, polls = watcher.polls(), len(waits)
-            await until(lambda: len(waits) > polls, "one more poll")  # noqa: B023 - evaluated right away
-            per_poll.append(watcher.polls() - before)
+        await watcher.start()
+        await until(lambda: len(requests_at_wait) >= 8, "eight polls")
         await watcher.stop()
 
     asyncio.run(scenario())
-    assert per_poll == [1] * 6
+    per_poll = [b - a for a, b in itertools.pairwise(requests_at_wait[:8])]
+    assert per_poll == [1] * 7
 
 
 def test_paging_is_safe_while_leads_change_between_pages(server: FakeOctanistServer) -> None:
