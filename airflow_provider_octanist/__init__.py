@@ -75,6 +75,18 @@ CONNECTION_FORM_EXTRAS: dict[str, dict[str, Any]] = {
         "default": 3,
         "description": "Retries for 429, 5xx, connection errors and timeouts (never for 4xx).",
     },
+    "retry_backoff": {
+        "label": "Retry backoff (seconds)",
+        "type": "number",
+        "default": 1,
+        "description": "Wait before the first retry; doubled for each further one, with jitter.",
+    },
+    "verify": {
+        "label": "Verify TLS",
+        "type": "string",
+        "default": "true",
+        "description": "true, false, or the path of a CA bundle present on workers and triggerers.",
+    },
     "allow_insecure_http": {
         "label": "Allow plain http:// to a non-loopback host",
         "type": "boolean",

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_octanist import __version__
 from airflow_provider_octanist import _api as api
 from airflow_provider_octanist._api import paging
 from airflow_provider_octanist.exceptions import (
@@ -389,6 +390,6 @@ def test_settings_never_show_the_key() -> None:
     assert settings.headers() == {
         "X-API-KEY": "sk-secret-value",
         "Accept": "application/json",
-        "User-Agent": "airflow-provider-octanist",
+        "User-Agent": f"airflow-provider-octanist/{__version__}",
     }
     assert settings.headers(with_body=True)["Content-Type"] == "application/json"

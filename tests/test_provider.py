@@ -78,6 +78,8 @@ def test_the_declarative_form_matches_the_classic_one() -> None:
         "timeout",
         "connect_timeout",
         "max_retries",
+        "retry_backoff",
+        "verify",
         "allow_insecure_http",
     }
 

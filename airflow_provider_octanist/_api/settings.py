@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_octanist import __version__
 from airflow_provider_octanist._checks import positive_number
 from airflow_provider_octanist.exceptions import OctanistAuthError
 
@@ -42,7 +43,8 @@ MAX_RETRY_WAIT = 60.0
 API_KEY_HEADER = "X-API-KEY"
 
 
-USER_AGENT = "airflow-provider-octanist"
+USER_AGENT = f"airflow-provider-octanist/{__version__}"
+"""Names the release, so Octanist's support can tell which version sent a request."""
 
 
 @dataclass(frozen=True)

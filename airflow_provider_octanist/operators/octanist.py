@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
@@ -59,10 +59,10 @@ class OctanistGetLeadOperator(_OctanistOperator):
         lead = OctanistGetLeadOperator(task_id="get_lead", lead_id="{{ params.lead_id }}")
 
     :param lead_id: the lead's id, e.g. ``lead_abc123`` (templated).
-    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     """
 
-    template_fields: Sequence[str] = ("lead_id",)
+    template_fields: Sequence[str] = ("lead_id", "octanist_conn_id")
 
     def __init__(self, *, lead_id: str, octanist_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
@@ -103,7 +103,7 @@ class OctanistListLeadsOperator(_OctanistOperator):
     :param max_results: stop after this many leads; ``None`` reads every page.
     :param extra_filters: further keyword filters of ``OctanistHook.iter_leads``, e.g.
         ``{"source": "api", "value_gte": 100, "filters": {"gclid[exists]": True}}`` (templated).
-    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     """
 
     template_fields: Sequence[str] = (
@@ -116,7 +116,9 @@ class OctanistListLeadsOperator(_OctanistOperator):
         "sort",
         "fields",
         "extra_filters",
+        "octanist_conn_id",
     )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"extra_filters": "json"}
 
     def __init__(
         self,
@@ -213,10 +215,19 @@ class OctanistCreateLeadOperator(_OctanistOperator):
     :param note: a free-text note (templated).
     :param lead_fields: further documented lead fields such as ``website``, ``path``, ``utm_source``,
         click ids (``gclid``, ...), consent flags or ``sessionId`` (templated values).
-    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     """
 
-    template_fields: Sequence[str] = ("name", "email", "phone", "custom", "note", "lead_fields")
+    template_fields: Sequence[str] = (
+        "name",
+        "email",
+        "phone",
+        "custom",
+        "note",
+        "lead_fields",
+        "octanist_conn_id",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"custom": "json", "lead_fields": "json"}
 
     def __init__(
         self,
@@ -285,10 +296,10 @@ class OctanistUpdateLeadOperator(_OctanistOperator):
     :param value: the lead's monetary value (templated; a rendered string is read as a number).
     :param note: a note to attach (templated).
     :param loss_reason: why the lead was lost; only with ``status="lost"`` (templated).
-    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     """
 
-    template_fields: Sequence[str] = UPDATE_FIELDS
+    template_fields: Sequence[str] = (*UPDATE_FIELDS, "octanist_conn_id")
 
     def __init__(
         self,

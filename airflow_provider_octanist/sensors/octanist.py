@@ -85,7 +85,7 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
     :param lead_id: the lead to watch, e.g. ``lead_abc123`` (templated).
     :param target_statuses: the status(es) that end the wait successfully; default ``("won",)``.
     :param failure_statuses: the status(es) that fail the task at once; default ``("lost",)``.
-    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     :param deferrable: wait in the triggerer instead of a worker; defaults to the
         ``[operators] default_deferrable`` setting.
     :param max_consecutive_errors: in deferrable mode, how many failed checks in a row (each after
@@ -97,7 +97,7 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
         or a timeout.
     """
 
-    template_fields: Sequence[str] = ("lead_id",)
+    template_fields: Sequence[str] = ("lead_id", "octanist_conn_id")
     ui_color = "#f4ecfb"
 
     def __init__(

@@ -302,5 +302,7 @@ def test_saving_the_form_stores_an_octanist_connection(
         "timeout": 30,
         "connect_timeout": 10,
         "max_retries": 5,
+        "retry_backoff": 1,
+        "verify": "true",
         "allow_insecure_http": False,
     }

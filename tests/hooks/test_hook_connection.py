@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow_provider_octanist import __version__
 from airflow_provider_octanist.exceptions import OctanistAuthError
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook, OctanistHook
 
@@ -325,7 +326,7 @@ def test_the_key_travels_only_in_the_api_key_header(hook: Twin, octanist_server:
         assert "authorization" not in request.headers
         assert octanist_server.api_key not in request.raw_path + json.dumps(request.query)
         assert request.headers["Accept"] == "application/json"
-        assert request.headers["User-Agent"] == "airflow-provider-octanist"
+        assert request.headers["User-Agent"] == f"airflow-provider-octanist/{__version__}"
     assert "content-type" not in get.headers
     assert post.headers["Content-Type"] == "application/json"
     assert octanist_server.api_key.encode() not in post.raw_body

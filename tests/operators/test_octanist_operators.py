@@ -269,6 +269,47 @@ def test_user_facing_arguments_are_templated(operator: type, fields: set[str]) -
     assert fields <= set(operator.template_fields)
 
 
+@pytest.mark.parametrize(
+    "operator",
+    [
+        OctanistGetLeadOperator,
+        OctanistListLeadsOperator,
+        OctanistCreateLeadOperator,
+        OctanistUpdateLeadOperator,
+    ],
+)
+def test_the_connection_id_is_templated(operator: type) -> None:
+    assert "octanist_conn_id" in operator.template_fields
+
+
+def test_a_templated_connection_id_is_rendered_before_the_hook_is_made(
+    octanist_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import connection_json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OCTANIST_EU", connection_json(octanist_server.url, octanist_server.api_key)
+    )
+    octanist_server.add_lead(id="lead_eu")
+    op = OctanistGetLeadOperator(
+        task_id="get", lead_id="lead_eu", octanist_conn_id="octanist_{{ params.region }}"
+    )
+    assert run(op, {"params": {"region": "eu"}})["id"] == "lead_eu"
+    assert op.octanist_conn_id == "octanist_eu"
+
+
+@pytest.mark.parametrize(
+    ("operator", "renderers"),
+    [
+        (OctanistListLeadsOperator, {"extra_filters": "json"}),
+        (OctanistCreateLeadOperator, {"custom": "json", "lead_fields": "json"}),
+    ],
+)
+def test_dict_fields_render_as_json_in_the_ui(operator: Any, renderers: dict[str, str]) -> None:
+    assert operator.template_fields_renderers == renderers
+    assert set(renderers) <= set(operator.template_fields)
+
+
 def test_constructing_operators_makes_no_request(octanist_server: Any, octanist_conn: str) -> None:
     OctanistGetLeadOperator(task_id="g", lead_id="lead_1")
     OctanistListLeadsOperator(task_id="l", status="won")

@@ -36,7 +36,7 @@ def test_defaults_wait_for_won_and_fail_on_lost() -> None:
     assert s.target_statuses == ("won",)
     assert s.failure_statuses == ("lost",)
     assert s.octanist_conn_id == "octanist_default"
-    assert s.template_fields == ("lead_id",)
+    assert s.template_fields == ("lead_id", "octanist_conn_id")
 
 
 def test_statuses_are_normalised_and_legacy_win_accepted() -> None:
