@@ -248,12 +248,14 @@ def test_login_schema_and_port_are_hidden(octanist_form: Locator) -> None:
     assert _labels(_section(octanist_form, "Standard Fields")) == ["Description", "Base URL", "API Key"]
 
 
-def test_timeouts_retries_and_plain_http_switch_are_extra_fields(octanist_form: Locator) -> None:
+def test_every_documented_extra_is_a_form_field(octanist_form: Locator) -> None:
     extras = _section(octanist_form, "Extra Fields")
     assert [label for label in _labels(extras) if label] == [
         "Read timeout (seconds)",
         "Connect timeout (seconds)",
         "Max retries",
+        "Retry backoff (seconds)",
+        "Verify TLS",
         "Allow plain http:// to a non-loopback host",
     ]
     expected_numbers = {"Read timeout (seconds)": "30", "Connect timeout (seconds)": "10", "Max retries": "3"}
