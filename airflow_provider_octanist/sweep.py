@@ -36,6 +36,7 @@ helpers raise an error that says so.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ SWEEP_ASSET_PREFIX = "octanist-event-sweep/"
 
 SWEEP_EVENT_KIND = "octanist.event_sweep"
 """The ``kind`` in the ``extra`` of a sweep event; :func:`~.events.leads_from_asset_events` skips it."""
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 1000
 """How many events of each watched asset one sweep reads at most (the window is seconds long)."""
@@ -138,7 +141,6 @@ def _sweep(context: Any, *, watched: Sequence[Asset], own: Asset, max_events: in
 
     dag_run = context["dag_run"]
     queued, started = dag_run.run_after, dag_run.start_date or dag_run.run_after
-    log = context["ti"].log
     found: list[Any] = []
     for asset in watched:
         accessor = context["inlet_events"][asset]

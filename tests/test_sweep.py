@@ -101,27 +101,17 @@ class Accessor:
         return iter(self.events)
 
 
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, message: str, *args: Any) -> None:
-        self.lines.append(message % args)
-
-    warning = info
-
-
 class Outlet:
     extra: dict[str, Any] | None = None
 
 
-def sweep_context(events: list[Event]) -> tuple[dict[str, Any], Any, Any, Accessor, Outlet, Log]:
+def sweep_context(events: list[Event]) -> tuple[dict[str, Any], Any, Any, Accessor, Outlet]:
     from airflow.sdk import Asset
 
     from airflow_provider_octanist.sweep import sweep_asset
 
     watched, own = Asset("octanist_lead_won"), sweep_asset(DAG_ID)
-    accessor, outlet, log = Accessor(events), Outlet(), Log()
+    accessor, outlet = Accessor(events), Outlet()
 
     @dataclass
     class DagRun:
@@ -130,17 +120,12 @@ def sweep_context(events: list[Event]) -> tuple[dict[str, Any], Any, Any, Access
         run_after: datetime = QUEUED
         start_date: datetime = STARTED
 
-    @dataclass
-    class TI:
-        log: Log
-
     context = {
         "dag_run": DagRun(),
-        "ti": TI(log),
         "inlet_events": {watched: accessor},
         "outlet_events": {own: outlet},
     }
-    return context, watched, own, accessor, outlet, log
+    return context, watched, own, accessor, outlet
 
 
 @airflow_3
@@ -149,9 +134,7 @@ def test_the_task_reads_a_bounded_window_and_skips_when_nothing_is_stranded() ->
 
     from airflow_provider_octanist.sweep import _sweep
 
-    context, watched, own, accessor, outlet, _ = sweep_context(
-        [Event(1, at(5), created_dagruns=[Run(DAG_ID)])]
-    )
+    context, watched, own, accessor, outlet = sweep_context([Event(1, at(5), created_dagruns=[Run(DAG_ID)])])
     with pytest.raises(AirflowSkipException, match="No stranded events"):
         _sweep(context, watched=[watched], own=own, max_events=50)
     assert accessor.calls == [("after", QUEUED.isoformat()), ("before", STARTED.isoformat()), ("limit", 50)]
@@ -159,15 +142,18 @@ def test_the_task_reads_a_bounded_window_and_skips_when_nothing_is_stranded() ->
 
 
 @airflow_3
-def test_the_task_logs_the_stranded_events_and_emits_one_sweep_event() -> None:
+def test_the_task_logs_the_stranded_events_and_emits_one_sweep_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from airflow_provider_octanist.sweep import _sweep
 
-    context, watched, own, _, outlet, log = sweep_context([Event(7, at(5)), Event(8, at(6))])
-    summary = _sweep(context, watched=[watched], own=own, max_events=50)
+    context, watched, own, _, outlet = sweep_context([Event(7, at(5)), Event(8, at(6))])
+    with caplog.at_level("INFO", logger="airflow_provider_octanist.sweep"):
+        summary = _sweep(context, watched=[watched], own=own, max_events=50)
     assert outlet.extra == summary
     assert summary["kind"] == SWEEP_EVENT_KIND
     assert summary["stranded_event_ids"] == [7, 8]
-    assert any("Found 2 stranded asset event(s) [7, 8]" in line for line in log.lines), log.lines
+    assert "Found 2 stranded asset event(s) [7, 8]" in caplog.text
 
 
 @airflow_3
