@@ -64,7 +64,10 @@ SWEEP_EVENT_KIND = "octanist.event_sweep"
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 1000
-"""How many events of each watched asset one sweep reads at most (the window is seconds long)."""
+"""How many events of each watched asset one sweep reads at most (the window is seconds long).
+
+Airflow 3.1+ reads only the run's window (``inlet_events[asset].after().before().limit()``);
+Airflow 3.0's ``inlet_events[asset]`` is the list of every event of the asset, filtered here."""
 
 
 def sweep_asset(dag_id: str) -> Asset:
@@ -144,9 +147,12 @@ def _sweep(context: Any, *, watched: Sequence[Asset], own: Asset, max_events: in
     found: list[Any] = []
     for asset in watched:
         accessor = context["inlet_events"][asset]
-        events = accessor.after(queued.isoformat()).before(started.isoformat()).limit(max_events)
+        if hasattr(accessor, "after"):  # Task SDK 1.1+ (Airflow 3.1+): read the window alone
+            events = accessor.after(queued.isoformat()).before(started.isoformat()).limit(max_events)
+        else:  # Airflow 3.0 hands over every event of the asset; the window is filtered below
+            events = accessor
         stranded = stranded_events(events, dag_id=dag_run.dag_id, after=queued, until=started)
-        if len(events) >= max_events:
+        if hasattr(accessor, "after") and len(events) >= max_events:
             log.warning(
                 "Read only the first %d events of asset %r stored while run %s was queued.",
                 max_events,

@@ -157,6 +157,18 @@ def test_the_task_logs_the_stranded_events_and_emits_one_sweep_event(
 
 
 @airflow_3
+def test_on_airflow_3_0_the_task_filters_the_plain_list_of_every_event_itself() -> None:
+    from airflow_provider_octanist.sweep import _sweep
+
+    context, watched, own, _, outlet = sweep_context([])
+    context["inlet_events"] = {
+        watched: [Event(1, at(-60)), Event(2, at(5)), Event(3, STARTED + timedelta(seconds=1))]
+    }
+    assert _sweep(context, watched=[watched], own=own, max_events=50)["stranded_event_ids"] == [2]
+    assert outlet.extra is not None
+
+
+@airflow_3
 def test_a_dag_gets_the_sweep_task_with_its_assets_as_inlets_and_its_sweep_asset_as_outlet() -> None:
     from airflow.sdk import DAG, Asset
 
