@@ -30,12 +30,14 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "scheduler_pause": {"max_active_runs": 16, "book_seconds": 0.0},
     "unpause": {"max_active_runs": 16, "book_seconds": 0.0},
     "failover": {"max_active_runs": 16, "book_seconds": 0.0},
+    # (c) otherwise: a second DAG on the same asset keeps its watcher running during the pause
+    "shared_unpause": {"max_active_runs": 16, "book_seconds": 0.0},
+    "shared_unpause_peer": {"max_active_runs": 16, "book_seconds": 0.0, "asset_of": "shared_unpause"},
 }
 
 
-def consumer_dag(scenario: str, max_active_runs: int, book_seconds: float) -> None:
-    dag_id = f"octanist_scenario_{scenario}"
-    lead_won = Asset(
+def lead_won_asset(scenario: str) -> Asset:
+    return Asset(
         f"octanist_lead_won_{scenario}",
         watchers=[
             AssetWatcher(
@@ -46,6 +48,11 @@ def consumer_dag(scenario: str, max_active_runs: int, book_seconds: float) -> No
             )
         ],
     )
+
+
+def consumer_dag(scenario: str, max_active_runs: int, book_seconds: float, asset_of: str = "") -> None:
+    dag_id = f"octanist_scenario_{scenario}"
+    lead_won = lead_won_asset(asset_of or scenario)
 
     @dag(
         dag_id=dag_id,
@@ -68,12 +75,13 @@ def consumer_dag(scenario: str, max_active_runs: int, book_seconds: float) -> No
             time.sleep(book_seconds)
             marker = {
                 "lead_id": lead["id"],
+                "dag_id": context["dag"].dag_id,
                 "run_id": context["run_id"],
                 "map_index": context["ti"].map_index,
                 "started": started,
             }
             out = Path(os.environ["OCTANIST_SCENARIO_OUTPUT_DIR"])
-            name = f"{lead['id']}.{started:.6f}.json"
+            name = f"{context['dag'].dag_id}.{lead['id']}.{started:.6f}.json"
             (out / name).write_text(json.dumps(marker), encoding="utf-8")
 
         book.expand(lead=won_leads())
