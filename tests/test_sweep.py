@@ -101,6 +101,16 @@ class Accessor:
         return iter(self.events)
 
 
+class ByAsset:
+    """``inlet_events`` / ``outlet_events``: looked up by asset (Airflow 3.0's assets are unhashable)."""
+
+    def __init__(self, entries: dict[str, Any]) -> None:
+        self.entries = entries
+
+    def __getitem__(self, asset: Any) -> Any:
+        return self.entries[asset.name]
+
+
 class Outlet:
     extra: dict[str, Any] | None = None
 
@@ -122,8 +132,8 @@ def sweep_context(events: list[Event]) -> tuple[dict[str, Any], Any, Any, Access
 
     context = {
         "dag_run": DagRun(),
-        "inlet_events": {watched: accessor},
-        "outlet_events": {own: outlet},
+        "inlet_events": ByAsset({watched.name: accessor}),
+        "outlet_events": ByAsset({own.name: outlet}),
     }
     return context, watched, own, accessor, outlet
 
@@ -161,9 +171,8 @@ def test_on_airflow_3_0_the_task_filters_the_plain_list_of_every_event_itself() 
     from airflow_provider_octanist.sweep import _sweep
 
     context, watched, own, _, outlet = sweep_context([])
-    context["inlet_events"] = {
-        watched: [Event(1, at(-60)), Event(2, at(5)), Event(3, STARTED + timedelta(seconds=1))]
-    }
+    everything = [Event(1, at(-60)), Event(2, at(5)), Event(3, STARTED + timedelta(seconds=1))]
+    context["inlet_events"] = ByAsset({watched.name: everything})
     assert _sweep(context, watched=[watched], own=own, max_events=50)["stranded_event_ids"] == [2]
     assert outlet.extra is not None
 
