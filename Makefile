@@ -38,7 +38,7 @@ PINS_3.0.6 ?= fastapi==0.119.1 cadwyn==5.6.0
 PKG_VENV ?= .venv-pkg
 DIST ?= dist
 
-.PHONY: help venv test demo matrix matrix-older matrix-one lint format package browser bench bench-smoke clean
+.PHONY: help venv test demo matrix matrix-older matrix-one lint format package browser bench bench-smoke clean e2e-postgres
 
 help:
 	@echo "make demo          - run the lead-won demo (sets up $(VENV) first)"
@@ -50,6 +50,7 @@ help:
 	@echo "make format        - apply ruff format and ruff's safe fixes"
 	@echo "make package       - build, twine check, inspect the wheel, smoke-test it in $(PKG_VENV)"
 	@echo "make browser       - the connection form in headless Chromium (needs /usr/bin/chromium)"
+	@echo "make e2e-postgres  - event-driven scenarios on Postgres with two triggerers (needs postgresql)"
 	@echo "make bench         - every benchmark at full size, one markdown table (~4 min)"
 	@echo "make bench-smoke   - the benchmarks at tiny sizes (CI): fails only if one crashes"
 	@echo "PYTEST_ARGS='-k name' narrows any pytest run, e.g. make test PYTEST_ARGS='tests/hooks -k retry'"
@@ -130,6 +131,15 @@ browser: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[browser]"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OCTANIST_REQUIRE_BROWSER=1 OCTANIST_SCREENSHOT_DIR="$(CURDIR)/docs" \
 		$(PY) -m pytest -m browser tests/browser $(PYTEST_ARGS)
+
+# --- event-driven scheduling on Postgres with two triggerers ------------------------------------
+# Needs Debian's postgresql (server binaries under /usr/lib/postgresql/<major>/bin); Airflow needs
+# psycopg2 (sync engine) and asyncpg (async engine) to run on Postgres. OCTANIST_REQUIRE_POSTGRES turns
+# "Postgres missing" from a skip into a failure.
+e2e-postgres: $(STAMP)
+	$(PY) -m pip install --quiet psycopg2-binary asyncpg
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OCTANIST_REQUIRE_POSTGRES=1 \
+		$(PY) -m pytest tests/system/test_event_driven_postgres.py $(PYTEST_ARGS)
 
 # --- benchmarks ----------------------------------------------------------------------------------
 # Both install the `bench` extra first: the HTTP provider, the peer the benchmarks compare with.

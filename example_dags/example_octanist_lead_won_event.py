@@ -7,6 +7,11 @@ turning won. The DAG is scheduled on that asset. Its first task reads every lead
 with ``leads_from_asset_events`` (Airflow may put several events into one run); the second task is
 mapped over them, so each won lead gets its own task instance, retries and log.
 
+The schedule also names the DAG's own sweep asset (``lead_event_schedule``), and
+``sweep_stranded_events`` adds a short task that releases any event Airflow 3.0-3.3 left unconsumed
+(the DAG was busy at ``max_active_runs``, or the scheduler paused): it emits one event on the sweep
+asset, which starts one run for them. When nothing was stranded, it is skipped.
+
 Needs Airflow 3.0+ (``AssetWatcher``). For demos and tests:
 
 - ``OCTANIST_EXAMPLE_POLL_SECONDS``: seconds between polls (default 60);
@@ -25,9 +30,11 @@ from typing import Any
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_octanist.events import leads_from_asset_events
+from airflow_provider_octanist.sweep import lead_event_schedule, sweep_stranded_events
 from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
 
 POLL_SECONDS = float(os.environ.get("OCTANIST_EXAMPLE_POLL_SECONDS", "60"))
+DAG_ID = "example_octanist_lead_won_event"
 
 # Event-driven scheduling (Asset watchers) exists from Airflow 3.0 on. On Airflow 2 this file
 # defines no DAG at all, rather than a DAG that would never run.
@@ -45,14 +52,16 @@ if AIRFLOW_V_3_0_PLUS:
     )
 
     @dag(
-        dag_id="example_octanist_lead_won_event",
+        dag_id=DAG_ID,
         description="Book every Octanist lead the moment it is won (event-driven, one task per lead).",
-        schedule=[octanist_lead_won],
+        schedule=lead_event_schedule(octanist_lead_won, dag_id=DAG_ID),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         tags=["octanist", "example"],
     )
     def example_octanist_lead_won_event() -> None:
+        sweep_stranded_events()
+
         @task
         def won_leads(*, triggering_asset_events: Any = None) -> list[dict[str, Any]]:
             """Every lead this run was started for, each lead change once, oldest first."""

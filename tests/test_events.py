@@ -130,3 +130,15 @@ def test_a_broken_payload_of_ours_is_a_value_error() -> None:
         leads_from_asset_events([from_trigger({"kind": LEADS_EVENT_KIND, "leads": "lead_a"})])
     with pytest.raises(ValueError, match="not a lead with an id"):
         leads_from_asset_events([from_trigger({"kind": LEADS_EVENT_KIND, "leads": [{"status": "won"}]})])
+
+
+def test_sweep_events_carry_no_leads_and_each_lead_still_comes_once() -> None:
+    # A sweep run gets the stranded trigger events of its lead asset plus the sweep event itself.
+    sweep_event = AssetEvent(extra={"kind": "octanist.event_sweep", "stranded_event_ids": [7]})
+    events = {
+        "octanist_lead_won": [from_trigger(payload(A)), from_trigger(payload(B)), from_trigger(payload(A))],
+        "octanist-event-sweep/book_won_leads": [sweep_event],
+    }
+    assert [lead["id"] for lead in leads_from_asset_events(events)] == ["lead_a", "lead_b"]
+    assert leads_from_asset_events([sweep_event]) == []
+    assert leads_from_asset_events([sweep_event.extra]) == []
