@@ -1,0 +1,139 @@
+"""
+Where an export goes: Airflow's ``ObjectStoragePath`` on every Airflow line, and a write that is
+all or nothing.
+
+An export is written to a temporary sibling (``.<name>.<token>.tmp``, a dot name that Hadoop, Spark
+and Hive listings skip) and moved onto ``path`` only once it is complete; any failure deletes the
+temporary object. On a local file system the move is a ``rename``, atomic; on object stores (S3,
+GCS, Azure, ``memory://``) fsspec moves by a server-side copy and a delete, and the copy makes the
+object appear whole. Either way a reader of ``path`` sees the previous object or the complete new
+one, never a part, and a task retry writes the whole object again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_LOCAL_PROTOCOLS = frozenset({"file", "local"})
+
+
+def airflow_io() -> ModuleType:
+    """
+    Return Airflow's object-storage package: ``airflow.sdk.io`` on Airflow 3, ``airflow.io`` on 2.11.
+
+    Both have ``path.ObjectStoragePath`` and ``attach``. Imported only when a task runs: it pulls
+    in fsspec.
+    """
+    try:
+        return importlib.import_module("airflow.sdk.io")
+    except ImportError:  # Airflow 2
+        return importlib.import_module("airflow.io")
+
+
+def check_path(path: Any, storage_conn_id: str | None) -> None:
+    """
+    Reject, when the DAG is parsed, a ``path`` that can never name an object.
+
+    :param path: a URL string (possibly a template) or an ``ObjectStoragePath``.
+    :param storage_conn_id: the storage connection id, if any.
+    """
+    if storage_conn_id is not None and (not isinstance(storage_conn_id, str) or not storage_conn_id.strip()):
+        raise ValueError(f"storage_conn_id must be a connection id or None, got {storage_conn_id!r}.")
+    if isinstance(path, str):
+        if not path.strip():
+            raise ValueError(
+                "path must be a URL such as 's3://bucket/octanist/leads/{{ ds }}.jsonl', got ''."
+            )
+        return
+    if not hasattr(path, "fs") or not hasattr(path, "open"):
+        raise ValueError(
+            "path must be a URL string (file:///..., s3://..., gs://..., memory://...) or an "
+            f"ObjectStoragePath, got {type(path).__name__}."
+        )
+    if storage_conn_id is not None:
+        raise ValueError(
+            "storage_conn_id applies to a URL path; an ObjectStoragePath carries its own connection "
+            "(ObjectStoragePath(url, conn_id=...))."
+        )
+
+
+def resolve(path: Any, storage_conn_id: str | None) -> Any:
+    """
+    Return the ``ObjectStoragePath`` of a rendered ``path``.
+
+    :param path: a URL string such as ``s3://bucket/key.jsonl`` or an ``ObjectStoragePath``.
+    :param storage_conn_id: the connection the store needs, for a URL path.
+    """
+    if not isinstance(path, str):
+        return path
+    url = path.strip()
+    if "://" not in url:
+        raise ValueError(
+            f"path must be a URL with a scheme, such as file:///data/leads.jsonl or "
+            f"s3://bucket/leads.jsonl, got {path!r}."
+        )
+    io = airflow_io()
+    if url.startswith("memory://") and storage_conn_id is None:
+        # fsspec's in-process store, for tests: no provider registers it with Airflow.
+        from fsspec.implementations.memory import (  # type: ignore[import-untyped,unused-ignore]
+            MemoryFileSystem,
+        )
+
+        io.attach(protocol="memory", fs=MemoryFileSystem())
+    return io.path.ObjectStoragePath(url, conn_id=storage_conn_id)
+
+
+def describe(target: Any) -> str:
+    """
+    The URL of ``target`` for the summary and the logs: ``protocol://path``.
+
+    Without the connection id that ``str(ObjectStoragePath)`` puts where a URL's user name goes.
+    """
+    protocol = target.protocol if isinstance(target.protocol, str) else target.protocol[0]
+    text = str(target.path)
+    text = "/" + text.lstrip("/") if protocol in _LOCAL_PROTOCOLS else text.lstrip("/")
+    return f"{protocol}://{text}"
+
+
+def write_whole(target: Any, write: Callable[[IO[bytes]], T]) -> tuple[T, int]:
+    """
+    Write ``target`` through ``write(stream)`` all or nothing; return its result and the object's size.
+
+    :param target: the ``ObjectStoragePath`` to create or replace.
+    :param write: writes the content to the binary stream it is given.
+    """
+    fs = target.fs
+    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if protocols & _LOCAL_PROTOCOLS:
+        # A local directory must exist before a file can be created in it; object stores have no
+        # directories (and s3fs would create a bucket).
+        fs.makedirs(target.parent.path, exist_ok=True)
+    try:
+        with temporary.open("wb") as stream:
+            result = write(stream)
+        size = int(fs.size(temporary.path))
+        fs.mv(temporary.path, target.path)
+    except BaseException:
+        _discard(fs, temporary)
+        raise
+    return result, size
+
+
+def _discard(fs: Any, temporary: Any) -> None:
+    try:
+        if fs.exists(temporary.path):
+            fs.rm(temporary.path)
+    except Exception:  # the export's own error matters more; say where the leftover is
+        log.warning("Could not delete the partial export %s; delete it by hand.", describe(temporary))
