@@ -121,14 +121,26 @@ def write_whole(target: Any, write: Callable[[IO[bytes]], T]) -> tuple[T, int]:
         # directories (and s3fs would create a bucket).
         fs.makedirs(target.parent.path, exist_ok=True)
     try:
-        with temporary.open("wb") as stream:
+        # Through the file system, not ObjectStoragePath.open, which would report the temporary
+        # object to Airflow's lineage on every write; the target is reported once, below.
+        with fs.open(temporary.path, "wb") as stream:
             result = write(stream)
         size = int(fs.size(temporary.path))
         fs.mv(temporary.path, target.path)
     except BaseException:
         _discard(fs, temporary)
         raise
+    _report_lineage(target)
     return result, size
+
+
+def _report_lineage(target: Any) -> None:
+    """Tell Airflow's hook-lineage collector that the task wrote ``target`` (Airflow 2.10+)."""
+    from airflow.providers.common.compat.sdk import get_hook_lineage_collector
+
+    collector = get_hook_lineage_collector()
+    if hasattr(collector, "add_output_asset"):
+        collector.add_output_asset(context=target, uri=describe(target))
 
 
 def _discard(fs: Any, temporary: Any) -> None:
