@@ -136,7 +136,10 @@ def write_whole(target: Any, write: Callable[[IO[bytes]], T]) -> tuple[T, int]:
 
 def _report_lineage(target: Any) -> None:
     """Tell Airflow's hook-lineage collector that the task wrote ``target`` (Airflow 2.10+)."""
-    from airflow.providers.common.compat.sdk import get_hook_lineage_collector
+    try:
+        from airflow.sdk.lineage import get_hook_lineage_collector
+    except ImportError:  # Airflow 2
+        from airflow.lineage.hook import get_hook_lineage_collector
 
     collector = get_hook_lineage_collector()
     if hasattr(collector, "add_output_asset"):

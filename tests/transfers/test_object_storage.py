@@ -593,7 +593,8 @@ def test_airflow_io_falls_back_to_airflow_io_on_airflow_2(monkeypatch: pytest.Mo
 
 def test_importing_the_transfers_pulls_in_no_storage_or_http_client() -> None:
     code = (
-        "import sys, airflow.sdk; before = set(sys.modules); "
+        "import sys; from airflow.providers.common.compat.sdk import BaseOperator; "
+        "before = set(sys.modules); "
         "import airflow_provider_octanist.transfers.object_storage; "
         "print(' '.join(sorted(set(sys.modules) - before)))"
     )
