@@ -32,13 +32,30 @@ def airflow_io() -> ModuleType:
     """
     Return Airflow's object-storage package: ``airflow.sdk.io`` on Airflow 3, ``airflow.io`` on 2.11.
 
-    Both have ``path.ObjectStoragePath`` and ``attach``. Imported only when a task runs: it pulls
-    in fsspec.
+    Both have the modules ``path`` (``ObjectStoragePath``) and ``store`` (``attach``). Imported only
+    when a task runs: it pulls in fsspec.
     """
     try:
         return importlib.import_module("airflow.sdk.io")
     except ImportError:  # Airflow 2
         return importlib.import_module("airflow.io")
+
+
+def object_storage_path(url: str, conn_id: str | None = None) -> Any:
+    """
+    Return ``ObjectStoragePath(url, conn_id=conn_id)`` of the running Airflow.
+
+    A ``memory://`` URL without a connection gets fsspec's in-process store, for tests: no provider
+    registers it with Airflow.
+    """
+    package = airflow_io().__name__
+    if url.startswith("memory://") and conn_id is None:
+        from fsspec.implementations.memory import (  # type: ignore[import-untyped,unused-ignore]
+            MemoryFileSystem,
+        )
+
+        importlib.import_module(f"{package}.store").attach(protocol="memory", fs=MemoryFileSystem())
+    return importlib.import_module(f"{package}.path").ObjectStoragePath(url, conn_id=conn_id)
 
 
 def check_path(path: Any, storage_conn_id: str | None) -> None:
@@ -83,15 +100,7 @@ def resolve(path: Any, storage_conn_id: str | None) -> Any:
             f"path must be a URL with a scheme, such as file:///data/leads.jsonl or "
             f"s3://bucket/leads.jsonl, got {path!r}."
         )
-    io = airflow_io()
-    if url.startswith("memory://") and storage_conn_id is None:
-        # fsspec's in-process store, for tests: no provider registers it with Airflow.
-        from fsspec.implementations.memory import (  # type: ignore[import-untyped,unused-ignore]
-            MemoryFileSystem,
-        )
-
-        io.attach(protocol="memory", fs=MemoryFileSystem())
-    return io.path.ObjectStoragePath(url, conn_id=storage_conn_id)
+    return object_storage_path(url, storage_conn_id)
 
 
 def describe(target: Any) -> str:

@@ -155,8 +155,7 @@ def test_memory_paths_hold_the_export(octanist_server: Any, octanist_conn: str) 
 def test_an_object_storage_path_is_taken_as_it_is(octanist_server: Any, octanist_conn: str) -> None:
     octanist_server.add_leads(2)
     url = memory_path()
-    run(OctanistLeadsToObjectStorageOperator(task_id="warm", path=url))  # attaches memory://
-    target = _storage.airflow_io().path.ObjectStoragePath(url.replace("leads.jsonl", "again.jsonl"))
+    target = _storage.object_storage_path(url.replace("leads.jsonl", "again.jsonl"))
     summary = run(OctanistLeadsToObjectStorageOperator(task_id="export", path=target))
     assert summary["rows"] == 2
     assert len(target.read_bytes().splitlines()) == 2
@@ -566,7 +565,7 @@ def test_a_path_without_a_scheme_is_rejected_when_the_task_runs(octanist_conn: s
 
 
 def test_an_object_storage_path_and_a_storage_conn_id_are_not_both_given() -> None:
-    target = _storage.airflow_io().path.ObjectStoragePath("file:///tmp/x.jsonl")
+    target = _storage.object_storage_path("file:///tmp/x.jsonl")
     with pytest.raises(ValueError, match="carries its own connection"):
         OctanistLeadsToObjectStorageOperator(task_id="export", path=target, storage_conn_id="aws_default")
 
