@@ -85,11 +85,11 @@ class JsonLinesWriter:
         if not rows:
             return
         try:
-            data = "".join([self._encode(row) + "\n" for row in rows]).encode("utf-8")
+            data = ("\n".join(map(self._encode, rows)) + "\n").encode("utf-8")
         except UnicodeEncodeError:
             # A lone surrogate (an unpaired \ud800 escape in the API's JSON) has no UTF-8 form: this
             # page is written with escapes instead, still valid JSON and UTF-8.
-            data = "".join([self._ascii(row) + "\n" for row in rows]).encode("ascii")
+            data = ("\n".join(map(self._ascii, rows)) + "\n").encode("ascii")
         self._out(data)
 
     def close(self) -> None:

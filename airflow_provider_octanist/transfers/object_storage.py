@@ -268,13 +268,13 @@ class OctanistLeadsToObjectStorageOperator(_ToObjectStorageOperator):
         filters = self._filters()
         # Built before the first request: a bad filter fails here, before anything is written.
         leads = self.hook.iter_leads(max_results=self.max_results, **filters)
-        by_status: Counter[str] = Counter()
+        by_status: Counter[Any] = Counter()
 
         def count(page: list[Row]) -> None:
-            by_status.update(str(lead.get("status")) for lead in page)
+            by_status.update([lead.get("status") for lead in page])
 
         summary = self._export(_pages(leads, self.page_size), count)
-        summary["by_status"] = dict(sorted(by_status.items()))
+        summary["by_status"] = dict(sorted((str(status), n) for status, n in by_status.items()))
         return summary
 
 
