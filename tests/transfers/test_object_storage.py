@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from datetime import datetime, timezone
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,8 +24,8 @@ from airflow_provider_octanist.transfers.object_storage import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-pyarrow_missing = pytest.mark.skipif(
-    __import__("importlib.util").util.find_spec("pyarrow") is None,
+needs_pyarrow = pytest.mark.skipif(
+    find_spec("pyarrow") is None,
     reason="pyarrow is not installed (pip install 'airflow-provider-octanist[parquet]')",
 )
 
@@ -319,7 +320,7 @@ def test_a_failure_mid_stream_leaves_nothing_at_a_memory_path(
     assert not memory_fs().exists(folder) or memory_fs().ls(folder) == []
 
 
-@pyarrow_missing
+@needs_pyarrow
 def test_a_failed_parquet_export_leaves_nothing(
     octanist_server: Any, octanist_conn: str, tmp_path: Path
 ) -> None:
@@ -388,7 +389,7 @@ def test_the_api_key_reaches_neither_the_file_nor_the_summary_nor_the_logs(
 # -- parquet ------------------------------------------------------------------------------------
 
 
-@pyarrow_missing
+@needs_pyarrow
 def test_parquet_has_the_fixed_lead_schema_and_every_lead(
     octanist_server: Any, octanist_conn: str, tmp_path: Path
 ) -> None:
@@ -420,7 +421,7 @@ def test_parquet_has_the_fixed_lead_schema_and_every_lead(
     assert summary["bytes"] == target.stat().st_size
 
 
-@pyarrow_missing
+@needs_pyarrow
 def test_parquet_schema_is_the_same_when_pages_differ(
     octanist_server: Any, octanist_conn: str, tmp_path: Path
 ) -> None:
@@ -449,7 +450,7 @@ def test_parquet_schema_is_the_same_when_pages_differ(
     assert len(table.schema) == len(_formats.LEAD_COLUMNS) + 1
 
 
-@pyarrow_missing
+@needs_pyarrow
 def test_parquet_keeps_unknown_fields_and_misfits_as_json(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
@@ -466,7 +467,7 @@ def test_parquet_keeps_unknown_fields_and_misfits_as_json(tmp_path: Path) -> Non
     assert json.loads(row["extra_fields"]) == {"newField": {"x": 1}, "value": "a lot"}
 
 
-@pyarrow_missing
+@needs_pyarrow
 def test_ad_spend_parquet_takes_its_columns_from_the_first_page(
     octanist_server: Any, octanist_conn: str, tmp_path: Path
 ) -> None:
