@@ -55,7 +55,16 @@ def object_storage_path(url: str, conn_id: str | None = None) -> Any:
         )
 
         importlib.import_module(f"{package}.store").attach(protocol="memory", fs=MemoryFileSystem())
-    return importlib.import_module(f"{package}.path").ObjectStoragePath(url, conn_id=conn_id)
+    path_class = importlib.import_module(f"{package}.path").ObjectStoragePath
+    try:
+        return path_class(url, conn_id=conn_id)
+    except TypeError as exc:
+        # Airflow releases before its fix for universal-pathlib 0.3 (3.0.x among them) reject every
+        # URL this way; Airflow's constraints files pin universal-pathlib < 0.3 for them.
+        raise RuntimeError(
+            f"Airflow's ObjectStoragePath could not be created for {url!r} ({exc}). On Airflow 3.0, "
+            "install universal-pathlib<0.3, as Airflow's constraints file for that release does."
+        ) from exc
 
 
 def check_path(path: Any, storage_conn_id: str | None) -> None:

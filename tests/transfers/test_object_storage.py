@@ -622,3 +622,18 @@ def test_provider_info_registers_the_transfer_module() -> None:
     assert entry["source-integration-name"] == "Octanist"
     module = importlib.import_module(entry["python-module"])
     assert module.OctanistLeadsToObjectStorageOperator is OctanistLeadsToObjectStorageOperator
+
+
+def test_an_objectstoragepath_that_rejects_the_url_says_which_universal_pathlib_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    path_module = importlib.import_module(f"{_storage.airflow_io().__name__}.path")
+
+    def incompatible(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("ObjectStoragePath(...) detected protocol file which is incompatible")
+
+    monkeypatch.setattr(path_module, "ObjectStoragePath", incompatible)
+    with pytest.raises(RuntimeError, match=r"universal-pathlib<0\.3"):
+        _storage.object_storage_path("file:///tmp/x.jsonl")
