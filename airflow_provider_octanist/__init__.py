@@ -42,6 +42,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.sensors.octanist"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.triggers.octanist"]}],
+        "transfers": [
+            {
+                "source-integration-name": _INTEGRATION,
+                "target-integration-name": "Common IO",
+                "python-module": f"{_PACKAGE}.transfers.object_storage",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "octanist",

@@ -414,8 +414,29 @@ class OctanistHook(_OctanistHookBase):
         :param page_size: rows per request (1-500).
         :param max_results: stop after this many rows.
         """
+        rows = self.iter_ad_spend(
+            start_date,
+            end_date,
+            platform=platform,
+            group_by=group_by,
+            page_size=page_size,
+            max_results=max_results,
+        )
+        return list(rows)
+
+    def iter_ad_spend(
+        self,
+        start_date: DateLike,
+        end_date: DateLike,
+        *,
+        platform: str | None = None,
+        group_by: str | None = None,
+        page_size: int = api.MAX_AD_SPEND_PAGE_SIZE,
+        max_results: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the ad-spend rows page after page, as consumed; see :meth:`get_ad_spend`."""
         listing = self._ad_spend_listing(start_date, end_date, platform, group_by, page_size)
-        return list(self._pages(listing, api.max_results_value(max_results)))
+        return self._pages(listing, api.max_results_value(max_results))
 
 
 class OctanistAsyncHook(_OctanistHookBase):

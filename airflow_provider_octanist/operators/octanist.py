@@ -342,3 +342,49 @@ class OctanistUpdateLeadOperator(_OctanistOperator):
             "Octanist updated %s lead(s) (lead %s).", result.get("leadsUpdated"), result.get("leadId")
         )
         return result
+
+
+class OctanistGetStatsOperator(_OctanistOperator):
+    """
+    Fetch the dashboard statistics for a period and return them (pushed to XCom).
+
+    The answer has ``usage`` (leads used and the plan's limit), ``leads`` (``total``, ``byStatus``,
+    ``bySource``) and ``conversion`` (rates and values). The days are ``start_day`` and ``end_day``,
+    not ``start_date``/``end_date``, which every operator already has for its own schedule.
+
+    .. code-block:: python
+
+        stats = OctanistGetStatsOperator(task_id="stats", start_day="{{ ds }}", end_day="{{ ds }}")
+
+    :param period: ``current`` (default), ``previous`` or ``custom``; days imply ``custom`` (templated).
+    :param start_day: first day of a custom period, ``YYYY-MM-DD`` or a date (templated).
+    :param end_day: last day of a custom period, inclusive (templated).
+    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    """
+
+    template_fields: Sequence[str] = ("period", "start_day", "end_day")
+
+    def __init__(
+        self,
+        *,
+        period: str | None = None,
+        start_day: Any = None,
+        end_day: Any = None,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
+        self.period = period
+        self.start_day = start_day
+        self.end_day = end_day
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        # An empty rendered template (e.g. an optional param left blank) means "not given".
+        period, start, end = (None if v == "" else v for v in (self.period, self.start_day, self.end_day))
+        with self.hook as hook:
+            stats = hook.get_stats(period, start_date=start, end_date=end)
+        self.log.info("Octanist statistics: %s lead(s) in the period.", stats.get("leads", {}).get("total"))
+        return stats
+
+
+__all__ += ["OctanistGetStatsOperator"]

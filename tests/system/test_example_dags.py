@@ -118,13 +118,24 @@ def test_daily_export_example_writes_the_leads_updated_in_the_interval(
     run = airflow.dags_test(
         "example_octanist_daily_export",
         logical_date="2026-03-11",
-        conf={"export_dir": str(tmp_path)},
+        conf={"export_url": tmp_path.as_uri()},
         env=env_for(server),
     )
-    assert_all_succeeded(run, {"list_updated_leads", "write_json_lines"})
-    summary = run.xcom("write_json_lines")
-    assert summary["count"] == 2
-    assert summary["by_status"] == {"open": 1, "won": 1}
-    assert summary["path"] == str(tmp_path / "leads-2026-03-10.jsonl")
-    exported = [json.loads(line) for line in Path(summary["path"]).read_text().splitlines()]
+    assert_all_succeeded(run, {"export_updated_leads"})
+    summary = run.xcom("export_updated_leads")
+    target = tmp_path / "leads-2026-03-10.jsonl"
+    assert summary == {
+        "path": target.as_uri(),
+        "format": "jsonl",
+        "compression": None,
+        "rows": 2,
+        "bytes": target.stat().st_size,
+        "by_status": {"open": 1, "won": 1},
+    }
+    exported = [json.loads(line) for line in target.read_text().splitlines()]
     assert [lead["id"] for lead in exported] == ["lead_export_first", "lead_export_second"]
+    assert [p.name for p in tmp_path.iterdir()] == ["leads-2026-03-10.jsonl"]
+    assert server.api_key not in target.read_text()
+    # Not in the task's log nor anywhere else under the Airflow home (the CLI's own debug output
+    # on Airflow 3.0 echoes the supervisor's secret-masking messages, which is Airflow's, not ours).
+    assert airflow.files_containing(server.api_key) == []

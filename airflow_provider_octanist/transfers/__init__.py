@@ -1,0 +1,1 @@
+"""Transfer operators: Octanist data streamed to where data engineers keep it."""

@@ -1,0 +1,355 @@
+"""
+Export Octanist data to object storage (local files, S3, GCS, Azure, ``memory://``...), streaming.
+
+Both operators read page after page from the hook and write each page as it arrives, so memory
+does not grow with the number of rows. The object appears at ``path`` only once complete (see
+:func:`~airflow_provider_octanist.transfers._storage.write_whole`): a failure at any page leaves
+nothing there, and a retry writes the whole object again. Formats: :mod:`._formats`.
+
+The task returns a small summary (pushed to XCom): ``path``, ``format``, ``compression``, ``rows``,
+``bytes`` and, for leads, ``by_status``. Neither the summary, the file nor the logs ever contain
+the API key.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from functools import cached_property
+from itertools import islice
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist._checks import check_conn_id
+from airflow_provider_octanist.operators.octanist import _LIST_FILTERS
+from airflow_provider_octanist.transfers import _formats, _storage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_octanist.hooks.octanist import OctanistHook
+
+__all__ = ["OctanistAdSpendToObjectStorageOperator", "OctanistLeadsToObjectStorageOperator"]
+
+Row = dict[str, Any]
+
+
+def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    """Cut a stream of rows into lists of ``size`` (the hook fetches the next page as it is consumed)."""
+    iterator = iter(rows)
+    while page := list(islice(iterator, size)):
+        yield page
+
+
+def _check_count(value: Any, what: str, high: int | None) -> None:
+    if value is None and high is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < 1
+        or (high is not None and value > high)
+    ):
+        bounds = f"between 1 and {high}" if high is not None else "of at least 1 (or None)"
+        raise ValueError(f"{what} must be a whole number {bounds}, got {value!r}.")
+
+
+class _ToObjectStorageOperator(BaseOperator):  # type: ignore[misc]
+    """What both exports share: where (``path``), how (format, compression) and the all-or-nothing write."""
+
+    ui_color = "#f4ecfb"
+
+    def __init__(
+        self,
+        *,
+        path: Any,
+        format: str = "jsonl",  # the word pandas, Spark and dbt use
+        compression: str | None = None,
+        storage_conn_id: str | None = None,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _storage.check_path(path, storage_conn_id)
+        _formats.check_format(format, compression)
+        self.path = path
+        self.format = format
+        self.compression = compression
+        self.storage_conn_id = storage_conn_id
+        self.octanist_conn_id = check_conn_id(octanist_conn_id)
+
+    @cached_property
+    def hook(self) -> OctanistHook:
+        """The hook of ``octanist_conn_id`` (created on first use, inside the running task)."""
+        from airflow_provider_octanist.hooks.octanist import OctanistHook
+
+        return OctanistHook(octanist_conn_id=self.octanist_conn_id)
+
+    def _parquet_columns(self) -> Sequence[tuple[str, str]] | None:
+        """The fixed Parquet columns of this export; ``None`` to take them from the first page."""
+        return None
+
+    def _export(self, pages: Iterable[list[Row]], on_page: Callable[[list[Row]], None]) -> dict[str, Any]:
+        """Write ``pages`` to ``path`` all or nothing; return the summary."""
+        target = _storage.resolve(self.path, self.storage_conn_id)
+        where = _storage.describe(target)
+        self.log.info(
+            "Exporting to %s (%s%s).", where, self.format, f", {self.compression}" if self.compression else ""
+        )
+
+        def write(stream: IO[bytes]) -> int:
+            writer: _formats.JsonLinesWriter | _formats.ParquetWriter
+            if self.format == "parquet":
+                writer = _formats.ParquetWriter(stream, self._parquet_columns())
+            else:
+                writer = _formats.JsonLinesWriter(stream, self.compression)
+            rows = 0
+            try:
+                for page in pages:
+                    writer.write(page)
+                    on_page(page)
+                    rows += len(page)
+            except BaseException:
+                with suppress(Exception):  # the failure that stopped the export is the one to report
+                    writer.abort()
+                raise
+            writer.close()
+            return rows
+
+        with self.hook:
+            rows, size = _storage.write_whole(target, write)
+        self.log.info("Exported %d row(s), %d bytes, to %s.", rows, size, where)
+        return {
+            "path": where,
+            "format": self.format,
+            "compression": self.compression,
+            "rows": rows,
+            "bytes": size,
+        }
+
+
+class OctanistLeadsToObjectStorageOperator(_ToObjectStorageOperator):
+    """
+    Stream every lead matching the filters to one object at ``path``; return a summary.
+
+    The filters are those of
+    :class:`~airflow_provider_octanist.operators.octanist.OctanistListLeadsOperator`. Leads are read
+    in ``createdAt:asc`` order unless ``sort`` says otherwise: a lead created while the export runs
+    then lands after the pages already read instead of shifting them.
+
+    .. code-block:: python
+
+        OctanistLeadsToObjectStorageOperator(
+            task_id="export_leads",
+            path="s3://lake/octanist/leads/{{ ds }}.jsonl.gz",
+            storage_conn_id="aws_default",
+            compression="gzip",
+            updated_gte="{{ data_interval_start }}",
+            updated_lt="{{ data_interval_end }}",
+        )
+
+    :param path: where the object goes: a URL (``file:///...``, ``s3://...``, ``gs://...``,
+        ``memory://...``) or an ``ObjectStoragePath`` (templated). An existing object is replaced.
+    :param status: only leads with this status (templated).
+    :param updated_gte: only leads updated at or after this moment (templated).
+    :param updated_lt: only leads updated before this moment (templated).
+    :param created_gte: only leads created at or after this moment (templated).
+    :param created_lt: only leads created before this moment (templated).
+    :param search: free text matched against name, email and phone (templated).
+    :param sort: order as ``field:direction``; default ``createdAt:asc`` (templated).
+    :param fields: only these lead fields (``id`` is always included) (templated).
+    :param page_size: leads per request, 1-100.
+    :param max_results: stop after this many leads; ``None`` exports every matching lead.
+    :param extra_filters: further keyword filters of ``OctanistHook.iter_leads``, e.g.
+        ``{"source": "api", "value_gte": 100}`` (templated).
+    :param format: ``jsonl`` (JSON Lines) or ``parquet`` (needs the ``parquet`` extra).
+    :param compression: ``None`` or ``gzip`` (JSON Lines only).
+    :param storage_conn_id: the Airflow connection of the store (e.g. ``aws_default``), for a URL path.
+    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    """
+
+    template_fields: Sequence[str] = (
+        "path",
+        "status",
+        "updated_gte",
+        "updated_lt",
+        "created_gte",
+        "created_lt",
+        "search",
+        "sort",
+        "fields",
+        "extra_filters",
+    )
+
+    def __init__(
+        self,
+        *,
+        path: Any,
+        status: str | None = None,
+        updated_gte: Any = None,
+        updated_lt: Any = None,
+        created_gte: Any = None,
+        created_lt: Any = None,
+        search: str | None = None,
+        sort: str | None = None,
+        fields: str | Sequence[str] | None = None,
+        page_size: int = 100,
+        max_results: int | None = None,
+        extra_filters: Mapping[str, Any] | None = None,
+        format: str = "jsonl",
+        compression: str | None = None,
+        storage_conn_id: str | None = None,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            path=path,
+            format=format,
+            compression=compression,
+            storage_conn_id=storage_conn_id,
+            octanist_conn_id=octanist_conn_id,
+            **kwargs,
+        )
+        _check_count(page_size, "page_size", 100)
+        _check_count(max_results, "max_results", None)
+        if extra_filters is not None:
+            if not isinstance(extra_filters, Mapping):
+                raise ValueError(
+                    f"extra_filters must be a dict of filters, got {type(extra_filters).__name__}."
+                )
+            unknown = sorted(set(extra_filters) - _LIST_FILTERS)
+            if unknown:
+                raise ValueError(
+                    f"Unknown lead filter(s) {', '.join(map(repr, unknown))} in extra_filters: "
+                    f"use {', '.join(sorted(_LIST_FILTERS))}."
+                )
+        self.status = status
+        self.updated_gte = updated_gte
+        self.updated_lt = updated_lt
+        self.created_gte = created_gte
+        self.created_lt = created_lt
+        self.search = search
+        self.sort = sort
+        self.fields = fields
+        self.page_size = page_size
+        self.max_results = max_results
+        self.extra_filters = dict(extra_filters) if extra_filters is not None else None
+
+    def _filters(self) -> dict[str, Any]:
+        named = {
+            "status": self.status,
+            "updated_gte": self.updated_gte,
+            "updated_lt": self.updated_lt,
+            "created_gte": self.created_gte,
+            "created_lt": self.created_lt,
+            "search": self.search,
+            "sort": self.sort,
+            "fields": self.fields,
+        }
+        # An empty rendered template (e.g. an unset param) means "no such filter", not "match ''".
+        filters = {name: value for name, value in named.items() if value is not None and value != ""}
+        for name, value in (self.extra_filters or {}).items():
+            if name in filters:
+                raise ValueError(f"Filter {name!r} is given both as an argument and in extra_filters.")
+            filters[name] = value
+        filters.setdefault("sort", "createdAt:asc")
+        filters["page_size"] = self.page_size
+        return filters
+
+    def _parquet_columns(self) -> Sequence[tuple[str, str]]:
+        return _formats.LEAD_COLUMNS
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        filters = self._filters()
+        # Built before the first request: a bad filter fails here, before anything is written.
+        leads = self.hook.iter_leads(max_results=self.max_results, **filters)
+        by_status: Counter[Any] = Counter()
+
+        def count(page: list[Row]) -> None:
+            by_status.update([lead.get("status") for lead in page])
+
+        summary = self._export(_pages(leads, self.page_size), count)
+        summary["by_status"] = dict(sorted((str(status), n) for status, n in by_status.items()))
+        return summary
+
+
+class OctanistAdSpendToObjectStorageOperator(_ToObjectStorageOperator):
+    """
+    Stream the ad-spend report between two days, every page, to one object at ``path``.
+
+    The days are ``start_day`` and ``end_day`` (not ``start_date``/``end_date``, which every Airflow
+    operator already has for its own schedule, and which ``default_args`` would fill in).
+
+    .. code-block:: python
+
+        OctanistAdSpendToObjectStorageOperator(
+            task_id="export_ad_spend",
+            path="gs://lake/octanist/ad-spend/{{ ds }}.jsonl",
+            storage_conn_id="google_cloud_default",
+            start_day="{{ ds }}",
+            end_day="{{ ds }}",
+        )
+
+    :param path: where the object goes: a URL or an ``ObjectStoragePath`` (templated).
+    :param start_day: first day of the report, ``YYYY-MM-DD`` or a date (templated).
+    :param end_day: last day of the report, inclusive (templated).
+    :param platform: only this ad platform (templated).
+    :param group_by: grouping dimension, as Octanist names it (templated).
+    :param page_size: rows per request, 1-500.
+    :param max_results: stop after this many rows; ``None`` exports every row.
+    :param format: ``jsonl`` (JSON Lines) or ``parquet`` (needs the ``parquet`` extra).
+    :param compression: ``None`` or ``gzip`` (JSON Lines only).
+    :param storage_conn_id: the Airflow connection of the store, for a URL path.
+    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    """
+
+    template_fields: Sequence[str] = ("path", "start_day", "end_day", "platform", "group_by")
+
+    def __init__(
+        self,
+        *,
+        path: Any,
+        start_day: Any,
+        end_day: Any,
+        platform: str | None = None,
+        group_by: str | None = None,
+        page_size: int = 500,
+        max_results: int | None = None,
+        format: str = "jsonl",
+        compression: str | None = None,
+        storage_conn_id: str | None = None,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            path=path,
+            format=format,
+            compression=compression,
+            storage_conn_id=storage_conn_id,
+            octanist_conn_id=octanist_conn_id,
+            **kwargs,
+        )
+        _check_count(page_size, "page_size", 500)
+        _check_count(max_results, "max_results", None)
+        self.start_day = start_day
+        self.end_day = end_day
+        self.platform = platform
+        self.group_by = group_by
+        self.page_size = page_size
+        self.max_results = max_results
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        rows = self.hook.iter_ad_spend(
+            self.start_day,
+            self.end_day,
+            platform=self.platform or None,
+            group_by=self.group_by or None,
+            page_size=self.page_size,
+            max_results=self.max_results,
+        )
+        return self._export(_pages(rows, self.page_size), lambda page: None)

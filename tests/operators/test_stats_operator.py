@@ -1,0 +1,51 @@
+"""OctanistGetStatsOperator, executed against the fake Octanist server over loopback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from airflow_provider_octanist.operators.octanist import OctanistGetStatsOperator
+
+
+def run(operator: Any, context: dict[str, Any] | None = None) -> Any:
+    context = context or {}
+    operator.render_template_fields(context)
+    result = operator.execute(context)
+    assert json.loads(json.dumps(result)) == result, "return values go to XCom and must be plain JSON"
+    return result
+
+
+def test_stats_of_templated_days_are_the_custom_period(octanist_server: Any, octanist_conn: str) -> None:
+    octanist_server.add_leads(2, status="won", createdAt="2026-03-10T08:00:00.000Z")
+    octanist_server.add_lead(status="open", createdAt="2026-03-12T08:00:00.000Z")
+    op = OctanistGetStatsOperator(task_id="stats", start_day="{{ ds }}", end_day="{{ ds }}")
+    stats = run(op, {"ds": "2026-03-10"})
+    assert stats["leads"]["total"] == 2
+    assert stats["leads"]["byStatus"]["won"] == 2
+    assert octanist_server.requests[-1].body == {
+        "period": "custom",
+        "startDate": "2026-03-10",
+        "endDate": "2026-03-10",
+    }
+
+
+def test_stats_without_days_are_the_current_period(octanist_server: Any, octanist_conn: str) -> None:
+    stats = run(
+        OctanistGetStatsOperator(task_id="stats", period="{{ params.period }}"), {"params": {"period": ""}}
+    )
+    assert set(stats) >= {"usage", "leads", "conversion"}
+    assert octanist_server.requests[-1].body == {"period": "current"}
+
+
+def test_stats_days_do_not_touch_the_tasks_own_start_date() -> None:
+    op = OctanistGetStatsOperator(task_id="stats", start_day="2026-03-01", end_day="2026-03-31")
+    assert op.start_date is None
+    assert set(op.template_fields) == {"period", "start_day", "end_day"}
+
+
+def test_stats_of_an_unknown_period_fail_clearly(octanist_server: Any, octanist_conn: str) -> None:
+    with pytest.raises(ValueError, match="period must be 'current', 'previous' or 'custom'"):
+        run(OctanistGetStatsOperator(task_id="stats", period="last-week"))
