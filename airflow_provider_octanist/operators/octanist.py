@@ -75,7 +75,70 @@ class OctanistGetLeadOperator(_OctanistOperator):
         return lead
 
 
-class OctanistListLeadsOperator(_OctanistOperator):
+class _LeadListing:
+    """
+    The filter arguments of a lead listing, checked and kept once for every operator that lists leads
+    (``OctanistListLeadsOperator`` and the leads export): the named filters are templated, the rest
+    go through ``extra_filters``.
+    """
+
+    NAMED_FILTERS: tuple[str, ...] = (
+        "status",
+        "updated_gte",
+        "updated_lt",
+        "created_gte",
+        "created_lt",
+        "search",
+        "sort",
+        "fields",
+    )
+
+    extra_filters: dict[str, Any] | None
+    page_size: int
+    max_results: int | None
+
+    def _take_listing_arguments(
+        self,
+        *,
+        page_size: int,
+        max_results: int | None,
+        extra_filters: Mapping[str, Any] | None,
+        **named: Any,
+    ) -> None:
+        whole_number(page_size, "page_size", low=1, high=100)
+        if max_results is not None:
+            whole_number(max_results, "max_results", low=1)
+        if extra_filters is not None:
+            if not isinstance(extra_filters, Mapping):
+                raise ValueError(
+                    f"extra_filters must be a dict of filters, got {type(extra_filters).__name__}."
+                )
+            unknown = sorted(set(extra_filters) - set(LIST_FILTERS))
+            if unknown:
+                raise ValueError(
+                    f"Unknown lead filter(s) {', '.join(map(repr, unknown))} in extra_filters: "
+                    f"use {', '.join(sorted(LIST_FILTERS))}."
+                )
+        for name in self.NAMED_FILTERS:
+            setattr(self, name, named[name])
+        self.page_size = page_size
+        self.max_results = max_results
+        self.extra_filters = dict(extra_filters) if extra_filters is not None else None
+
+    def _filters(self) -> dict[str, Any]:
+        """The rendered filters as ``iter_leads`` keywords."""
+        named = {name: getattr(self, name) for name in self.NAMED_FILTERS}
+        # An empty rendered template (e.g. an unset param) means "no such filter", not "match ''".
+        filters = {name: value for name, value in named.items() if value is not None and value != ""}
+        for name, value in (self.extra_filters or {}).items():
+            if name in filters:
+                raise ValueError(f"Filter {name!r} is given both as an argument and in extra_filters.")
+            filters[name] = value
+        filters["page_size"] = self.page_size
+        return filters
+
+
+class OctanistListLeadsOperator(_LeadListing, _OctanistOperator):
     """
     List the leads that match filters, across every page, and return them as a list of dicts.
 
@@ -106,18 +169,7 @@ class OctanistListLeadsOperator(_OctanistOperator):
     :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     """
 
-    template_fields: Sequence[str] = (
-        "status",
-        "updated_gte",
-        "updated_lt",
-        "created_gte",
-        "created_lt",
-        "search",
-        "sort",
-        "fields",
-        "extra_filters",
-        "octanist_conn_id",
-    )
+    template_fields: Sequence[str] = (*_LeadListing.NAMED_FILTERS, "extra_filters", "octanist_conn_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"extra_filters": "json"}
 
     def __init__(
@@ -138,51 +190,19 @@ class OctanistListLeadsOperator(_OctanistOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
-        whole_number(page_size, "page_size", low=1, high=100)
-        if max_results is not None:
-            whole_number(max_results, "max_results", low=1)
-        if extra_filters is not None:
-            if not isinstance(extra_filters, Mapping):
-                raise ValueError(
-                    f"extra_filters must be a dict of filters, got {type(extra_filters).__name__}."
-                )
-            unknown = sorted(set(extra_filters) - set(LIST_FILTERS))
-            if unknown:
-                raise ValueError(
-                    f"Unknown lead filter(s) {', '.join(map(repr, unknown))} in extra_filters: "
-                    f"use {', '.join(sorted(LIST_FILTERS))}."
-                )
-        self.status = status
-        self.updated_gte = updated_gte
-        self.updated_lt = updated_lt
-        self.created_gte = created_gte
-        self.created_lt = created_lt
-        self.search = search
-        self.sort = sort
-        self.fields = fields
-        self.page_size = page_size
-        self.max_results = max_results
-        self.extra_filters = dict(extra_filters) if extra_filters is not None else None
-
-    def _filters(self) -> dict[str, Any]:
-        named = {
-            "status": self.status,
-            "updated_gte": self.updated_gte,
-            "updated_lt": self.updated_lt,
-            "created_gte": self.created_gte,
-            "created_lt": self.created_lt,
-            "search": self.search,
-            "sort": self.sort,
-            "fields": self.fields,
-        }
-        # An empty rendered template (e.g. an unset param) means "no such filter", not "match ''".
-        filters = {name: value for name, value in named.items() if value is not None and value != ""}
-        for name, value in (self.extra_filters or {}).items():
-            if name in filters:
-                raise ValueError(f"Filter {name!r} is given both as an argument and in extra_filters.")
-            filters[name] = value
-        filters["page_size"] = self.page_size
-        return filters
+        self._take_listing_arguments(
+            status=status,
+            updated_gte=updated_gte,
+            updated_lt=updated_lt,
+            created_gte=created_gte,
+            created_lt=created_lt,
+            search=search,
+            sort=sort,
+            fields=fields,
+            page_size=page_size,
+            max_results=max_results,
+            extra_filters=extra_filters,
+        )
 
     def execute(self, context: Context) -> list[Lead]:
         with self.hook as hook:
@@ -359,10 +379,10 @@ class OctanistGetStatsOperator(_OctanistOperator):
     :param period: ``current`` (default), ``previous`` or ``custom``; days imply ``custom`` (templated).
     :param start_day: first day of a custom period, ``YYYY-MM-DD`` or a date (templated).
     :param end_day: last day of a custom period, inclusive (templated).
-    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     """
 
-    template_fields: Sequence[str] = ("period", "start_day", "end_day")
+    template_fields: Sequence[str] = ("period", "start_day", "end_day", "octanist_conn_id")
 
     def __init__(
         self,

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
+from airflow_provider_octanist._timestamps import parse_timestamp
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 FORMATS = ("jsonl", "parquet")
 COMPRESSIONS = (None, "gzip")
@@ -80,7 +81,7 @@ class JsonLinesWriter:
         self._encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
         self._ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append one page of rows."""
         if not rows:
             return
@@ -134,16 +135,8 @@ def _timestamp(value: Any) -> tuple[Any, bool]:
     if value is None:
         return None, True
     if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            from airflow_provider_octanist._api import parse_timestamp
-
-            parsed = parse_timestamp(value)
-            return (parsed, True) if parsed is not None else (None, False)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc), True
+        parsed = parse_timestamp(value)
+        return (parsed, True) if parsed is not None else (None, False)
     return None, False
 
 
@@ -160,7 +153,7 @@ def _kind_of(value: Any) -> str:
     return "string"
 
 
-def columns_from(rows: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+def columns_from(rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
     """Columns for rows of an undocumented shape: every key of ``rows``, typed by its first non-null value."""
     kinds: dict[str, str | None] = {}
     for row in rows:
@@ -208,7 +201,7 @@ class ParquetWriter:
         self._schema = pa.schema([*fields, pa.field(EXTRA_COLUMN, pa.string())])
         self._writer = self._pq.ParquetWriter(self._stream, self._schema)
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Convert one page to an Arrow batch; write a row group once enough rows are buffered."""
         if self._writer is None:
             if not rows:

@@ -14,29 +14,23 @@ the API key.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from functools import cached_property
 from itertools import islice
-from typing import IO, TYPE_CHECKING, Any
-
-from airflow.providers.common.compat.sdk import BaseOperator
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
-from airflow_provider_octanist._checks import check_conn_id
-from airflow_provider_octanist.operators.octanist import _LIST_FILTERS
+from airflow_provider_octanist._checks import whole_number
+from airflow_provider_octanist.operators.octanist import _LeadListing, _OctanistOperator
 from airflow_provider_octanist.transfers import _formats, _storage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_octanist.hooks.octanist import OctanistHook
+    Row = Mapping[str, Any]
 
 __all__ = ["OctanistAdSpendToObjectStorageOperator", "OctanistLeadsToObjectStorageOperator"]
-
-Row = dict[str, Any]
 
 
 def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -46,23 +40,8 @@ def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
         yield page
 
 
-def _check_count(value: Any, what: str, high: int | None) -> None:
-    if value is None and high is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < 1
-        or (high is not None and value > high)
-    ):
-        bounds = f"between 1 and {high}" if high is not None else "of at least 1 (or None)"
-        raise ValueError(f"{what} must be a whole number {bounds}, got {value!r}.")
-
-
-class _ToObjectStorageOperator(BaseOperator):  # type: ignore[misc]
+class _ToObjectStorageOperator(_OctanistOperator):
     """What both exports share: where (``path``), how (format, compression) and the all-or-nothing write."""
-
-    ui_color = "#f4ecfb"
 
     def __init__(
         self,
@@ -74,21 +53,13 @@ class _ToObjectStorageOperator(BaseOperator):  # type: ignore[misc]
         octanist_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
         _storage.check_path(path, storage_conn_id)
         _formats.check_format(format, compression)
         self.path = path
         self.format = format
         self.compression = compression
         self.storage_conn_id = storage_conn_id
-        self.octanist_conn_id = check_conn_id(octanist_conn_id)
-
-    @cached_property
-    def hook(self) -> OctanistHook:
-        """The hook of ``octanist_conn_id`` (created on first use, inside the running task)."""
-        from airflow_provider_octanist.hooks.octanist import OctanistHook
-
-        return OctanistHook(octanist_conn_id=self.octanist_conn_id)
 
     def _parquet_columns(self) -> Sequence[tuple[str, str]] | None:
         """The fixed Parquet columns of this export; ``None`` to take them from the first page."""
@@ -133,7 +104,7 @@ class _ToObjectStorageOperator(BaseOperator):  # type: ignore[misc]
         }
 
 
-class OctanistLeadsToObjectStorageOperator(_ToObjectStorageOperator):
+class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperator):
     """
     Stream every lead matching the filters to one object at ``path``; return a summary.
 
@@ -170,21 +141,16 @@ class OctanistLeadsToObjectStorageOperator(_ToObjectStorageOperator):
     :param format: ``jsonl`` (JSON Lines) or ``parquet`` (needs the ``parquet`` extra).
     :param compression: ``None`` or ``gzip`` (JSON Lines only).
     :param storage_conn_id: the Airflow connection of the store (e.g. ``aws_default``), for a URL path.
-    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     """
 
     template_fields: Sequence[str] = (
         "path",
-        "status",
-        "updated_gte",
-        "updated_lt",
-        "created_gte",
-        "created_lt",
-        "search",
-        "sort",
-        "fields",
+        *_LeadListing.NAMED_FILTERS,
         "extra_filters",
+        "octanist_conn_id",
     )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"extra_filters": "json"}
 
     def __init__(
         self,
@@ -215,57 +181,26 @@ class OctanistLeadsToObjectStorageOperator(_ToObjectStorageOperator):
             octanist_conn_id=octanist_conn_id,
             **kwargs,
         )
-        _check_count(page_size, "page_size", 100)
-        _check_count(max_results, "max_results", None)
-        if extra_filters is not None:
-            if not isinstance(extra_filters, Mapping):
-                raise ValueError(
-                    f"extra_filters must be a dict of filters, got {type(extra_filters).__name__}."
-                )
-            unknown = sorted(set(extra_filters) - _LIST_FILTERS)
-            if unknown:
-                raise ValueError(
-                    f"Unknown lead filter(s) {', '.join(map(repr, unknown))} in extra_filters: "
-                    f"use {', '.join(sorted(_LIST_FILTERS))}."
-                )
-        self.status = status
-        self.updated_gte = updated_gte
-        self.updated_lt = updated_lt
-        self.created_gte = created_gte
-        self.created_lt = created_lt
-        self.search = search
-        self.sort = sort
-        self.fields = fields
-        self.page_size = page_size
-        self.max_results = max_results
-        self.extra_filters = dict(extra_filters) if extra_filters is not None else None
-
-    def _filters(self) -> dict[str, Any]:
-        named = {
-            "status": self.status,
-            "updated_gte": self.updated_gte,
-            "updated_lt": self.updated_lt,
-            "created_gte": self.created_gte,
-            "created_lt": self.created_lt,
-            "search": self.search,
-            "sort": self.sort,
-            "fields": self.fields,
-        }
-        # An empty rendered template (e.g. an unset param) means "no such filter", not "match ''".
-        filters = {name: value for name, value in named.items() if value is not None and value != ""}
-        for name, value in (self.extra_filters or {}).items():
-            if name in filters:
-                raise ValueError(f"Filter {name!r} is given both as an argument and in extra_filters.")
-            filters[name] = value
-        filters.setdefault("sort", "createdAt:asc")
-        filters["page_size"] = self.page_size
-        return filters
+        self._take_listing_arguments(
+            status=status,
+            updated_gte=updated_gte,
+            updated_lt=updated_lt,
+            created_gte=created_gte,
+            created_lt=created_lt,
+            search=search,
+            sort=sort,
+            fields=fields,
+            page_size=page_size,
+            max_results=max_results,
+            extra_filters=extra_filters,
+        )
 
     def _parquet_columns(self) -> Sequence[tuple[str, str]]:
         return _formats.LEAD_COLUMNS
 
     def execute(self, context: Context) -> dict[str, Any]:
         filters = self._filters()
+        filters.setdefault("sort", "createdAt:asc")
         # Built before the first request: a bad filter fails here, before anything is written.
         leads = self.hook.iter_leads(max_results=self.max_results, **filters)
         by_status: Counter[Any] = Counter()
@@ -305,10 +240,17 @@ class OctanistAdSpendToObjectStorageOperator(_ToObjectStorageOperator):
     :param format: ``jsonl`` (JSON Lines) or ``parquet`` (needs the ``parquet`` extra).
     :param compression: ``None`` or ``gzip`` (JSON Lines only).
     :param storage_conn_id: the Airflow connection of the store, for a URL path.
-    :param octanist_conn_id: Airflow connection of type ``octanist``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
     """
 
-    template_fields: Sequence[str] = ("path", "start_day", "end_day", "platform", "group_by")
+    template_fields: Sequence[str] = (
+        "path",
+        "start_day",
+        "end_day",
+        "platform",
+        "group_by",
+        "octanist_conn_id",
+    )
 
     def __init__(
         self,
@@ -334,8 +276,9 @@ class OctanistAdSpendToObjectStorageOperator(_ToObjectStorageOperator):
             octanist_conn_id=octanist_conn_id,
             **kwargs,
         )
-        _check_count(page_size, "page_size", 500)
-        _check_count(max_results, "max_results", None)
+        whole_number(page_size, "page_size", low=1, high=500)
+        if max_results is not None:
+            whole_number(max_results, "max_results", low=1)
         self.start_day = start_day
         self.end_day = end_day
         self.platform = platform

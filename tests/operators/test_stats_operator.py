@@ -43,7 +43,7 @@ def test_stats_without_days_are_the_current_period(octanist_server: Any, octanis
 def test_stats_days_do_not_touch_the_tasks_own_start_date() -> None:
     op = OctanistGetStatsOperator(task_id="stats", start_day="2026-03-01", end_day="2026-03-31")
     assert op.start_date is None
-    assert set(op.template_fields) == {"period", "start_day", "end_day"}
+    assert set(op.template_fields) == {"period", "start_day", "end_day", "octanist_conn_id"}
 
 
 def test_stats_of_an_unknown_period_fail_clearly(octanist_server: Any, octanist_conn: str) -> None:

@@ -259,7 +259,7 @@ def test_path_and_filters_are_rendered_from_the_context(
 def test_user_facing_arguments_are_templated() -> None:
     assert set(OctanistLeadsToObjectStorageOperator.template_fields) == {
         "path", "status", "updated_gte", "updated_lt", "created_gte", "created_lt", "search", "sort",
-        "fields", "extra_filters",
+        "fields", "extra_filters", "octanist_conn_id",
     }  # fmt: skip
     assert set(OctanistAdSpendToObjectStorageOperator.template_fields) == {
         "path",
@@ -267,6 +267,7 @@ def test_user_facing_arguments_are_templated() -> None:
         "end_day",
         "platform",
         "group_by",
+        "octanist_conn_id",
     }
 
 
@@ -547,8 +548,8 @@ def test_ad_spend_every_page_is_written(octanist_server: Any, octanist_conn: str
         ({"path": ""}, "path must be a URL"),
         ({"path": 42}, "path must be a URL string"),
         ({"storage_conn_id": ""}, "storage_conn_id must be a connection id"),
-        ({"page_size": 101}, "page_size must be a whole number between 1 and 100"),
-        ({"max_results": 0}, "max_results must be a whole number of at least 1"),
+        ({"page_size": 101}, "page_size must be between 1 and 100"),
+        ({"max_results": 0}, "max_results must be at least 1"),
         ({"extra_filters": {"colour": "red"}}, "Unknown lead filter"),
         ({"octanist_conn_id": ""}, "octanist_conn_id must be a connection id"),
     ],
