@@ -193,7 +193,8 @@ class OctanistHook(_OctanistHookBase):
     Talk to the Octanist REST API over one pooled ``requests.Session``.
 
     The API key is the connection's password and travels only in the ``X-API-KEY`` header. Every
-    request has a connect and a read timeout; 429, 5xx, connection errors and timeouts are retried
+    request has a connect and a read timeout, and each attempt a total deadline of both together
+    (``Settings.total_timeout``); 429, 5xx, connection errors and timeouts are retried
     with exponential backoff and jitter, honouring ``Retry-After``; 4xx answers are never retried,
     and creating a lead is never replayed once it may have reached Octanist.
 
