@@ -302,3 +302,19 @@ def test_case_11_the_event_trigger_logs_repeating_pages_instead_of_looping(
 
     asyncio.run(scenario())
     assert server.request_count("GET", "/api/leads") < 50
+
+
+def test_case_4_a_full_page_without_one_readable_lead_is_an_error_not_silence(
+    server: FakeOctanistServer,
+) -> None:
+    base = datetime.now(timezone.utc) - timedelta(minutes=1)
+    server.add_leads(150, updatedAt=base)
+    server.inject(
+        "transform",
+        count=1,
+        path="/api/leads",
+        function=lambda payload: {**payload, "data": [{**lead, "id": 42} for lead in payload["data"]]},
+    )
+
+    with pytest.raises(OctanistResponseError, match="full page without one readable lead"):
+        asyncio.run(changes_after(Cursor(base - timedelta(seconds=1))))

@@ -209,8 +209,17 @@ class _Walk:
             for change in changes:
                 if bound.admits(change.at, change.lead_id):
                     found.setdefault(change.key, change)
-            if not page.has_more or len(page.items) + len(page.malformed) < PAGE_SIZE or not changes:
+            if not page.has_more or len(page.items) + len(page.malformed) < PAGE_SIZE:
                 return found, True
+            if not changes:
+                # A full page with nothing to place the bound by: stopping here would hide every
+                # lead after it, so say so instead.
+                raise OctanistResponseError(
+                    "Listing lead changes stopped: GET /leads returned a full page without one readable "
+                    "lead while claiming more",
+                    request_id=page.request_id,
+                    hint="Every lead on the page was malformed; please report it with the request id.",
+                )
             if self.requests >= max_pages:
                 return found, False
             newest = max(change.at for change in changes)
