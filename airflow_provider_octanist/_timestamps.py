@@ -10,7 +10,8 @@ The two formats differ on purpose:
   Octanist stores and the only one its filters understand;
 - :func:`cursor_timestamp` keeps **microseconds** when a value has them, because a watcher's
   watermark must round-trip exactly through the asset state store (truncating it could report a
-  change twice).
+  change twice), and :func:`filter_timestamp` writes time filters the same way: a filter cut to
+  milliseconds could never ask for what comes after a microsecond the API itself returned.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 __all__ = [
     "api_timestamp",
     "cursor_timestamp",
+    "filter_timestamp",
     "format_day",
     "parse_timestamp",
     "to_utc",
@@ -119,6 +121,15 @@ def cursor_timestamp(moment: datetime) -> str:
     micros = moment.microsecond
     fraction = f"{micros // 1000:03d}" if micros % 1000 == 0 else f"{micros:06d}"
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + fraction + "Z"
+
+
+def filter_timestamp(value: datetime | date | str, what: str) -> str:
+    """
+    Write a time filter: milliseconds (as :func:`api_timestamp`) unless the value is finer.
+
+    A whole millisecond, which is every instant Octanist documents, is written exactly as before.
+    """
+    return cursor_timestamp(to_utc(value, what))
 
 
 def whole_millisecond(moment: datetime) -> datetime:

@@ -8,7 +8,8 @@ they send the same requests and parse the same answers. One module per concern:
 - ``calls``: one call (method, path, query/body, replay safety) and its raw answer;
 - ``lead_filters``: the query of ``GET /leads``; ``bodies``: the bodies of the other calls;
 - ``responses``: the envelope and request ids; ``errors``: the status/code -> error table;
-- ``paging``: listings page by page; ``retries``: what is retried and how long to wait.
+- ``paging``: listings page by page; ``retries``: what is retried and how long to wait;
+- ``redact``: the API key scrubbed from, and a cap on, whatever the server says back.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ from airflow_provider_octanist._api.paging import (
     page_from,
     should_continue,
 )
+from airflow_provider_octanist._api.redact import MAX_SERVER_TEXT, cap, scrub, scrub_error
 from airflow_provider_octanist._api.responses import (
     check_lead,
     check_row,
+    check_same_lead,
     decode_json,
     legacy_check,
     legacy_created,
@@ -50,7 +53,14 @@ from airflow_provider_octanist._api.responses import (
     legacy_updated,
     unwrap,
 )
-from airflow_provider_octanist._api.retries import Attempts, may_retry_status, retry_after_seconds, retry_wait
+from airflow_provider_octanist._api.retries import (
+    Attempts,
+    attempt_limit,
+    may_retry_status,
+    retry_after_seconds,
+    retry_wait,
+    too_late_to_retry,
+)
 from airflow_provider_octanist._api.settings import (
     API_KEY_HEADER,
     DEFAULT_BACKOFF,
@@ -61,6 +71,7 @@ from airflow_provider_octanist._api.settings import (
     MAX_RETRY_WAIT,
     USER_AGENT,
     Settings,
+    check_api_key,
     normalize_base_url,
     settings_from_connection,
 )
@@ -77,6 +88,7 @@ __all__ = [
     "MAX_PAGES",
     "MAX_PAGE_SIZE",
     "MAX_RETRY_WAIT",
+    "MAX_SERVER_TEXT",
     "USER_AGENT",
     "Answer",
     "Attempts",
@@ -87,8 +99,12 @@ __all__ = [
     "Settings",
     "ad_spend_body",
     "ad_spend_listing",
+    "attempt_limit",
+    "cap",
+    "check_api_key",
     "check_lead",
     "check_row",
+    "check_same_lead",
     "create_lead_body",
     "decode_json",
     "error_for",
@@ -108,9 +124,12 @@ __all__ = [
     "request_id_of",
     "retry_after_seconds",
     "retry_wait",
+    "scrub",
+    "scrub_error",
     "settings_from_connection",
     "should_continue",
     "stats_body",
+    "too_late_to_retry",
     "unwrap",
     "update_lead_body",
 ]

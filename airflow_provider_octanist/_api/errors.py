@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Call, request_id_of
+from airflow_provider_octanist._api.redact import cap
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
     OctanistConflictError,
@@ -129,13 +130,14 @@ def error_fields(payload: Any) -> tuple[str | None, str | None, Any]:
     """The ``(code, message, details)`` of an error body; a legacy body has only a message string."""
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, str):
-        return None, error, None
+        return None, cap(error), None
     if not isinstance(error, dict):
         return None, None, None
     code, message = error.get("code"), error.get("message")
+    # Capped: a server may answer with megabytes of message, which no exception should carry.
     return (
-        code if isinstance(code, str) else None,
-        message if isinstance(message, str) else None,
+        cap(code, 100) if isinstance(code, str) else None,
+        cap(message) if isinstance(message, str) else None,
         error.get("details"),
     )
 
@@ -156,7 +158,7 @@ def error_for(
     """
     try:
         payload: Any = json.loads(content) if content else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         payload = None
     code, message, details = error_fields(payload)
     return make_error(

@@ -20,7 +20,7 @@ from airflow_provider_octanist._lead_vocabulary import (
     SORTABLE_FIELDS,
     TIME_FILTERS,
 )
-from airflow_provider_octanist._timestamps import api_timestamp
+from airflow_provider_octanist._timestamps import api_timestamp, filter_timestamp
 from airflow_provider_octanist.statuses import normalize_status
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def _keyword_filter(name: str, value: Any) -> dict[str, str]:
         return {EQUALITY_FILTERS[name]: non_empty_text(value, name)}
     prefix, op = name.rsplit("_", 1)
     if prefix in TIME_FILTERS:
-        return {f"{TIME_FILTERS[prefix]}[{op}]": api_timestamp(value, name)}
+        return {f"{TIME_FILTERS[prefix]}[{op}]": filter_timestamp(value, name)}
     return {f"value[{op}]": _number_filter(value, name)}
 
 
@@ -144,7 +144,7 @@ def _raw_filter(key: str, value: Any) -> dict[str, str]:
             raise ValueError(f"Filter {key!r} takes true or false, got {value!r}.")
         return {key: str(value).lower()}
     if name in TIME_FILTERS.values():
-        return {key: api_timestamp(value, key)}
+        return {key: filter_timestamp(value, key)}
     if name == "value":
         return {key: _number_filter(value, key)}
     return {key: _filter_value(value, key)}

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Answer, Call, request_id_of
 from airflow_provider_octanist._api.responses import check_lead, check_row, legacy_list, unwrap
+from airflow_provider_octanist._timestamps import parse_timestamp
 from airflow_provider_octanist.exceptions import OctanistResponseError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import datetime
 
     from airflow_provider_octanist._api.settings import Settings
 
@@ -34,15 +36,24 @@ class Page:
     total_pages: int | None
     total: int | None
     request_id: str | None
+    server_time: datetime | None = None
+    """The server's clock when it answered (``meta.timestamp``), if it said."""
+    malformed: tuple[str, ...] = ()
+    """Why each item left out of ``items`` was refused (only when the listing skips malformed items)."""
 
 
 def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[str, str]) -> Page:
     """Read one page of a list response (current envelope with ``meta.pagination``, or legacy array)."""
     request_id = request_id_of(payload, headers)
-    pagination = payload.get("meta", {}).get("pagination") if isinstance(payload, dict) else None
-    if not isinstance(pagination, dict):
-        # Legacy list: a bare array, one page only.
+    if not isinstance(payload, dict):
+        # Legacy list: a bare array, one page only (``meta``, if any, was checked by ``unwrap``).
         return Page(list(data), page, False, 1, len(data), request_id)
+    meta = payload.get("meta")
+    pagination = meta.get("pagination") if isinstance(meta, dict) else None
+    server_time = parse_timestamp(meta.get("timestamp")) if isinstance(meta, dict) else None
+    if not isinstance(pagination, dict):
+        # An envelope without pagination (as 1.0 answered): one page only.
+        return Page(list(data), page, False, 1, len(data), request_id, server_time)
     has_more = pagination.get("hasMore")
     total_pages = pagination.get("totalPages")
     total = pagination.get("total")
@@ -58,6 +69,7 @@ def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[s
         total_pages if isinstance(total_pages, int) and not isinstance(total_pages, bool) else None,
         total if isinstance(total, int) and not isinstance(total, bool) else None,
         request_id,
+        server_time,
     )
 
 
@@ -65,28 +77,22 @@ def should_continue(page: Page, seen_first_ids: set[Any], call: Call) -> bool:
     """
     Decide whether to fetch the page after ``page``, guarding against an API that claims more forever.
 
-    Stops at an empty page, at ``totalPages``, and raises when a page repeats an earlier one or the
-    hard limit of :data:`MAX_PAGES` is reached.
+    Stops at an empty page, at ``totalPages``, and raises when a page holds nothing new (every
+    lead id on it came on an earlier page) or the hard limit of :data:`MAX_PAGES` is reached.
     """
     if not page.has_more or not page.items:
         return False
     if page.total_pages is not None and page.page >= page.total_pages:
         return False
-    head = page.items[0]
-    # A lead is known by its id; a row without one (ad spend) by its whole content.
-    first = (
-        head["id"]
-        if isinstance(head, dict) and "id" in head
-        else json.dumps(head, sort_keys=True, default=str)
-    )
-    if first in seen_first_ids:
+    keys = item_keys(page.items)
+    if all(key in seen_first_ids for key in keys):
         raise OctanistResponseError(
             f"Octanist returned the same page again for {call.label} (page {page.page} repeats an "
             "earlier one while claiming hasMore)",
             request_id=page.request_id,
             hint="The listing was stopped so it cannot loop forever; please report it with the request id.",
         )
-    seen_first_ids.add(first)
+    seen_first_ids.update(keys)
     if page.page >= MAX_PAGES:
         raise OctanistResponseError(
             f"Stopped listing {call.label} after {MAX_PAGES} pages while Octanist still claimed hasMore",
@@ -94,6 +100,13 @@ def should_continue(page: Page, seen_first_ids: set[Any], call: Call) -> bool:
             hint="Narrow the filters or set max_results.",
         )
     return True
+
+
+def item_keys(items: list[Any]) -> list[Any]:
+    """What tells items apart on a walk: lead ids, or for rows without one (ad spend) the first row."""
+    if all(isinstance(item, dict) and "id" in item for item in items):
+        return [item["id"] for item in items]
+    return [json.dumps(items[0], sort_keys=True, default=str)]
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,8 @@ class Listing:
     params: Mapping[str, str] | None = None
     body: Mapping[str, Any] | None = None
     legacy: Callable[[Any], Any] | None = None
+    skip_malformed: bool = False
+    """Leave out (and describe in :attr:`Page.malformed`) items that fail ``check_item``."""
 
     def call(self, page: int) -> Call:
         """The call that fetches page ``page`` (1-based): in the query for GET, in the body for POST."""
@@ -118,13 +133,23 @@ class Listing:
         status, headers, content = answer
         data, payload = unwrap(call, status, headers, content, settings, expect=list, legacy=self.legacy)
         result = page_from(call, data, payload, page, headers)
-        items = [self.check_item(item, call, result.request_id) for item in result.items]
-        return replace(result, items=items)
+        if not self.skip_malformed:
+            items = [self.check_item(item, call, result.request_id) for item in result.items]
+            return replace(result, items=items)
+        items, malformed = [], []
+        for item in result.items:
+            try:
+                items.append(self.check_item(item, call, result.request_id))
+            except OctanistResponseError as exc:
+                malformed.append(exc.message)
+        return replace(result, items=items, malformed=tuple(malformed))
 
 
-def leads_listing(params: Mapping[str, str]) -> Listing:
+def leads_listing(params: Mapping[str, str], *, skip_malformed: bool = False) -> Listing:
     """``GET /leads`` with query ``params`` (from :func:`lead_list_params`)."""
-    return Listing("GET", "/leads", check_lead, params=params, legacy=legacy_list)
+    return Listing(
+        "GET", "/leads", check_lead, params=params, legacy=legacy_list, skip_malformed=skip_malformed
+    )
 
 
 def ad_spend_listing(body: Mapping[str, Any]) -> Listing:

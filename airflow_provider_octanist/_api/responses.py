@@ -20,23 +20,80 @@ if TYPE_CHECKING:
     from airflow_provider_octanist._api.settings import Settings
 
 
+class NotStrictJSONError(ValueError):
+    """A JSON number Python would read but strict JSON (and a trigger event) cannot carry."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotStrictJSONError(f"the non-standard number {name}")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise NotStrictJSONError(f"the number {text[:40]}, which overflows to infinity")
+    return number
+
+
+def loads_strict(content: bytes | str) -> Any:
+    """
+    Decode strict JSON: ``NaN``/``Infinity`` (and numbers too large for a float) are refused.
+
+    Whatever is decoded here may end up in a trigger event, which must stay plain JSON.
+    """
+    return json.loads(content, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _excerpt(content: bytes) -> str:
+    return content[:80].decode("utf-8", "replace").replace("\n", " ").strip()
+
+
 def decode_json(
     call: Call, status: int, headers: Mapping[str, str], content: bytes, settings: Settings
 ) -> Any:
     """Decode a body as JSON, or raise :class:`OctanistResponseError` describing what came instead."""
+    content_type = headers.get("Content-Type") or "no content type"
     try:
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        content_type = headers.get("Content-Type") or "no content type"
-        snippet = content[:80].decode("utf-8", "replace").replace("\n", " ").strip()
+        return loads_strict(content)
+    except RecursionError:
+        # The JSON decoder recurses once per nesting level; no Octanist answer is that deep.
         raise OctanistResponseError(
-            f"Octanist answered {call.label} with HTTP {status} and a body that is not JSON "
-            f"({content_type}, {len(content)} bytes: {snippet!r})",
+            f"Octanist answered {call.label} with HTTP {status} and JSON nested too deeply to read "
+            f"({content_type}, {len(content)} bytes: {_excerpt(content)!r})",
+            status_code=status,
+            request_id=headers.get("X-Request-Id"),
+            hint="The API may have changed; please report it with the request id.",
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        strict = isinstance(exc, NotStrictJSONError)
+        what = f"JSON with {exc}" if strict else "a body that is not JSON"
+        raise OctanistResponseError(
+            f"Octanist answered {call.label} with HTTP {status} and {what} "
+            f"({content_type}, {len(content)} bytes: {_excerpt(content)!r})",
             status_code=status,
             request_id=headers.get("X-Request-Id"),
             hint=f"Check that the connection {settings.conn_id!r} points at the Octanist API "
-            f"(base URL {settings.base_url}); a proxy or an outage page can answer like this.",
+            f"(base URL {settings.base_url}); a proxy or an outage page can answer like this."
+            if not strict
+            else "The API may have changed; please report it with the request id.",
         ) from None
+
+
+def _check_envelope(call: Call, status: int, payload: dict[str, Any], request_id: str | None) -> None:
+    """The envelope's ``success`` must be a real boolean and its ``meta`` an object, when present."""
+    problem = None
+    if "success" in payload and not isinstance(payload["success"], bool):
+        problem = f"success of type {type(payload['success']).__name__} ({payload['success']!r:.40})"
+    elif "meta" in payload and not isinstance(payload["meta"], dict):
+        problem = f"meta of type {type(payload['meta']).__name__} ({payload['meta']!r:.40})"
+    if problem is not None:
+        raise OctanistResponseError(
+            f"Octanist answered {call.label} with HTTP {status} and an envelope whose {problem}, "
+            "not the documented type",
+            status_code=status,
+            request_id=request_id,
+            hint="The API may have changed; please report it with the request id.",
+        )
 
 
 def unwrap(
@@ -57,6 +114,8 @@ def unwrap(
     """
     payload = decode_json(call, status, headers, content, settings)
     request_id = request_id_of(payload, headers)
+    if isinstance(payload, dict):
+        _check_envelope(call, status, payload, request_id)
     if isinstance(payload, dict) and payload.get("success") is False:
         # Octanist said "failed" with a 2xx: trust the words (the error code), not the status line.
         code, message, details = error_fields(payload)
@@ -120,6 +179,17 @@ def check_lead(lead: Any, call: Call, request_id: str | None) -> dict[str, Any]:
         if canonical in LEAD_STATUSES and canonical != status:
             lead = {**lead, "status": canonical}
     return dict(lead)
+
+
+def check_same_lead(lead: dict[str, Any], lead_id: str, call: Call, request_id: str | None) -> None:
+    """The lead of ``GET /leads/{id}`` must be the one asked for, or a sensor would judge another."""
+    if lead["id"] != lead_id:
+        raise OctanistResponseError(
+            f"Octanist answered {call.label} with another lead ({lead['id']!r:.60})",
+            request_id=request_id,
+            hint="The answer was refused rather than taken for the lead asked for; please report it "
+            "with the request id.",
+        )
 
 
 def check_row(row: Any, call: Call, request_id: str | None) -> dict[str, Any]:

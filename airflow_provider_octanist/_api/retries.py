@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.errors import error_for
+from airflow_provider_octanist._api.redact import cap, scrub
 from airflow_provider_octanist._backoff import TRANSIENT_STATUS, backoff_seconds
 from airflow_provider_octanist.exceptions import OctanistConnectionError, OctanistError, OctanistTimeoutError
 
@@ -61,6 +62,31 @@ def may_retry_status(call: Call, status: int) -> bool:
     return call.replay_safe and status in TRANSIENT_STATUS
 
 
+MIN_ATTEMPT = 1.0
+"""Seconds a first attempt gets even when the caller's deadline has passed (a last check)."""
+
+
+def attempt_limit(settings: Settings, deadline: float | None, now: float, *, first: bool) -> float:
+    """
+    Seconds the next attempt may take in all: ``total_timeout``, cut to what is left before the
+    caller's ``deadline`` (``time.time()`` seconds); a first attempt always gets :data:`MIN_ATTEMPT`
+    so a caller whose deadline has just passed still gets its one last answer.
+    """
+    limit = settings.total_timeout
+    if deadline is not None:
+        left = deadline - now
+        limit = min(limit, max(left, MIN_ATTEMPT if first else 0.0))
+    return limit
+
+
+def too_late_to_retry(wait: float, deadline: float | None, now: float) -> bool:
+    """
+    Whether a retry after ``wait`` seconds would leave less than :data:`MIN_ATTEMPT` before the
+    caller's ``deadline``; the failure at hand is then the answer, rather than a bare timeout.
+    """
+    return deadline is not None and now + wait + MIN_ATTEMPT > deadline
+
+
 class Attempts:
     """
     The retry policy of one call, shared by the sync and the async hook.
@@ -93,6 +119,9 @@ class Attempts:
         if self.retries >= self.settings.max_retries or not may_retry_status(self.call, status):
             return None
         request_id = headers.get("X-Request-Id")
+        if request_id:
+            # Logged: keep it short and free of the key, whatever the server put there.
+            request_id = scrub(cap(request_id, 100), self.settings.api_key)
         reason = f"HTTP {status}" + (f" (request {request_id})" if request_id else "")
         return self._next_wait(reason, retry_after_seconds(headers))
 
@@ -107,6 +136,25 @@ class Attempts:
     def error(self, status: int, headers: Mapping[str, str], content: bytes) -> OctanistError:
         """The error to raise for a non-2xx answer that is not retried (any more)."""
         return error_for(self.call, status, headers, content, self.settings, retries=self.retries)
+
+    def past_deadline(self, limit: float, settings: Settings) -> OctanistError:
+        """
+        The error when an attempt ran out of ``limit`` seconds (see :func:`attempt_limit`) mid-answer.
+
+        Never retried: a server that answers this slowly would take as long again, and a caller's
+        own deadline has passed anyway.
+        """
+        what = (
+            f"the total timeout of {limit:g} s (connect_timeout + timeout)"
+            if limit >= settings.total_timeout
+            else f"the {limit:.3g} s left before the caller's deadline"
+        )
+        return OctanistTimeoutError(
+            f"No complete answer from Octanist for {self.call.label} within {what}",
+            may_have_reached_server=True,
+            hint="Octanist (or something in between) answered too slowly; raise the connection's "
+            "timeout/connect_timeout extras if it is just slow.",
+        )
 
     def failure(self, reason: str, *, timeout: bool, may_have_reached_server: bool) -> OctanistError:
         """The error to raise when no answer came and the call is not retried (any more)."""

@@ -61,6 +61,19 @@ class Settings:
     max_retry_wait: float = MAX_RETRY_WAIT
     verify: bool | str = True
 
+    @property
+    def total_timeout(self) -> float:
+        """
+        Seconds one attempt may take in all: connecting, sending and reading the whole answer.
+
+        ``connect_timeout + read_timeout`` (40 s by default). The read timeout alone bounds each
+        read, and a server sending one byte at a time never trips it. An attempt stopped by this
+        deadline is not retried, so a call lasts at most ``(max_retries + 1) * total_timeout`` plus
+        its retry waits (each at most ``max_retry_wait``), and a slow drip at most one
+        ``total_timeout``.
+        """
+        return self.connect_timeout + self.read_timeout
+
     def url(self, path: str) -> str:
         return self.base_url + path
 
@@ -69,6 +82,35 @@ class Settings:
         if with_body:
             headers["Content-Type"] = "application/json"
         return headers
+
+
+def _key_problem(api_key: str) -> str | None:
+    """What makes a key unsendable in an HTTP header (its character class and position), or ``None``."""
+    for position, char in enumerate(api_key, start=1):
+        if char in "\r\n":
+            return f"a line break at position {position}"
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return f"a control character at position {position}"
+        if ord(char) > 0x7E:
+            return f"a non-ASCII character (U+{ord(char):04X}) at position {position}"
+    return None
+
+
+def check_api_key(api_key: str, conn_id: str) -> str:
+    """
+    Refuse a key that cannot travel in a header, naming the kind of character, never the key.
+
+    A pasted key often carries a zero-width space or a line break; sent, it fails deep in the HTTP
+    library with the key in the exception, or looks like a network problem and is retried.
+    """
+    problem = _key_problem(api_key)
+    if problem is not None:
+        raise OctanistAuthError(
+            f"Connection {conn_id!r}: the API key contains {problem}, which cannot be sent in an HTTP header",
+            hint="Paste the key again into the connection's password; copying from a web page or a "
+            "document can add invisible characters.",
+        )
+    return api_key
 
 
 def _extra(extras: Mapping[str, Any], name: str) -> Any:
@@ -216,7 +258,7 @@ def settings_from_connection(
             allow_insecure_http=_truthy(_extra(extras, "allow_insecure_http")),
             port=conn.port,
         ),
-        api_key=api_key,
+        api_key=check_api_key(api_key, conn_id),
         read_timeout=DEFAULT_READ_TIMEOUT
         if read_timeout is None
         else _setting(read_timeout, "timeout", conn_id),

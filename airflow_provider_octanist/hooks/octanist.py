@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from asyncio import sleep as async_sleep
+from contextlib import contextmanager
 from time import monotonic, sleep
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_octanist import CONNECTION_FORM_BEHAVIOUR, CONNECTION_FORM_EXTRAS, DEFAULT_CONN_ID
 from airflow_provider_octanist import _api as api
-from airflow_provider_octanist._checks import check_conn_id
+from airflow_provider_octanist._checks import check_conn_id, check_lead_id
 from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Generator, Iterator, Mapping
 
     import httpx
     import requests
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from airflow_provider_octanist.types import DateLike, Lead, LeadFilters, LeadUpdate, NewLead
 
 __all__ = ["OctanistAsyncHook", "OctanistHook"]
+
+T = TypeVar("T")
 
 # requests and httpx are imported where first used: operators import this module while DAG files
 # are parsed, and a sync task never needs httpx (nor a trigger requests). The hooks wait between
@@ -67,6 +72,19 @@ def _httpx_failure(exc: Exception) -> tuple[str, bool, bool]:
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         return "the connection was closed before a complete response arrived", False, True
     return f"the request failed ({type(exc).__name__})", False, True
+
+
+async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """
+    Await ``awaitable`` for at most ``seconds`` (``asyncio.TimeoutError`` after that).
+
+    ``asyncio.timeout`` where it exists: ``wait_for`` of Python 3.11 can swallow a cancellation
+    that arrives as the awaited request completes, which would keep a cancelled trigger running.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
 
 
 async def _async_extra_dejson(conn: Any) -> dict[str, Any]:
@@ -115,6 +133,16 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
         self._settings = api.settings_from_connection(conn, extras, **self._overrides)
         return self._settings
 
+    @contextmanager
+    def _scrubbed(self) -> Generator[None, None, None]:
+        """Raise every Octanist error from within with the API key scrubbed out of its texts."""
+        try:
+            yield
+        except OctanistError as exc:
+            if self._settings is not None:
+                api.scrub_error(exc, self._settings.api_key)
+            raise
+
     @staticmethod
     def _read(
         call: api.Call,
@@ -134,6 +162,12 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
         return api.Call("GET", api.lead_path(lead_id))
 
     @staticmethod
+    def _the_lead(lead_id: str, call: api.Call, data: Any, request_id: str | None) -> Lead:
+        lead = api.check_lead(data, call, request_id)
+        api.check_same_lead(lead, check_lead_id(lead_id), call, request_id)
+        return cast("Lead", lead)
+
+    @staticmethod
     def _stats_call(period: str | None, start_date: DateLike | None, end_date: DateLike | None) -> api.Call:
         return api.Call("POST", "/stats", body=api.stats_body(period, start_date, end_date))
 
@@ -142,6 +176,9 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
         start_date: DateLike, end_date: DateLike, platform: str | None, group_by: str | None, page_size: int
     ) -> api.Listing:
         return api.ad_spend_listing(api.ad_spend_body(start_date, end_date, platform, group_by, page_size))
+
+    def _scrub_text(self, text: str) -> str:
+        return text if self._settings is None else api.scrub(text, self._settings.api_key)
 
     @staticmethod
     def _connection_ok(settings: api.Settings) -> tuple[bool, str]:
@@ -156,7 +193,8 @@ class OctanistHook(_OctanistHookBase):
     Talk to the Octanist REST API over one pooled ``requests.Session``.
 
     The API key is the connection's password and travels only in the ``X-API-KEY`` header. Every
-    request has a connect and a read timeout; 429, 5xx, connection errors and timeouts are retried
+    request has a connect and a read timeout, and each attempt a total deadline of both together
+    (``Settings.total_timeout``); 429, 5xx, connection errors and timeouts are retried
     with exponential backoff and jitter, honouring ``Retry-After``; 4xx answers are never retried,
     and creating a lead is never replayed once it may have reached Octanist.
 
@@ -239,16 +277,29 @@ class OctanistHook(_OctanistHookBase):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, call: api.Call) -> api.Answer:
-        """Send ``call``, retrying as :class:`_api.Attempts` allows; return the 2xx answer."""
+    def _send(self, call: api.Call, deadline: float | None = None) -> api.Answer:
+        """
+        Send ``call``, retrying as :class:`_api.Attempts` allows; return the 2xx answer.
+
+        :param deadline: give up by this moment (``time.time()`` seconds), checked between the
+            pieces of an answer; each attempt also ends after the settings' ``total_timeout``.
+        """
+        with self._scrubbed():
+            return self._send_unscrubbed(call, deadline)
+
+    def _send_unscrubbed(self, call: api.Call, deadline: float | None) -> api.Answer:
         import requests
+
+        from airflow_provider_octanist.hooks._sync_body import DeadlinePassedError, read_body
 
         settings = self.settings
         session = self.get_conn()
         attempts = api.Attempts(call, settings, self.log)
         while True:
             started = monotonic()
+            limit = api.attempt_limit(settings, deadline, time.time(), first=attempts.retries == 0)
             try:
+                # Streamed, so the body is read against the attempt's total deadline.
                 response = session.request(
                     call.method,
                     settings.url(call.path),
@@ -258,11 +309,19 @@ class OctanistHook(_OctanistHookBase):
                     timeout=(settings.connect_timeout, settings.read_timeout),
                     allow_redirects=False,
                     verify=settings.verify,
+                    stream=True,
                 )
-                content = response.content
+                try:
+                    content = read_body(response, started + limit)
+                finally:
+                    response.close()
+            except DeadlinePassedError:
+                raise attempts.past_deadline(limit, settings) from None
             except requests.exceptions.RequestException as exc:
                 reason, timed_out, reached = _requests_failure(exc)
                 wait = attempts.after_failure(reason, may_have_reached_server=reached)
+                if wait is not None and api.too_late_to_retry(wait, deadline, time.time()):
+                    wait = None  # no time left for another attempt: this failure is the answer
                 if wait is None:
                     raise attempts.failure(
                         reason, timeout=timed_out, may_have_reached_server=reached
@@ -274,17 +333,24 @@ class OctanistHook(_OctanistHookBase):
             if 200 <= status < 300:
                 return api.Answer(status, response.headers, content)
             wait = attempts.after_status(status, response.headers)
-            if wait is None:
+            if wait is None or api.too_late_to_retry(wait, deadline, time.time()):
                 raise attempts.error(status, response.headers, content)
             sleep(wait)
 
-    def _call(self, call: api.Call, *, expect: type, legacy: Any = None) -> tuple[Any, str | None]:
-        return self._read(call, self._send(call), self.settings, expect=expect, legacy=legacy)
+    def _call(
+        self, call: api.Call, *, expect: type, legacy: Any = None, deadline: float | None = None
+    ) -> tuple[Any, str | None]:
+        answer = self._send(call, deadline)
+        with self._scrubbed():
+            return self._read(call, answer, self.settings, expect=expect, legacy=legacy)
 
     def _pages(self, listing: api.Listing, max_results: int | None) -> Iterator[dict[str, Any]]:
         paging = api.Paging(listing, self.settings, max_results)
         while (call := paging.next_call()) is not None:
-            yield from paging.read(call, self._send(call))
+            answer = self._send(call)
+            with self._scrubbed():
+                items = paging.read(call, answer)
+            yield from items
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -294,29 +360,45 @@ class OctanistHook(_OctanistHookBase):
             settings = self.settings
             self._call(api.Call("POST", "/check"), expect=dict, legacy=api.legacy_check)
         except (OctanistError, ValueError) as exc:
-            return False, str(exc)
+            return False, self._scrub_text(str(exc))
         return self._connection_ok(settings)
 
-    def get_lead(self, lead_id: str) -> Lead:
+    def get_lead(self, lead_id: str, *, deadline: float | None = None) -> Lead:
         """
         Return one lead (the ``data`` object of ``GET /leads/{id}``).
 
         :param lead_id: the lead's id, e.g. ``lead_abc123``.
+        :param deadline: give up by this moment (``time.time()`` seconds), even mid-request, with
+            :class:`~airflow_provider_octanist.exceptions.OctanistTimeoutError`.
         :raises OctanistNotFoundError: when no lead has that id.
+        :raises OctanistResponseError: when Octanist answers with another lead.
         """
         call = self._lead_call(lead_id)
-        data, request_id = self._call(call, expect=dict)
-        return cast("Lead", api.check_lead(data, call, request_id))
+        data, request_id = self._call(call, expect=dict, deadline=deadline)
+        with self._scrubbed():
+            return self._the_lead(lead_id, call, data, request_id)
 
-    def list_leads_page(self, page: int = 1, **filters: Unpack[LeadFilters]) -> api.Page:
+    def list_leads_page(
+        self,
+        page: int = 1,
+        *,
+        skip_malformed: bool = False,
+        deadline: float | None = None,
+        **filters: Unpack[LeadFilters],
+    ) -> api.Page:
         """
         Return one page of ``GET /leads`` with its pagination facts; see :meth:`iter_leads` for filters.
 
         :param page: 1-based page number.
+        :param skip_malformed: leave out leads that fail the checks (described in ``Page.malformed``)
+            instead of refusing the page; a change feed must not stall on one bad lead.
+        :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
         """
-        listing = api.leads_listing(api.lead_list_params(**filters))
+        listing = api.leads_listing(api.lead_list_params(**filters), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
-        return listing.read(call, page, self._send(call), self.settings)
+        answer = self._send(call, deadline)
+        with self._scrubbed():
+            return listing.read(call, page, answer, self.settings)
 
     def iter_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> Iterator[Lead]:
         """
@@ -509,8 +591,17 @@ class OctanistAsyncHook(_OctanistHookBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, call: api.Call) -> api.Answer:
-        """Send ``call``, retrying as :class:`_api.Attempts` allows; return the 2xx answer."""
+    async def _send(self, call: api.Call, deadline: float | None = None) -> api.Answer:
+        """
+        Send ``call``, retrying as :class:`_api.Attempts` allows; return the 2xx answer.
+
+        :param deadline: give up at this moment (seconds since the epoch, ``time.time()``), even in
+            the middle of an attempt; each attempt also ends after the settings' ``total_timeout``.
+        """
+        with self._scrubbed():
+            return await self._send_unscrubbed(call, deadline)
+
+    async def _send_unscrubbed(self, call: api.Call, deadline: float | None) -> api.Answer:
         import httpx
 
         settings = await self.get_settings()
@@ -518,17 +609,27 @@ class OctanistAsyncHook(_OctanistHookBase):
         attempts = api.Attempts(call, settings, self.log)
         while True:
             started = monotonic()
+            limit = api.attempt_limit(settings, deadline, time.time(), first=attempts.retries == 0)
             try:
-                response = await client.request(
-                    call.method,
-                    settings.url(call.path),
-                    params=call.params,
-                    json=call.body,
-                    headers=settings.headers(with_body=call.body is not None),
+                # The whole exchange, body included, within the limit; a cancelled request gives its
+                # connection back to the shared client's pool at once (see _shared_client).
+                response = await _within(
+                    limit,
+                    client.request(
+                        call.method,
+                        settings.url(call.path),
+                        params=call.params,
+                        json=call.body,
+                        headers=settings.headers(with_body=call.body is not None),
+                    ),
                 )
+            except asyncio.TimeoutError:
+                raise attempts.past_deadline(limit, settings) from None
             except httpx.HTTPError as exc:
                 reason, timed_out, reached = _httpx_failure(exc)
                 wait = attempts.after_failure(reason, may_have_reached_server=reached)
+                if wait is not None and api.too_late_to_retry(wait, deadline, time.time()):
+                    wait = None  # no time left for another attempt: this failure is the answer
                 if wait is None:
                     raise attempts.failure(
                         reason, timeout=timed_out, may_have_reached_server=reached
@@ -540,18 +641,24 @@ class OctanistAsyncHook(_OctanistHookBase):
             if 200 <= status < 300:
                 return api.Answer(status, response.headers, response.content)
             wait = attempts.after_status(status, response.headers)
-            if wait is None:
+            if wait is None or api.too_late_to_retry(wait, deadline, time.time()):
                 raise attempts.error(status, response.headers, response.content)
             await async_sleep(wait)
 
-    async def _call(self, call: api.Call, *, expect: type, legacy: Any = None) -> tuple[Any, str | None]:
-        answer = await self._send(call)
-        return self._read(call, answer, await self.get_settings(), expect=expect, legacy=legacy)
+    async def _call(
+        self, call: api.Call, *, expect: type, legacy: Any = None, deadline: float | None = None
+    ) -> tuple[Any, str | None]:
+        answer = await self._send(call, deadline)
+        with self._scrubbed():
+            return self._read(call, answer, await self.get_settings(), expect=expect, legacy=legacy)
 
     async def _pages(self, listing: api.Listing, max_results: int | None) -> AsyncIterator[dict[str, Any]]:
         paging = api.Paging(listing, await self.get_settings(), max_results)
         while (call := paging.next_call()) is not None:
-            for item in paging.read(call, await self._send(call)):
+            answer = await self._send(call)
+            with self._scrubbed():
+                items = paging.read(call, answer)
+            for item in items:
                 yield item
 
     async def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]
@@ -560,20 +667,41 @@ class OctanistAsyncHook(_OctanistHookBase):
             settings = await self.get_settings()
             await self._call(api.Call("POST", "/check"), expect=dict, legacy=api.legacy_check)
         except (OctanistError, ValueError) as exc:
-            return False, str(exc)
+            return False, self._scrub_text(str(exc))
         return self._connection_ok(settings)
 
-    async def get_lead(self, lead_id: str) -> Lead:
-        """Return one lead; see :meth:`OctanistHook.get_lead`."""
-        call = self._lead_call(lead_id)
-        data, request_id = await self._call(call, expect=dict)
-        return cast("Lead", api.check_lead(data, call, request_id))
+    async def get_lead(self, lead_id: str, *, deadline: float | None = None) -> Lead:
+        """
+        Return one lead; see :meth:`OctanistHook.get_lead`.
 
-    async def list_leads_page(self, page: int = 1, **filters: Unpack[LeadFilters]) -> api.Page:
-        """Return one page of ``GET /leads``; see :meth:`OctanistHook.iter_leads` for filters."""
-        listing = api.leads_listing(api.lead_list_params(**filters))
+        :param deadline: give up by this moment (``time.time()`` seconds), even mid-request, with
+            :class:`~airflow_provider_octanist.exceptions.OctanistTimeoutError`.
+        """
+        call = self._lead_call(lead_id)
+        data, request_id = await self._call(call, expect=dict, deadline=deadline)
+        with self._scrubbed():
+            return self._the_lead(lead_id, call, data, request_id)
+
+    async def list_leads_page(
+        self,
+        page: int = 1,
+        *,
+        skip_malformed: bool = False,
+        deadline: float | None = None,
+        **filters: Unpack[LeadFilters],
+    ) -> api.Page:
+        """
+        Return one page of ``GET /leads``; see :meth:`OctanistHook.iter_leads` for filters.
+
+        :param skip_malformed: leave out leads that fail the checks (described in ``Page.malformed``)
+            instead of refusing the page; a change feed must not stall on one bad lead.
+        :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
+        """
+        listing = api.leads_listing(api.lead_list_params(**filters), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
-        return listing.read(call, page, await self._send(call), await self.get_settings())
+        answer = await self._send(call, deadline)
+        with self._scrubbed():
+            return listing.read(call, page, answer, await self.get_settings())
 
     def iter_leads(
         self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]

@@ -152,7 +152,8 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         while True:
             last_error: str | None = None
             try:
-                lead = await hook.get_lead(self.lead_id)
+                # The end time bounds the request too, so a slow answer cannot hold the trigger past it.
+                lead = await hook.get_lead(self.lead_id, deadline=self.end_time)
             except OctanistNotFoundError as exc:
                 return TriggerEvent(
                     {

@@ -3,7 +3,8 @@ The lead change feed: what changed after a watermark, read through the async hoo
 event trigger's watchers built on it (their state, the stand-alone loop and the shared poll).
 
 The engine any trigger can reuse: ``cursor`` (the watermark), ``changes`` (``fetch_changes``:
-keyset paging over ``GET /leads``) and ``lead_source`` (the hook plus its error policy). The lead
+keyset paging over ``GET /leads``, checking order, the server's clock, lead shapes and repeated
+pages; see docs/hostile-answers.md) and ``lead_source`` (the hook plus its error policy). The lead
 event trigger's watchers: ``watch_state`` (cursor plus memory), ``state_slot`` (where the state is
 kept on Airflow 3.3+), ``watch`` (starting a watcher, its events, the stand-alone loop),
 ``shared_poll_support`` (the version gate) and ``shared_poll`` (one poll for several watchers,

@@ -1,22 +1,24 @@
 """
-Listing every lead changed after a cursor: keyset paging over ``GET /leads?sort=updatedAt:asc``.
-
-After every page the lower bound moves to the newest ``updatedAt`` seen and paging restarts at
-page 1, so leads changing while we page cannot make us skip one.
+Listing every lead changed after a cursor: keyset paging over ``GET /leads?sort=updatedAt:asc``,
+checking every answer it relies on and falling back to a read that cannot skip when one fails.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist._timestamps import cursor_timestamp
+from airflow_provider_octanist._timestamps import cursor_timestamp, utc_now
 from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, positioned
 
 if TYPE_CHECKING:
+    from airflow_provider_octanist._api import Page
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+
+log = logging.getLogger(__name__)
 
 
 PAGE_SIZE = 100
@@ -25,6 +27,14 @@ PAGE_SIZE = 100
 
 MAX_PAGES_PER_POLL = 1_000
 """A poll reads at most this many pages (100,000 changes) before reporting what it found."""
+
+
+FUTURE_TOLERANCE = timedelta(minutes=1)
+"""How far past the server's clock (``meta.timestamp``) an ``updatedAt`` may be and still move a cursor."""
+
+
+_REREADS = 3
+"""Times a page-numbered read is repeated when it found fewer leads than the listing's ``total``."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,31 @@ class Changes:
     changes: tuple[Change, ...]
     complete: bool
     """False when the poll stopped at :data:`MAX_PAGES_PER_POLL`: more changes are waiting."""
+    ceiling: datetime | None = None
+    """No cursor may move past this instant (the server's clock plus :data:`FUTURE_TOLERANCE`)."""
+    skipped: int = 0
+    """Malformed leads left out of ``changes`` on this poll."""
+
+
+@dataclass
+class FeedNotes:
+    """
+    What one feed (a watcher, a shared poll) has learnt about the API, so it says each thing once.
+
+    ``unsorted`` becomes true the first time a page comes back out of ``updatedAt`` order; from then
+    on every poll reads its whole window by page number. ``skipped`` counts malformed leads.
+    """
+
+    logger: Any = None
+    unsorted: bool = False
+    skipped: int = 0
+    _said: set[Any] = field(default_factory=set)
+
+    def say(self, key: Any, message: str, *args: Any) -> None:
+        """Log a warning the first time ``key`` comes up on this feed."""
+        if key not in self._said:
+            self._said.add(key)
+            (self.logger if self.logger is not None else log).warning(message, *args)
 
 
 async def fetch_changes(
@@ -45,78 +80,216 @@ async def fetch_changes(
     status: str | None = None,
     before: datetime | None = None,
     max_pages: int = MAX_PAGES_PER_POLL,
+    notes: FeedNotes | None = None,
 ) -> Changes:
     """
-    List every lead changed after ``start``, oldest change first, with keyset paging.
+    List every lead changed after ``start``, oldest change first, checking what the walk relies on.
 
     Each request asks for ``updatedAt >= bound`` sorted ascending. After a page the bound moves to
     the newest ``updatedAt`` on it (remembering which ids at that instant were seen) and paging
     restarts at page 1, so a lead edited while we page moves *behind* the bound and is met again,
-    never skipped. Only a page made entirely of one instant (at least 100 leads in one millisecond)
-    is read with page numbers, inside that instant alone, until its ``total`` is reached.
+    never skipped. A page made entirely of one instant is read by page number inside that instant.
 
-    Cost: one request when nothing changed; about one per 100 changed leads otherwise (a page that
-    ends inside a millisecond shares those leads with the next page).
+    What is checked, because a wrong answer here would lose leads silently:
+
+    - every page is in ``updatedAt`` order; if not, the API ignores ``sort`` and the whole window
+      after ``start`` is read page by page with its lower bound fixed and ordered here (logged once
+      per feed, and every later poll of the feed reads that way);
+    - the end cursor never passes the server's clock (``meta.timestamp``) plus
+      :data:`FUTURE_TOLERANCE`: a lead dated in the future is reported but does not move it;
+    - a malformed lead is skipped, logged once and counted, not allowed to stop the feed;
+    - time filters keep the precision of the cursor (microseconds if the API returns them);
+    - a page numbered walk stops at the first page with nothing new on it.
 
     :param hook: the async hook to list with.
     :param start: list the changes after this position.
     :param status: only leads in this status (for seeding a watcher's memory).
     :param before: only changes strictly before this instant.
     :param max_pages: stop after this many requests and report ``complete=False``.
+    :param notes: what this feed already knows and said; a fresh one when not given.
     """
-    bound = start
-    found: dict[tuple[datetime, str], Change] = {}
-    requests = 0
-    complete = True
-    while True:
-        page = await hook.list_leads_page(1, **_after(bound, status=status, before=before))
-        requests += 1
-        changes = positioned(page.items, "GET /leads")
-        for change in changes:
-            if bound.admits(change.at, change.lead_id):
-                found.setdefault(change.key, change)
-        if not page.has_more or len(page.items) < PAGE_SIZE or not changes:
-            break
-        if requests >= max_pages:
-            complete = False
-            break
-        newest = max(change.at for change in changes)
-        previous = bound
-        if newest > bound.at:
-            bound = Cursor(newest, frozenset(c.lead_id for c in changes if c.at == newest))
-        else:
-            bound = Cursor(bound.at, bound.ids | {c.lead_id for c in changes if c.at == bound.at})
-        if len(bound.ids) >= PAGE_SIZE:
-            # A whole page at one instant: read that millisecond on its own, by page number, so the
-            # next request can ask for what comes strictly after it.
-            instant, spent = await _drain_instant(hook, bound.at, status=status, before=before)
-            requests += spent
-            for change in instant:
-                if previous.admits(change.at, change.lead_id):
-                    found.setdefault(change.key, change)
-            bound = Cursor(bound.at, bound.ids | {c.lead_id for c in instant})
-        _check_progress(previous, bound, page.request_id)
-    ordered = tuple(sorted(found.values(), key=lambda change: change.key))
-    end = bound
-    for change in ordered:
-        end = end.past(change.at, change.lead_id)
-    return Changes(start=start, end=end.furthest(start), changes=ordered, complete=complete)
-
-
-def _after(bound: Cursor, *, status: str | None, before: datetime | None) -> dict[str, Any]:
-    """The ``GET /leads`` filters for "changed after ``bound``", oldest first."""
-    filters: dict[str, Any] = {"sort": "updatedAt:asc", "page_size": PAGE_SIZE}
-    if status is not None:
-        filters["status"] = status
-    if before is not None:
-        filters["updated_lt"] = before
-    if len(bound.ids) >= PAGE_SIZE:
-        # Every lead at this instant has been read (see the drain): asking for ">=" again would
-        # return a first page made only of them.
-        filters["updated_gt"] = bound.at
+    walk = _Walk(hook, notes if notes is not None else FeedNotes(), status, before)
+    keyset = None if walk.notes.unsorted else await walk.keyset(start, max_pages)
+    if keyset is None:
+        found, complete = await walk.window(start), True
     else:
-        filters["updated_gte"] = bound.at
-    return filters
+        found, complete = keyset
+    ceiling = walk.ceiling()
+    ordered = tuple(sorted(found.values(), key=lambda change: change.key))
+    end = start
+    for change in ordered:
+        if change.at <= ceiling:
+            end = end.past(change.at, change.lead_id)
+        else:
+            walk.notes.say(
+                ("future", change.lead_id, change.at),
+                "Octanist lead %s is dated %s, after the server's clock (%s); it is reported, but the "
+                "feed's position does not move past the server's clock, so later changes are still seen.",
+                change.lead_id,
+                cursor_timestamp(change.at),
+                cursor_timestamp(ceiling - FUTURE_TOLERANCE),
+            )
+    return Changes(start, end, ordered, complete, ceiling, walk.skipped)
+
+
+class _Walk:
+    """The requests of one :func:`fetch_changes` and what their answers said."""
+
+    def __init__(
+        self, hook: OctanistAsyncHook, notes: FeedNotes, status: str | None, before: datetime | None
+    ) -> None:
+        self.hook = hook
+        self.notes = notes
+        self.status = status
+        self.before = before
+        self.requests = 0
+        self.skipped = 0
+        self.server_now: datetime | None = None
+        self.first_answer: datetime | None = None
+
+    def ceiling(self) -> datetime:
+        """The latest instant a cursor may reach after this walk."""
+        now = self.server_now if self.server_now is not None else utc_now()
+        if self.notes.unsorted and self.first_answer is not None:
+            # Read by page number, a lead edited during the walk may have been read in its old
+            # state: nothing after the first answer is known complete.
+            return min(now + FUTURE_TOLERANCE, self.first_answer)
+        return now + FUTURE_TOLERANCE
+
+    async def page(self, number: int, **filters: Any) -> tuple[Page, list[Change]]:
+        """One page with its placeable changes; malformed leads are counted and logged once each."""
+        if self.status is not None:
+            filters["status"] = self.status
+        page = await self.hook.list_leads_page(
+            number, skip_malformed=True, sort="updatedAt:asc", page_size=PAGE_SIZE, **filters
+        )
+        self.requests += 1
+        if page.server_time is not None:
+            self.server_now = max(self.server_now or page.server_time, page.server_time)
+            self.first_answer = self.first_answer or page.server_time
+        elif self.first_answer is None:
+            self.first_answer = utc_now()
+        changes, rejected = positioned(page.items, "GET /leads")
+        for problem in [*page.malformed, *rejected]:
+            self.skipped += 1
+            self.notes.skipped += 1
+            self.notes.say(
+                ("malformed", problem),
+                "Skipped a malformed Octanist lead (%d so far): %s",
+                self.notes.skipped,
+                problem,
+            )
+        return page, changes
+
+    def window_filters(self, lower: datetime, *, strictly_after: bool = False) -> dict[str, Any]:
+        filters: dict[str, Any] = {"updated_gt" if strictly_after else "updated_gte": lower}
+        if self.before is not None:
+            filters["updated_lt"] = self.before
+        return filters
+
+    async def keyset(
+        self, start: Cursor, max_pages: int
+    ) -> tuple[dict[tuple[datetime, str], Change], bool] | None:
+        """Keyset paging from ``start``; ``None`` when a page shows that the API ignores ``sort``."""
+        bound = start
+        found: dict[tuple[datetime, str], Change] = {}
+        while True:
+            page, changes = await self.page(
+                1, **self.window_filters(bound.at, strictly_after=len(bound.ids) >= PAGE_SIZE)
+            )
+            if any(changes[i].at < changes[i - 1].at for i in range(1, len(changes))):
+                self.notes.unsorted = True
+                self.notes.say(
+                    "unsorted",
+                    "Octanist's GET /leads ignored sort=updatedAt:asc; this feed now reads every change "
+                    "window whole, page by page from a fixed lower bound, and orders it itself (more "
+                    "requests per poll, no lead skipped).",
+                )
+                return None
+            for change in changes:
+                if bound.admits(change.at, change.lead_id):
+                    found.setdefault(change.key, change)
+            if not page.has_more or len(page.items) + len(page.malformed) < PAGE_SIZE:
+                return found, True
+            if not changes:
+                # A full page with nothing to place the bound by: stopping here would hide every
+                # lead after it, so say so instead.
+                raise OctanistResponseError(
+                    "Listing lead changes stopped: GET /leads returned a full page without one readable "
+                    "lead while claiming more",
+                    request_id=page.request_id,
+                    hint="Every lead on the page was malformed; please report it with the request id.",
+                )
+            if self.requests >= max_pages:
+                return found, False
+            newest = max(change.at for change in changes)
+            previous = bound
+            if newest > bound.at:
+                bound = Cursor(newest, frozenset(c.lead_id for c in changes if c.at == newest))
+            else:
+                bound = Cursor(bound.at, bound.ids | {c.lead_id for c in changes if c.at == bound.at})
+            if len(bound.ids) >= PAGE_SIZE:
+                # A whole page at one instant: read that instant on its own, by page number, so the
+                # next request can ask for what comes strictly after it.
+                for change in await self.instant(bound.at):
+                    if previous.admits(change.at, change.lead_id):
+                        found.setdefault(change.key, change)
+                    bound = Cursor(bound.at, bound.ids | {change.lead_id})
+            _check_progress(previous, bound, page.request_id)
+
+    async def numbered(self, filters: dict[str, Any], keep: Any) -> list[Change]:
+        """
+        Every change a filter matches, by page number until ``hasMore`` is false, read again (a few
+        times) while fewer distinct leads came than the listing's ``total`` (a lead moved meanwhile).
+        """
+        seen: dict[tuple[datetime, str], Change] = {}
+        for _ in range(_REREADS):
+            number, total, skipped = 1, None, self.skipped
+            ids: set[str] = set()
+            while True:
+                page, changes = await self.page(number, **filters)
+                fresh = [c for c in changes if c.lead_id not in ids]
+                if number > 1 and changes and not fresh:
+                    raise OctanistResponseError(
+                        f"Octanist returned page {number} of GET /leads with only leads of earlier pages "
+                        "while claiming hasMore; the listing was stopped",
+                        request_id=page.request_id,
+                        hint="The API's paging may have changed; please report it with the request id.",
+                    )
+                ids.update(c.lead_id for c in changes)
+                for change in changes:
+                    if keep(change):
+                        seen.setdefault(change.key, change)
+                total = page.total
+                if not page.has_more or not page.items:
+                    break
+                if number >= MAX_PAGES_PER_POLL:
+                    # Unsorted, a partial read could miss any lead: better an error than silence.
+                    raise OctanistResponseError(
+                        f"Listing lead changes stopped after {number} pages of GET /leads while "
+                        "Octanist still claimed hasMore",
+                        request_id=page.request_id,
+                        hint="Too many changes in one window to read unsorted; please report it.",
+                    )
+                number += 1
+            if total is None or len(ids) + self.skipped - skipped >= total:
+                break
+        return list(seen.values())
+
+    async def window(self, start: Cursor) -> dict[tuple[datetime, str], Change]:
+        """Every change after ``start``, read whole (the API does not sort, so nothing else is safe)."""
+        changes = await self.numbered(
+            self.window_filters(start.at), lambda change: start.admits(change.at, change.lead_id)
+        )
+        return {change.key: change for change in changes}
+
+    async def instant(self, instant: datetime) -> list[Change]:
+        """Every lead whose ``updatedAt`` is exactly ``instant`` (millisecond or microsecond)."""
+        step = timedelta(milliseconds=1) if instant.microsecond % 1000 == 0 else timedelta(microseconds=1)
+        upper = instant + step if self.before is None else min(instant + step, self.before)
+        return await self.numbered(
+            {"updated_gte": instant, "updated_lt": upper}, lambda change: change.at == instant
+        )
 
 
 def _check_progress(previous: Cursor, bound: Cursor, request_id: str | None) -> None:
@@ -128,47 +301,3 @@ def _check_progress(previous: Cursor, bound: Cursor, request_id: str | None) -> 
             request_id=request_id,
             hint="The API's filters or sort may have changed; please report it with the request id.",
         )
-
-
-_DRAIN_ATTEMPTS = 3
-
-
-async def _drain_instant(
-    hook: OctanistAsyncHook, instant: datetime, *, status: str | None, before: datetime | None
-) -> tuple[list[Change], int]:
-    """
-    Read every lead whose ``updatedAt`` is exactly ``instant``, by page number within that millisecond.
-
-    Page numbers are only safe while nothing moves; leads leaving the instant (edited again) move
-    out of it, which can shift a page. The listing's ``total`` tells whether we missed one, and the
-    whole instant is read again (a bounded number of times) until none is missing.
-    """
-    floor = instant.replace(microsecond=instant.microsecond // 1000 * 1000)
-    upper = floor + timedelta(milliseconds=1)
-    if before is not None:
-        upper = min(upper, before)
-    seen: dict[str, Change] = {}
-    requests = 0
-    for _ in range(_DRAIN_ATTEMPTS):
-        number, total = 1, None
-        while True:
-            filters: dict[str, Any] = {
-                "sort": "updatedAt:asc",
-                "page_size": PAGE_SIZE,
-                "updated_gte": floor,
-                "updated_lt": upper,
-            }
-            if status is not None:
-                filters["status"] = status
-            page = await hook.list_leads_page(number, **filters)
-            requests += 1
-            for change in positioned(page.items, "GET /leads"):
-                if change.at == instant:
-                    seen.setdefault(change.lead_id, change)
-            total = page.total
-            if not page.has_more or len(page.items) < PAGE_SIZE or number >= MAX_PAGES_PER_POLL:
-                break
-            number += 1
-        if total is None or len(seen) >= total:
-            break
-    return list(seen.values()), requests

@@ -7,7 +7,6 @@ are neither lost nor doubled.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +15,6 @@ from airflow_provider_octanist._timestamps import cursor_timestamp, parse_timest
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
-
-log = logging.getLogger(__name__)
-
 
 RawLead = dict[str, Any]
 """A lead as a list response showed it (not checked beyond its id and ``updatedAt``)."""
@@ -97,15 +93,32 @@ class Change:
         return self.at, self.lead_id
 
 
-def positioned(items: Iterable[Any], call: str) -> list[Change]:
-    """The leads of a page that carry a readable ``updatedAt`` (others cannot be placed and are skipped)."""
+def positioned(items: Iterable[Any], call: str) -> tuple[list[Change], list[str]]:
+    """
+    The leads of a page that can be placed and judged, and why each other one was left out.
+
+    A lead needs a non-empty string ``id``, a readable ``updatedAt`` and, if it has a ``status``,
+    a string one. Anything else is skipped (and described) rather than refused with the whole
+    page: one bad row must not stop a feed from seeing every lead after it.
+    """
     changes: list[Change] = []
+    rejected: list[str] = []
     for lead in items:
-        at = parse_timestamp(lead.get("updatedAt")) if isinstance(lead, dict) else None
-        if at is None or not isinstance(lead.get("id"), str):
-            log.warning(
-                "Octanist %s returned a lead without a readable id/updatedAt; skipped: %.120r", call, lead
-            )
+        problem = _problem(lead)
+        if problem is not None:
+            rejected.append(f"{call} returned a lead {problem}: {lead!r:.120}")
             continue
-        changes.append(Change(at, lead["id"], lead))
-    return changes
+        changes.append(Change(parse_timestamp(lead["updatedAt"]), lead["id"], lead))  # type: ignore[arg-type]
+    return changes, rejected
+
+
+def _problem(lead: Any) -> str | None:
+    if not isinstance(lead, dict):
+        return f"that is a {type(lead).__name__}, not an object"
+    if not isinstance(lead.get("id"), str) or not lead["id"]:
+        return "without a string id"
+    if parse_timestamp(lead.get("updatedAt")) is None:
+        return "without a readable updatedAt"
+    if "status" in lead and not isinstance(lead["status"], str):
+        return f"whose status is {type(lead['status']).__name__}, not a string"
+    return None

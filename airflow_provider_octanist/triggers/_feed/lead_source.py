@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.statuses import status_of
-from airflow_provider_octanist.triggers._feed.changes import Changes, fetch_changes
+from airflow_provider_octanist.triggers._feed.changes import Changes, FeedNotes, fetch_changes
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ class LeadSource:
         self._hook: OctanistAsyncHook | None = None
         self._retired: list[OctanistAsyncHook] = []
         self._failures = 0
+        # What this feed learnt about the API (an ignored sort, malformed leads): said once, kept.
+        self.notes = FeedNotes(self.log)
 
     @property
     def hook(self) -> OctanistAsyncHook:
@@ -63,7 +65,7 @@ class LeadSource:
 
     async def fetch(self, start: Cursor, **filters: Any) -> Changes:
         """:func:`fetch_changes` with this source's hook; a success resets the backoff."""
-        changes = await fetch_changes(self.hook, start, **filters)
+        changes = await fetch_changes(self.hook, start, notes=self.notes, **filters)
         self._failures = 0
         return changes
 

@@ -268,7 +268,7 @@ async def watch_shared(
                 )
             if not state.cursor.covers(segment.changes.start):
                 continue
-            entries = state.take(segment.changes.changes)
+            entries = state.take(segment.changes.changes, segment.changes.ceiling)
             state.advance_to(segment.changes.end)
             member.stage(segment)
             if entries:

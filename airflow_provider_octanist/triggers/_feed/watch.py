@@ -165,7 +165,7 @@ async def watch(config: WatchConfig, store: Any, logger: Any = None) -> AsyncIte
             except Exception as exc:
                 await source.pause(exc, "list lead changes")
                 continue
-            entries = state.take(changes.changes)
+            entries = state.take(changes.changes, changes.ceiling)
             state.advance_to(changes.end)
             if entries:
                 log_entries(logger, entries, config.statuses)

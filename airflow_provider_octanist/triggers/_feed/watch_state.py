@@ -50,18 +50,22 @@ class WatchState:
         """A watcher that has handled nothing after ``start``."""
         return cls(statuses, remember_for, start, Cursor(start), dict(memory or {}))
 
-    def take(self, changes: Iterable[Change]) -> list[RawLead]:
+    def take(self, changes: Iterable[Change], ceiling: datetime | None = None) -> list[RawLead]:
         """
         Apply the changes after this watcher's cursor, in order; return the status entries among them.
 
         Each entry is the lead as listed plus ``previousStatus``: the watched status the lead left
-        (``None`` when it came from a status this watcher does not watch).
+        (``None`` when it came from a status this watcher does not watch). A change after
+        ``ceiling`` (dated past the server's clock) is applied but does not move the cursor, so the
+        cursor never runs ahead of real time and the memory is never aged by a bogus date; the
+        memory keeps it from being reported twice when it is listed again.
         """
         entries: list[RawLead] = []
         for change in sorted(changes, key=lambda c: c.key):
             if not self.cursor.admits(change.at, change.lead_id):
                 continue
-            self.cursor = self.cursor.past(change.at, change.lead_id)
+            if ceiling is None or change.at <= ceiling:
+                self.cursor = self.cursor.past(change.at, change.lead_id)
             known = self.memory.get(change.lead_id)
             if known is not None and change.at < known[1]:
                 continue  # older than what we already know of this lead

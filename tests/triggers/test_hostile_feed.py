@@ -1,0 +1,320 @@
+"""
+Issue 14, the change feed's side: cases 1, 2, 4, 5 and 11, through ``fetch_changes`` and the event trigger.
+
+The feed must never trade a lead for silence: an ignored sort, a lead dated in the future, a
+malformed lead, microsecond timestamps and repeating pages each get a test named after its case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_octanist.exceptions import OctanistResponseError
+from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+from airflow_provider_octanist.testing import FakeOctanistServer
+from airflow_provider_octanist.triggers._feed import lead_source
+from airflow_provider_octanist.triggers._feed.changes import FUTURE_TOLERANCE, FeedNotes, fetch_changes
+from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+pytestmark = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="The event trigger needs Airflow 3.0+.")
+
+POLL = 0.03
+LONG_AGO = datetime(2020, 1, 1, tzinfo=timezone.utc)
+CONN_ENV = "AIRFLOW_CONN_OCTANIST_DEFAULT"
+
+
+@pytest.fixture
+def server(octanist_server: FakeOctanistServer, octanist_conn: str) -> FakeOctanistServer:
+    return octanist_server
+
+
+@pytest.fixture
+def us_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOctanistServer]:
+    """A fake API that writes (and filters by) microseconds, with ``octanist_default`` pointing at it."""
+    with FakeOctanistServer(timestamp_precision="us") as fake:
+        conn = json.loads(fake.connection_json)
+        conn.setdefault("extra", {})
+        if isinstance(conn["extra"], str):
+            conn["extra"] = json.loads(conn["extra"])
+        conn["extra"]["retry_backoff"] = 0.01
+        monkeypatch.setenv(CONN_ENV, json.dumps(conn))
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def brief(seconds: float) -> None:
+        await asyncio.sleep(min(seconds, POLL))
+
+    monkeypatch.setattr(lead_source, "sleep", brief)
+
+
+class Watching:
+    """A running event trigger, driven as the triggerer drives it (one ``__anext__`` at a time)."""
+
+    def __init__(self, trigger: OctanistLeadEventTrigger) -> None:
+        trigger.asset_state_store = None
+        self.events = trigger.run()
+        self._pending: asyncio.Future[Any] | None = None
+
+    def _next(self) -> asyncio.Future[Any]:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self.events.__anext__())
+        return self._pending
+
+    async def leads(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        event = await asyncio.wait_for(asyncio.shield(self._next()), timeout)
+        self._pending = None
+        return list(event.payload["leads"])
+
+    async def collect(self, wanted: int, timeout: float = 10.0) -> list[str]:
+        """Ids of every lead reported until ``wanted`` were (duplicates kept, to be counted)."""
+        seen: list[str] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(set(seen)) < wanted:
+            seen += [lead["id"] for lead in await self.leads(max(0.1, deadline - loop.time()))]
+        return seen
+
+    async def quiet(self, seconds: float = 0.3) -> None:
+        pending = self._next()
+        await asyncio.sleep(seconds)
+        assert not pending.done(), f"unexpected event: {pending.result().payload}"
+
+    async def stop(self) -> None:
+        pending = self._next()
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+
+
+async def started(server: FakeOctanistServer, **kwargs: Any) -> Watching:
+    before = server.request_count("GET", "/api/leads")
+    watching = Watching(OctanistLeadEventTrigger(poll_interval=POLL, **kwargs))
+    watching._next()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while server.request_count("GET", "/api/leads") <= before + 1:  # seeding, then a first poll
+        assert loop.time() < deadline, "the watcher never polled"
+        await asyncio.sleep(0.005)
+    return watching
+
+
+def stdout_of(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+async def changes_after(start: Cursor, notes: FeedNotes | None = None, **kwargs: Any) -> Any:
+    async with OctanistAsyncHook() as hook:
+        return await fetch_changes(hook, start, notes=notes, **kwargs)
+
+
+# -- case 1: the list ignores sort --------------------------------------------------------------------
+
+
+def test_case_1_an_ignored_sort_is_detected_and_the_window_read_whole(server: FakeOctanistServer) -> None:
+    leads = server.add_leads(250, createdAt=LONG_AGO)
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    for n, lead in enumerate(reversed(leads)):  # updatedAt order is the reverse of insertion order
+        server.set_status(lead["id"], "won", at=base + timedelta(milliseconds=n))
+    server.inject("unsorted", count=None, method="GET", path="/api/leads")
+    notes = FeedNotes()
+
+    changes = asyncio.run(changes_after(Cursor(base - timedelta(seconds=1)), notes))
+
+    assert notes.unsorted
+    assert sorted(c.lead_id for c in changes.changes) == sorted(lead["id"] for lead in leads)
+    assert [c.at for c in changes.changes] == sorted(c.at for c in changes.changes)
+    assert changes.end.at == base + timedelta(milliseconds=249)
+
+
+def test_case_1_the_event_trigger_reports_every_lead_once_and_logs_the_ignored_sort_once(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leads = server.add_leads(250, createdAt=LONG_AGO)
+    server.inject("unsorted", count=None, method="GET", path="/api/leads")
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        for lead in reversed(leads):
+            server.set_status(lead["id"], "won", value=1)
+        reported = await watcher.collect(250)
+        assert sorted(reported) == sorted(lead["id"] for lead in leads), "each lead once"
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    assert stdout_of(capsys).count("ignored sort=updatedAt:asc") == 1
+
+
+# -- case 2: a lead dated in the future ---------------------------------------------------------------
+
+
+def test_case_2_a_future_lead_is_reported_but_the_cursor_stays_by_the_servers_clock(
+    server: FakeOctanistServer,
+) -> None:
+    future = server.add_lead(status="won", updatedAt=datetime.now(timezone.utc) + timedelta(hours=1))
+    start = Cursor(datetime.now(timezone.utc) - timedelta(minutes=1))
+
+    changes = asyncio.run(changes_after(start))
+
+    assert [c.lead_id for c in changes.changes] == [future["id"]]
+    assert changes.end == start
+    assert changes.ceiling is not None
+    assert changes.ceiling <= datetime.now(timezone.utc) + FUTURE_TOLERANCE
+
+
+def test_case_2_the_event_trigger_reports_a_future_lead_once_and_keeps_seeing_later_changes(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = server.add_leads(2, createdAt=LONG_AGO)
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        server.set_status(a["id"], "won", value=1)
+        assert [lead["id"] for lead in await watcher.leads()] == [a["id"]]
+        future = server.add_lead(status="won", updatedAt=datetime.now(timezone.utc) + timedelta(hours=1))
+        assert [lead["id"] for lead in await watcher.leads()] == [future["id"]]
+        server.update_lead(a["id"], note="edited, still won")  # remembered: not a new entry
+        server.set_status(b["id"], "won", value=2)
+        assert [lead["id"] for lead in await watcher.leads()] == [b["id"]]
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    assert stdout_of(capsys).count("after the server's clock") == 1
+
+
+# -- case 4: one malformed lead ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields", [{"id": 42}, {"status": None}])
+def test_case_4_a_malformed_lead_is_skipped_logged_and_counted(
+    server: FakeOctanistServer, fields: dict[str, Any]
+) -> None:
+    base = datetime.now(timezone.utc) - timedelta(minutes=1)
+    leads = server.add_leads(3, updatedAt=base)
+    server.inject("corrupt_lead", count=None, fields=fields, path="/api/leads")
+    notes = FeedNotes()
+
+    changes = asyncio.run(changes_after(Cursor(base - timedelta(seconds=1)), notes))
+
+    assert len(changes.changes) == 2
+    assert {c.lead_id for c in changes.changes} < {lead["id"] for lead in leads}
+    assert changes.skipped == 1
+    assert notes.skipped == 1
+
+
+def test_case_4_the_event_trigger_keeps_reporting_leads_after_a_malformed_one(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b, c = server.add_leads(3, createdAt=LONG_AGO)
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        server.inject("corrupt_lead", count=None, fields={"status": None}, path="/api/leads")
+        server.set_status(a["id"], "won", value=1)  # the first lead of every answer: malformed
+        server.set_status(b["id"], "won", value=2)
+        assert b["id"] in await watcher.collect(1)
+        server.clear_faults()
+        server.set_status(c["id"], "won", value=3)
+        assert c["id"] in await watcher.collect(1)
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    assert "Skipped a malformed Octanist lead" in stdout_of(capsys)
+
+
+# -- case 5: microsecond timestamps ----------------------------------------------------------------------
+
+
+def test_case_5_more_than_a_page_on_one_microsecond_makes_progress(us_server: FakeOctanistServer) -> None:
+    leads = us_server.add_leads(150, updatedAt="2026-01-01T00:00:00.123456Z")
+    start = Cursor(datetime(2025, 12, 31, tzinfo=timezone.utc))
+
+    async def scenario() -> None:
+        async with OctanistAsyncHook() as hook:
+            first = await fetch_changes(hook, start)
+            assert sorted(c.lead_id for c in first.changes) == sorted(lead["id"] for lead in leads)
+            assert first.end.at == datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=timezone.utc)
+            assert len(first.end.ids) == 150
+            again = await fetch_changes(hook, first.end)
+            assert again.changes == ()
+            assert again.end == first.end
+
+    asyncio.run(scenario())
+    assert any("updatedAt[gt]" in r.query for r in us_server.requests), "asked for what comes after"
+
+
+def test_case_5_the_event_trigger_reports_leads_sharing_a_microsecond(us_server: FakeOctanistServer) -> None:
+    leads = us_server.add_leads(150, status="won", updatedAt="2026-01-01T00:00:00.123456Z")
+
+    async def scenario() -> None:
+        watcher = await started(us_server, updated_since="2025-12-31T00:00:00Z")
+        reported = await watcher.collect(150)
+        assert sorted(reported) == sorted(lead["id"] for lead in leads)
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+# -- case 11: pages that repeat ------------------------------------------------------------------------------
+
+
+def test_case_11_repeating_pages_stop_the_feed_early_with_a_clear_error(server: FakeOctanistServer) -> None:
+    at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    server.add_leads(250, updatedAt=at)  # one instant: read by page number, where pages can repeat
+    server.inject("repeat_pages", count=None, method="GET", path="/api/leads")
+
+    with pytest.raises(OctanistResponseError, match="only leads of earlier pages"):
+        asyncio.run(changes_after(Cursor(at - timedelta(seconds=1))))
+    assert server.request_count("GET", "/api/leads") <= 4
+
+
+def test_case_11_the_event_trigger_logs_repeating_pages_instead_of_looping(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def scenario() -> None:
+        watcher = await started(server)
+        at = datetime.now(timezone.utc)
+        for lead in server.add_leads(250, createdAt=LONG_AGO):
+            server.set_status(lead["id"], "won", value=1, at=at)
+        server.inject("repeat_pages", count=None, method="GET", path="/api/leads")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while "only leads of earlier pages" not in (out := stdout_of(capsys)):
+            assert loop.time() < deadline, out[-2000:]
+            await asyncio.sleep(0.01)
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    assert server.request_count("GET", "/api/leads") < 50
+
+
+def test_case_4_a_full_page_without_one_readable_lead_is_an_error_not_silence(
+    server: FakeOctanistServer,
+) -> None:
+    base = datetime.now(timezone.utc) - timedelta(minutes=1)
+    server.add_leads(150, updatedAt=base)
+    server.inject(
+        "transform",
+        count=1,
+        path="/api/leads",
+        function=lambda payload: {**payload, "data": [{**lead, "id": 42} for lead in payload["data"]]},
+    )
+
+    with pytest.raises(OctanistResponseError, match="full page without one readable lead"):
+        asyncio.run(changes_after(Cursor(base - timedelta(seconds=1))))
