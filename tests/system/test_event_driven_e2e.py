@@ -52,9 +52,7 @@ pytestmark = [
     ),
 ]
 
-EXAMPLE_DAG = (
-    Path(__file__).resolve().parents[2] / "example_dags" / "example_octanist_lead_won_event.py"
-)
+EXAMPLE_DAG = Path(__file__).resolve().parents[2] / "example_dags" / "example_octanist_lead_won_event.py"
 DAG_ID = "example_octanist_lead_won_event"
 ASSET = "octanist_lead_won"
 POLL_SECONDS = 2.0
