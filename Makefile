@@ -3,6 +3,7 @@
 #   make test         - the whole test suite on the newest supported Airflow
 #   make matrix       - the whole test suite on every supported Airflow line, each in its own fresh venv
 #   make lint         - ruff check, ruff format --check and mypy --strict: zero findings
+#   make docs         - the documentation site into site/, warnings are errors
 #   make package      - build sdist + wheel, check them, smoke-test the wheel in a clean venv
 #   make browser      - the Add Connection form in headless Chromium against a real Airflow API server
 #   make constraints  - re-resolve every Airflow line from scratch and rewrite constraints/
@@ -57,9 +58,10 @@ CONSTRAINT_GROUPS ?= test
 
 PKG_VENV ?= .venv-pkg
 DIST ?= dist
+SITE ?= site
 
-.PHONY: help venv test demo matrix matrix-older matrix-one constraints constraints-one lint format package \
-	browser bench bench-smoke clean
+.PHONY: help venv test demo matrix matrix-older matrix-one constraints constraints-one lint format docs \
+	package browser bench bench-smoke clean
 
 help:
 	@echo "make demo          - run the lead-won demo (sets up $(VENV) first)"
@@ -71,6 +73,7 @@ help:
 	@echo "make constraints-one V=3.1.8 - the same for one line (then: make matrix-one V=3.1.8)"
 	@echo "make lint          - ruff check, ruff format --check, mypy --strict"
 	@echo "make format        - apply ruff format and ruff's safe fixes"
+	@echo "make docs          - build the documentation site into $(SITE)/ (mkdocs build --strict)"
 	@echo "make package       - build, twine check, inspect the wheel, smoke-test it in $(PKG_VENV)"
 	@echo "make browser       - the connection form in headless Chromium (needs /usr/bin/chromium)"
 	@echo "make bench         - every benchmark at full size, one markdown table (~4 min)"
@@ -168,6 +171,17 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# --- documentation -------------------------------------------------------------------------------
+# mkdocstrings reads the docstrings statically (griffe): nothing is imported, so the build is quick and
+# needs no Airflow, but it shares $(VENV) and its constraints so the versions are the tested ones.
+DOCS_STAMP := $(VENV)/.installed-docs-$(AIRFLOW_VERSION)
+$(DOCS_STAMP): $(STAMP)
+	$(PIP_INSTALL) --group docs
+	@touch $@
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir $(SITE)
+
 # --- packaging -----------------------------------------------------------------------------------
 # The wheel is installed, not the source tree: the smoke test runs outside the repository so the
 # import cannot pick up ./airflow_provider_octanist.
@@ -207,4 +221,4 @@ bench-smoke: $(BENCH_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run.py --smoke
 
 clean:
-	rm -rf $(VENV) .venv-* build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* build dist $(SITE) .pytest_cache .mypy_cache .ruff_cache
