@@ -61,7 +61,7 @@ DIST ?= dist
 SITE ?= site
 
 .PHONY: help venv test demo matrix matrix-older matrix-one constraints constraints-one lint format docs \
-	package browser bench bench-smoke clean
+	package release-check browser bench bench-smoke clean
 
 help:
 	@echo "make demo          - run the lead-won demo (sets up $(VENV) first)"
@@ -75,6 +75,7 @@ help:
 	@echo "make format        - apply ruff format and ruff's safe fixes"
 	@echo "make docs          - build the documentation site into $(SITE)/ (mkdocs build --strict)"
 	@echo "make package       - build, twine check, inspect the wheel, smoke-test it in $(PKG_VENV)"
+	@echo "make release-check [TAG=v0.1.0] - the version has a CHANGELOG entry (and equals the tag)"
 	@echo "make browser       - the connection form in headless Chromium (needs /usr/bin/chromium)"
 	@echo "make bench         - every benchmark at full size, one markdown table (~4 min)"
 	@echo "make bench-smoke   - the benchmarks at tiny sizes (CI): fails only if one crashes"
@@ -182,7 +183,7 @@ $(DOCS_STAMP): $(STAMP)
 docs: $(DOCS_STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir $(SITE)
 
-# --- packaging -----------------------------------------------------------------------------------
+# --- packaging and releasing ---------------------------------------------------------------------
 # The wheel is installed, not the source tree: the smoke test runs outside the repository so the
 # import cannot pick up ./airflow_provider_octanist.
 package: $(STAMP)
@@ -194,6 +195,12 @@ package: $(STAMP)
 	$(PKG_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(PKG_VENV)/bin/python -m pip install --quiet -c "$(CONSTRAINTS)" "apache-airflow==$(AIRFLOW_VERSION)" $(DIST)/*.whl
 	PATH="$(CURDIR)/$(PKG_VENV)/bin:$$PATH" $(PKG_VENV)/bin/python .ci/smoke_wheel.py
+
+# The version in airflow_provider_octanist/__init__.py has a `## <version>` entry in CHANGELOG.md and,
+# with TAG=v<version> (what the release workflow passes), equals the tag. Needs only Python.
+TAG ?=
+release-check:
+	$(PYTHON) .ci/check_release.py $(if $(TAG),--tag $(TAG))
 
 # --- the connection form in a real browser -------------------------------------------------------
 # OCTANIST_REQUIRE_BROWSER turns "chromium/playwright missing" from a skip into a failure here; the
