@@ -12,6 +12,10 @@ import tarfile
 import zipfile
 from email.parser import Parser
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 PACKAGE = "airflow_provider_octanist"
 DISTRIBUTION = "airflow-provider-octanist"
@@ -29,6 +33,26 @@ REQUIRED_FILES = [
     f"{PACKAGE}/testing/server.py",
 ]
 REQUIRED_KEYWORDS = {"airflow-provider", "octanist"}
+# Development tools are PEP 735 dependency groups, never extras: the published metadata lists only
+# what users install. Neither these extras nor these tools may appear in the wheel's METADATA.
+DEVELOPMENT_EXTRAS = {"test", "dev", "lint", "package", "docs", "browser", "bench"}
+DEVELOPMENT_TOOLS = {
+    "pytest",
+    "pytest-timeout",
+    "ruff",
+    "mypy",
+    "types-requests",
+    "build",
+    "twine",
+    "trove-classifiers",
+    "mkdocs",
+    "mkdocstrings",
+    "mkdocstrings-python",
+    "pymdown-extensions",
+    "playwright",
+    "apache-airflow-providers-http",
+}
+DOCS_URL = "https://airflow-provider-octanist.readthedocs.io/"
 
 
 def _source_version(root: Path) -> str:
@@ -66,8 +90,26 @@ def check_wheel(wheel: Path, version: str) -> list[str]:
     keywords = {k.strip() for k in re.split(r"[,\s]+", metadata.get("Keywords", "")) if k.strip()}
     problems += [f"keyword {k!r} missing" for k in sorted(REQUIRED_KEYWORDS - keywords)]
     problems += check_classifiers(metadata.get_all("Classifier") or [])
+    problems += check_requirements(metadata)
     if "apache_airflow_provider" not in entry_points or f"{PACKAGE}:get_provider_info" not in entry_points:
         problems.append("wheel lacks the apache_airflow_provider entry point")
+    return problems
+
+
+def check_requirements(metadata: Message) -> list[str]:
+    """Return the development extras and tools that the wheel's METADATA would publish.
+
+    :param metadata: the wheel's parsed METADATA.
+    """
+    extras = {e.strip().lower() for e in metadata.get_all("Provides-Extra") or []}
+    problems = [f"METADATA offers the development extra {e!r}" for e in sorted(extras & DEVELOPMENT_EXTRAS)]
+    for requirement in metadata.get_all("Requires-Dist") or []:
+        name = re.split(r"[\s\[<>=!~;(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+        if name in DEVELOPMENT_TOOLS:
+            problems.append(f"METADATA requires the development tool {requirement!r}")
+    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [] if ", " in u)
+    if urls.get("Documentation") != DOCS_URL:
+        problems.append(f"Documentation URL is {urls.get('Documentation')!r}, not {DOCS_URL!r}")
     return problems
 
 
