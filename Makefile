@@ -31,18 +31,16 @@ PIP_INSTALL = $(PY) -m pip install --quiet -c "$(CONSTRAINTS)"
 
 # The older Airflow lines of the matrix; the newest is AIRFLOW_VERSION in $(VENV) (`make test`).
 # 2.11: the last Airflow 2 (Astronomer Runtime 2.x); 3.0: where the Task SDK and event triggers appeared;
-# 3.1: the line between. 3.2 is not in the matrix yet: on 3.2.2 every `airflow dags test` fails inside
-# Airflow's in-process execution API before the task starts (with fastapi==0.136.3 cadwyn==7.0.0:
-# "'State' object has no attribute 'svcs_registry'", whatever Starlette, Cadwyn or a2wsgi; with the
-# newest FastAPI/Cadwyn: "Model 'TITerminalStatePayload' needs a discriminator field"), on Python 3.12
-# and 3.13, while the rest of the suite passes. See docs/versions.md.
-MATRIX_VERSIONS ?= 2.11.2 3.0.6 3.1.8
+# 3.1 and 3.2: the lines between.
+MATRIX_VERSIONS ?= 2.11.2 3.0.6 3.1.8 3.2.2
 # The interpreter of each line, so the matrix covers the oldest supported Python (3.10, where
 # common-compat stops at 1.20) and a newer one (3.12) besides $(PYTHON) (3.11 on CI, the newest line).
 # Falls back to $(PYTHON), loudly, where that interpreter is not installed.
 MATRIX_PYTHON_2.11.2 ?= python3.10
 MATRIX_PYTHON_3.0.6 ?= python3.12
 MATRIX_PYTHON_3.1.8 ?= python3.12
+# 3.2.2 on the newest Python the project supports.
+MATRIX_PYTHON_3.2.2 ?= python3.13
 MATRIX_PYTHON_$(AIRFLOW_VERSION) ?= $(PYTHON)
 # Extra requirements for a line whose unconstrained resolution pulls an incompatible dependency. Only
 # `make constraints` reads them (every other install takes the line's constraints file, which holds
@@ -54,6 +52,11 @@ MATRIX_PYTHON_$(AIRFLOW_VERSION) ?= $(PYTHON)
 # universal-pathlib 0.3 changed the API that Airflow 3.0's ObjectStoragePath builds on (the export
 # operators fail there with it); Airflow's own constraints for 3.0 hold it below 0.3 too.
 PINS_3.0.6 ?= fastapi==0.119.1 cadwyn==5.6.0 universal-pathlib==0.2.6
+# 3.2.2: with the newest FastAPI/Cadwyn a task fails to start ("Model 'TITerminalStatePayload' needs a
+# discriminator field"); with FastAPI 0.136.3 / Cadwyn 7.0.0 (the pair Airflow 3.3.2 accepts), svcs 26
+# breaks the in-process execution API of `airflow dags test` (KeyError 'svcs_registry' on the first
+# request of a task); svcs 25.1.0, the release before, runs it.
+PINS_3.2.2 ?= fastapi==0.136.3 cadwyn==7.0.0 svcs==25.1.0
 # The groups each line's constraints file covers: the newest line runs every tool, the others the suite.
 CONSTRAINT_GROUPS_$(AIRFLOW_VERSION) ?= dev docs browser bench postgres
 CONSTRAINT_GROUPS ?= test

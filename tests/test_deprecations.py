@@ -54,8 +54,14 @@ with warnings.catch_warnings(record=True) as caught:
         for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + ".")
         if not info.name.endswith("__main__")
     )
+    # The shared poll subclasses Airflow 3.3's shared-stream producer; like the trigger, import it only
+    # where its version gate lets it in.
+    from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported
+
+    gated = set() if ack_streams_supported() else {"airflow_provider_octanist.triggers._feed.shared_poll"}
     for name in modules:
-        importlib.import_module(name)
+        if name not in gated:
+            importlib.import_module(name)
 
     from airflow.providers_manager import ProvidersManager
 
