@@ -548,6 +548,24 @@ class OctanistAsyncHook(_OctanistHookBase):
         data, request_id = await self._call(call, expect=dict)
         return cast("Lead", api.check_lead(data, call, request_id))
 
+    async def get_lead_with_server_time(self, lead_id: str) -> tuple[Lead, str | None]:
+        """
+        Return one lead and the server's time of the answer (``meta.timestamp``, ``None`` if absent).
+
+        The server's time tells a change feed where it must start to see every later change of
+        this lead, independently of the local clock.
+
+        :param lead_id: the lead's id, e.g. ``lead_abc123``.
+        :raises OctanistNotFoundError: when no lead has that id.
+        """
+        call = self._lead_call(lead_id)
+        status, headers, content = await self._send(call)
+        data, payload = api.unwrap(call, status, headers, content, await self.get_settings(), expect=dict)
+        lead = cast("Lead", api.check_lead(data, call, api.request_id_of(payload, headers)))
+        meta = payload.get("meta") if isinstance(payload, dict) else None
+        stamp = meta.get("timestamp") if isinstance(meta, dict) else None
+        return lead, stamp if isinstance(stamp, str) else None
+
     async def list_leads_page(self, page: int = 1, **filters: Unpack[LeadFilters]) -> api.Page:
         """Return one page of ``GET /leads``; see :meth:`OctanistHook.iter_leads` for filters."""
         listing = api.leads_listing(api.lead_list_params(**filters))
