@@ -3,7 +3,8 @@ Serve a ``FakeOctanistServer`` for the benchmarks, in its own process, driven ov
 
 Started by :class:`_common.ServerProcess`. It prints one JSON line ``{"url", "lead_ids"}`` once
 listening, then answers each JSON command line (``["arrivals"]``, ``["clear"]``, ``["connections"]``,
-``["cpu"]``, ``["quit"]``) with one JSON line.
+``["cpu"]``, ``["won", lead_id]``, ``["quit"]``) with one JSON line. ``won`` sets a lead's status to
+``won``, creating the lead if there is none with that id.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def main() -> int:
         lead_ids = [lead["id"] for lead in server.add_leads(args.leads, name="Bench Lead")]
         print(json.dumps({"url": server.url, "lead_ids": lead_ids}), flush=True)
         for line in sys.stdin:
-            command, *_ = json.loads(line)
+            command, *args = json.loads(line)
             answer: Any = None
             if command == "arrivals":
                 arrivals: dict[str, list[float]] = defaultdict(list)
@@ -43,6 +44,12 @@ def main() -> int:
                 answer = server.connections_opened
             elif command == "cpu":
                 answer = time.process_time()
+            elif command == "won":
+                try:
+                    server.set_status(args[0], "won", value=1)
+                except KeyError:
+                    server.add_lead(id=args[0], status="won")
+                answer = time.monotonic()
             elif command == "quit":
                 print(json.dumps(None), flush=True)
                 break
