@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from _common import API_KEY
@@ -26,9 +27,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--leads", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--seed-age", type=float, default=0.0, help="seed leads this many seconds old")
     args = parser.parse_args()
     with FakeOctanistServer(API_KEY, latency=args.latency) as server:
-        lead_ids = [lead["id"] for lead in server.add_leads(args.leads, name="Bench Lead")]
+        # Seeded one by one "now", leads get distinct stamps a millisecond apart, so 10,000 of them
+        # would be dated up to 10 s in the future; an age dates them all at one instant in the past.
+        born = {}
+        if args.seed_age > 0:
+            born["createdAt"] = datetime.now(timezone.utc) - timedelta(seconds=args.seed_age)
+        lead_ids = [lead["id"] for lead in server.add_leads(args.leads, name="Bench Lead", **born)]
         print(json.dumps({"url": server.url, "lead_ids": lead_ids}), flush=True)
         for line in sys.stdin:
             command, *args = json.loads(line)

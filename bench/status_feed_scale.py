@@ -127,7 +127,8 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
     print(json.dumps({"started": started}), flush=True)
     tasks = [asyncio.ensure_future(one(index, lead_id)) for index, lead_id in enumerate(ids)]
     steady_from = started + interval + 1.0
-    end = started + interval * (polls + 1) + 1.0
+    # One interval more than the polls measured, so a lead flipped at the end is still detected.
+    end = started + interval * (polls + 2) + 3.0
     cpu_steady_start: float | None = None
     while (now := time.monotonic()) < end:
         if cpu_steady_start is None and now >= steady_from:
@@ -160,7 +161,11 @@ def worker(kind: str, ids_file: str, interval: float, polls: int) -> None:
 
     import airflow_provider_octanist.triggers.octanist  # noqa: F401
 
-    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    # Logged as a triggerer would (to a handler), into the void unless OCTANIST_BENCH_LOG is set.
+    if os.environ.get("OCTANIST_BENCH_LOG"):
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    else:
+        logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
     result = asyncio.run(_side(kind, spec["ids"], spec["warm"], interval, polls))
     print(json.dumps(result), flush=True)
 
@@ -200,13 +205,13 @@ def _run_side(
                 break
         if started is None:
             raise RuntimeError(f"{kind} worker ended before its triggers started (exit {process.wait()})")
-        # Flip a few leads half-way through the steady part, spread over the interval.
+        # Flip a few leads half-way through the steady part, spread over half an interval.
         flip_at = started + interval + 1.0 + polls * interval / 2
         step = len(ids) // (flips + 1)
         chosen = [ids[step * (i + 1)] for i in range(flips)]
         flipped: dict[str, float] = {}
         for index, lead_id in enumerate(chosen):
-            due = flip_at + index * interval / flips
+            due = flip_at + index * interval / 2 / flips
             time.sleep(max(0.0, due - time.monotonic()))
             flipped[lead_id] = time.monotonic()
             server.command("won", lead_id)
@@ -219,7 +224,7 @@ def _run_side(
         raise RuntimeError(f"{kind} triggers failed: {result['errors']}")
     unexpected = sorted(set(result["fired"]) - set(chosen))
     missed = sorted(set(chosen) - set(result["fired"]))
-    if unexpected or missed:
+    if unexpected or (missed and kind == "feed"):
         raise RuntimeError(f"{kind}: fired for unflipped leads {unexpected[:5]}, missed {missed}")
     window = result["steady_to"] - result["steady_from"]
     steady = sum(
@@ -230,7 +235,8 @@ def _run_side(
         "requests": steady / intervals,
         "cpu_ms": result["cpu_steady_s"] * 1000 / len(ids) / intervals,
         "memory_kb": (result["rss_peak"] - result["rss_before"]) / len(ids) / 1024,
-        "latencies": [result["fired"][lead] - flipped[lead] for lead in chosen],
+        "latencies": [result["fired"][lead] - flipped[lead] for lead in chosen if lead in result["fired"]],
+        "missed": len(missed),
     }
 
 
@@ -239,7 +245,8 @@ def measure(smoke: bool) -> list[Row]:
     rows: list[Row] = []
     for size in SMOKE if smoke else FULL:
         count, interval = int(size["triggers"]), float(size["interval"])
-        with ServerProcess(leads=count + 1, latency=LATENCY) as server:
+        # Leads seeded an hour ago: waiting sensors watch leads that changed before they started.
+        with ServerProcess(leads=count + 1, latency=LATENCY, seed_age=3600) as server:
             lead_ids, warm = server.lead_ids[:count], server.lead_ids[count]
             missing = [f"lead_missing_{index:05d}" for index in range(count)]
             feed = _run_side(server, "feed", lead_ids, warm, size)
@@ -249,6 +256,10 @@ def measure(smoke: bool) -> list[Row]:
         cpu_ratio = feed["cpu_ms"] / http["cpu_ms"] if http["cpu_ms"] > 0 else None
         memory_ratio = feed["memory_kb"] / http["memory_kb"] if http["memory_kb"] > 0 else None
         worst = max(feed["latencies"])
+        peer_latency = percentile(http["latencies"], 50) if http["latencies"] else None
+        peer_worst = (f"{max(http['latencies']):.2f} s" if http["latencies"] else "none detected") + (
+            f", {http['missed']} not detected before the end" if http["missed"] else ""
+        )
         detection_goal = interval + GOALS["detection_slack_s"]
         rows += [
             Row(
@@ -288,8 +299,8 @@ def measure(smoke: bool) -> list[Row]:
                 unit="s",
                 goal=f"<= poll interval + {GOALS['detection_slack_s']:g} s = {detection_goal:g} s",
                 met=worst <= detection_goal,
-                peer=percentile(http["latencies"], 50),
-                note=f"slowest: {worst:.2f} s (ours), {max(http['latencies']):.2f} s ({PEER})",
+                peer=peer_latency,
+                note=f"slowest: {worst:.2f} s (ours), {peer_worst} ({PEER})",
                 **common,
             ),
         ]

@@ -213,6 +213,11 @@ class StatusFeed:
         self._max_backoff.pop(subscription, None)
         return self.size == 0
 
+    @property
+    def ended(self) -> bool:
+        """Whether the poll loop is over (refused, or stopped by a bug): it takes no new subscribers."""
+        return self._task is not None and self._task.done()
+
     async def stop(self) -> None:
         """End the poll loop and close its hook."""
         task, self._task = self._task, None
@@ -364,11 +369,11 @@ def subscribe(
 ) -> StatusFeed:
     """Join the feed of this connection and poll interval in the running loop (started if needed)."""
     loop = asyncio.get_running_loop()
-    for stale in [k for k in _FEEDS if k[0].is_closed()]:
-        del _FEEDS[stale]
+    for stale in [k for k in list(_FEEDS) if k[0].is_closed()]:
+        _FEEDS.pop(stale, None)
     key = (loop, octanist_conn_id, poll_interval)
     feed = _FEEDS.get(key)
-    if feed is None or feed.refused is not None:
+    if feed is None or feed.refused is not None or feed.ended:
         feed = _FEEDS[key] = StatusFeed(octanist_conn_id, poll_interval, logger)
     feed.join(subscription, max_backoff)
     return feed
