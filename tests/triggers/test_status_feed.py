@@ -627,3 +627,20 @@ def test_shared_feed_is_a_plain_serialized_argument() -> None:
     assert OctanistLeadStatusTrigger(**kwargs).shared_feed is False
     with pytest.raises(ValueError, match="shared_feed"):
         OctanistLeadStatusTrigger("lead_x", shared_feed="yes")  # type: ignore[arg-type]
+
+
+def test_a_trigger_polling_alone_logs_still_waiting_lines_too(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead = server.add_lead()["id"]
+    monkeypatch.setattr(OctanistLeadStatusTrigger, "still_waiting_every", 0.05)
+    printed = Printed(capsys)
+
+    async def scenario() -> None:
+        tasks = start(trigger(lead, poll_interval=0.02, shared_feed=False))
+        await until(lambda: bool(printed.lines("Still waiting")), "a still-waiting line")
+        tasks[0].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(scenario)
+    assert "no end time" in printed.lines("Still waiting")[0]
