@@ -238,11 +238,21 @@ class ServerProcess:
 
     :param leads: open leads to seed; their ids are in ``lead_ids``.
     :param latency: seconds the server waits before every answer.
+    :param seed_age: date the seeded leads this many seconds in the past (one instant), not "now".
     """
 
-    def __init__(self, *, leads: int = 0, latency: float = 0.0) -> None:
+    def __init__(self, *, leads: int = 0, latency: float = 0.0, seed_age: float = 0.0) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "_server.py"), "--leads", str(leads), "--latency", str(latency)],
+            [
+                sys.executable,
+                str(BENCH_DIR / "_server.py"),
+                "--leads",
+                str(leads),
+                "--latency",
+                str(latency),
+                "--seed-age",
+                str(seed_age),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -23,7 +23,7 @@ from airflow_provider_octanist._api.bodies import (
     stats_body,
     update_lead_body,
 )
-from airflow_provider_octanist._api.calls import Answer, Call, lead_path, request_id_of
+from airflow_provider_octanist._api.calls import Answer, Call, lead_path, request_id_of, server_time_of
 from airflow_provider_octanist._api.errors import error_for
 from airflow_provider_octanist._api.lead_filters import (
     DEFAULT_PAGE_SIZE,
@@ -126,6 +126,7 @@ __all__ = [
     "retry_wait",
     "scrub",
     "scrub_error",
+    "server_time_of",
     "settings_from_connection",
     "should_continue",
     "stats_body",

@@ -52,3 +52,10 @@ def request_id_of(payload: Any, headers: Mapping[str, str]) -> str | None:
         if isinstance(meta, dict) and isinstance(meta.get("requestId"), str):
             return str(meta["requestId"])
     return headers.get("X-Request-Id")
+
+
+def server_time_of(payload: Any) -> str | None:
+    """The server's clock when it answered (``meta.timestamp``), as sent; ``None`` when absent."""
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    stamp = meta.get("timestamp") if isinstance(meta, dict) else None
+    return stamp if isinstance(stamp, str) else None

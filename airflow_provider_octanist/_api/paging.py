@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist._api.calls import Answer, Call, request_id_of
+from airflow_provider_octanist._api.calls import Answer, Call, request_id_of, server_time_of
 from airflow_provider_octanist._api.responses import check_lead, check_row, legacy_list, unwrap
 from airflow_provider_octanist._timestamps import parse_timestamp
 from airflow_provider_octanist.exceptions import OctanistResponseError
@@ -50,7 +50,7 @@ def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[s
         return Page(list(data), page, False, 1, len(data), request_id)
     meta = payload.get("meta")
     pagination = meta.get("pagination") if isinstance(meta, dict) else None
-    server_time = parse_timestamp(meta.get("timestamp")) if isinstance(meta, dict) else None
+    server_time = parse_timestamp(server_time_of(payload))
     if not isinstance(pagination, dict):
         # An envelope without pagination (as 1.0 answered): one page only.
         return Page(list(data), page, False, 1, len(data), request_id, server_time)

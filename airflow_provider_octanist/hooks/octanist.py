@@ -677,10 +677,29 @@ class OctanistAsyncHook(_OctanistHookBase):
         :param deadline: give up by this moment (``time.time()`` seconds), even mid-request, with
             :class:`~airflow_provider_octanist.exceptions.OctanistTimeoutError`.
         """
+        lead, _ = await self.get_lead_with_server_time(lead_id, deadline=deadline)
+        return lead
+
+    async def get_lead_with_server_time(
+        self, lead_id: str, *, deadline: float | None = None
+    ) -> tuple[Lead, str | None]:
+        """
+        Return one lead and the server's time of the answer (``meta.timestamp``, ``None`` if absent).
+
+        The server's time tells a change feed where it must start to see every later change of
+        this lead, independently of the local clock.
+
+        :param lead_id: the lead's id, e.g. ``lead_abc123``.
+        :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
+        :raises OctanistNotFoundError: when no lead has that id.
+        """
         call = self._lead_call(lead_id)
-        data, request_id = await self._call(call, expect=dict, deadline=deadline)
+        status, headers, content = await self._send(call, deadline)
         with self._scrubbed():
-            return self._the_lead(lead_id, call, data, request_id)
+            settings = await self.get_settings()
+            data, payload = api.unwrap(call, status, headers, content, settings, expect=dict)
+            lead = self._the_lead(lead_id, call, data, api.request_id_of(payload, headers))
+        return lead, api.server_time_of(payload)
 
     async def list_leads_page(
         self,

@@ -61,7 +61,9 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
     - ``mode="reschedule"`` frees the slot between checks;
     - ``deferrable=True`` checks once, and if the lead is not there yet hands the waiting to
       :class:`~airflow_provider_octanist.triggers.octanist.OctanistLeadStatusTrigger` in the triggerer,
-      which polls every ``poke_interval`` seconds and rides out transient API errors with backoff.
+      which checks every ``poke_interval`` seconds and rides out transient API errors with backoff.
+      The triggers of one connection and interval in a triggerer share one change feed: one
+      ``GET /leads`` per interval between them, not one request per sensor (``docs/status-feed.md``).
 
     A lead whose status is one of ``failure_statuses`` fails the task at once, without retries (the
     message names the lead, its status and ``lossReason``): a lost lead does not become won by

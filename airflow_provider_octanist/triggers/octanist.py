@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
+    from airflow_provider_octanist.triggers._feed.status_feed import StatusFeed, Subscription
     from airflow_provider_octanist.types import Lead
 
 # The names this module has always offered for the shared definitions (see ``_backoff``).
@@ -38,9 +39,25 @@ is_transient_octanist_error = is_transient
 transient_backoff_seconds = backoff_seconds
 
 
+STILL_WAITING_EVERY = 3600.0
+"""Seconds between two "still waiting" lines of a lead-status trigger whose lead does not change."""
+
+
+class _Progress:
+    """What one lead-status trigger knows so far: the lead, its checks and failures in a row."""
+
+    def __init__(self, trigger: OctanistLeadStatusTrigger) -> None:
+        self.lead: Lead | None = None
+        self.last_status: Any = object()
+        self.failures = 0
+        self.last_error: str | None = None
+        self.checks = 0
+        self.next_report = time.monotonic() + trigger.still_waiting_every
+
+
 class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
     """
-    Poll one Octanist lead until its status is a target or a failure status, then fire once.
+    Wait until one Octanist lead's status is a target or a failure status, then fire once.
 
     The deferrable side of :class:`~airflow_provider_octanist.sensors.octanist.OctanistLeadStatusSensor`.
     It serializes only plain values and the connection id; the API key is read from the connection
@@ -52,6 +69,15 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
     - ``timeout`` with ``message`` (and ``lead`` when one was read): ``end_time`` passed first;
     - ``error`` with ``message``: the key was rejected, the request was refused, or
       ``max_consecutive_errors`` polls in a row failed with transient errors.
+
+    It reads the lead once with ``GET /leads/{id}``. Then, with ``shared_feed`` (the default), it
+    joins the change feed shared by every status trigger of its connection and poll interval in the
+    triggerer: one ``GET /leads`` per interval for all of them, each woken only for its own lead
+    (see ``triggers/_feed/status_feed.py``). Where the feed cannot serve (the API refuses its
+    filter or sort, the answer carries no server time, the lead no ``updatedAt``) or with
+    ``shared_feed=False``, it polls ``GET /leads/{id}`` every ``poll_interval`` on its own, and
+    says why once in its log. At the end time it checks the lead once more before timing out.
+    Every ``STILL_WAITING_EVERY`` seconds (an hour) it logs a "still waiting" line.
 
     Transient errors (5xx, 429, connection failures, timeouts, unreadable answers; each after the
     hook's own retries) are logged and polled again after a backoff that doubles up to
@@ -65,7 +91,11 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
     :param end_time: give up at this moment (seconds since the epoch, UTC); ``None`` never gives up.
     :param max_consecutive_errors: transient failures in a row before firing an ``error`` event.
     :param max_backoff: the longest wait, in seconds, between polls that failed.
+    :param shared_feed: share one change feed with the other status triggers of this connection
+        and poll interval (default); ``False`` polls this lead on its own.
     """
+
+    still_waiting_every = STILL_WAITING_EVERY
 
     def __init__(
         self,
@@ -78,6 +108,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         end_time: float | None = None,
         max_consecutive_errors: int = 5,
         max_backoff: float = 600.0,
+        shared_feed: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(lead_id, str) or not lead_id.strip():
@@ -87,6 +118,8 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         check_max_consecutive_errors(max_consecutive_errors)
         if end_time is not None and (isinstance(end_time, bool) or not isinstance(end_time, (int, float))):
             raise ValueError(f"end_time must be seconds since the epoch (time.time()), got {end_time!r}.")
+        if not isinstance(shared_feed, bool):
+            raise ValueError(f"shared_feed must be True or False, got {shared_feed!r}.")
         self.lead_id = lead_id
         self.target_statuses = normalize_statuses(target_statuses)
         self.failure_statuses = normalize_statuses(failure_statuses) if failure_statuses else ()
@@ -95,6 +128,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         self.end_time = None if end_time is None else float(end_time)
         self.max_consecutive_errors = max_consecutive_errors
         self.max_backoff = float(max_backoff)
+        self.shared_feed = shared_feed
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the class path and the plain keyword arguments that rebuild this trigger."""
@@ -109,6 +143,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
                 "end_time": self.end_time,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "max_backoff": self.max_backoff,
+                "shared_feed": self.shared_feed,
             },
         )
 
@@ -134,84 +169,248 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         return TriggerEvent({"status": "error", "lead_id": self.lead_id, "message": message})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll the lead until it is at a target or failure status, the end time passes, or errors win."""
+        """Wait until the lead is at a target or failure status, the end time passes, or errors win."""
         from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 
         hook = OctanistAsyncHook(octanist_conn_id=self.octanist_conn_id)
         try:
-            event = await self._poll_until_done(hook)
+            if self.shared_feed:
+                event = await self._wait_with_feed(hook)
+            else:
+                event = await self._poll_until_done(hook, _Progress(self))
         finally:
             # Closed before the event is yielded: Airflow may never resume the generator afterwards.
             await hook.aclose()
         yield event
 
-    async def _poll_until_done(self, hook: OctanistAsyncHook) -> TriggerEvent:
-        failures = 0
-        lead: Lead | None = None
-        last_status: Any = object()
-        while True:
-            last_error: str | None = None
-            try:
-                # The end time bounds the request too, so a slow answer cannot hold the trigger past it.
-                lead = await hook.get_lead(self.lead_id, deadline=self.end_time)
-            except OctanistNotFoundError as exc:
-                return TriggerEvent(
+    # -- one check of the lead ---------------------------------------------------------------------
+
+    async def _check(
+        self, hook: OctanistAsyncHook, progress: _Progress
+    ) -> tuple[TriggerEvent | None, str | None]:
+        """
+        Read the lead once; return the event it ends with, if any, and the server's time of the answer.
+
+        A transient failure counts against ``max_consecutive_errors`` and returns no event until
+        that many failed in a row.
+        """
+        progress.checks += 1
+        progress.last_error = None
+        try:
+            # The end time bounds the request too, so a slow answer cannot hold the trigger past it.
+            lead, server_time = await hook.get_lead_with_server_time(self.lead_id, deadline=self.end_time)
+        except OctanistNotFoundError as exc:
+            return (
+                TriggerEvent(
                     {
                         "status": "not_found",
                         "lead_id": self.lead_id,
                         "message": f"Octanist has no lead {self.lead_id!r}: {exc}",
                     }
-                )
-            except Exception as exc:
-                if not is_transient(exc):
-                    # A rejected key, a refused request or a broken connection setting: polling
-                    # again cannot help, so report it now with Octanist's words.
-                    self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
-                    return self._error_event(f"Watching lead {self.lead_id} failed: {exc}")
-                failures += 1
-                last_error = str(exc)
-                if failures >= self.max_consecutive_errors:
-                    self.log.error(
-                        "Giving up on lead %s after %d failed checks in a row.", self.lead_id, failures
-                    )
-                    return self._error_event(
-                        f"Gave up watching lead {self.lead_id} after {failures} failed checks in a row; "
-                        f"the last one: {exc}"
-                    )
-                wait = backoff_seconds(failures, self.poll_interval, self.max_backoff)
-                self.log.warning(
-                    "Checking lead %s failed (%d of %d in a row), next check in %.1f s: %s",
-                    self.lead_id,
-                    failures,
-                    self.max_consecutive_errors,
-                    wait,
-                    exc,
-                )
+                ),
+                None,
+            )
+        except Exception as exc:
+            if not is_transient(exc):
+                # A rejected key, a refused request or a broken connection setting: polling
+                # again cannot help, so report it now with Octanist's words.
+                self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
+                return self._error_event(f"Watching lead {self.lead_id} failed: {exc}"), None
+            return self._transient_failure(progress, exc), None
+        progress.failures = 0
+        return self._judge(lead, progress), server_time
+
+    def _transient_failure(self, progress: _Progress, exc: BaseException | str) -> TriggerEvent | None:
+        progress.failures += 1
+        progress.last_error = str(exc)
+        if progress.failures >= self.max_consecutive_errors:
+            self.log.error(
+                "Giving up on lead %s after %d failed checks in a row.", self.lead_id, progress.failures
+            )
+            return self._error_event(
+                f"Gave up watching lead {self.lead_id} after {progress.failures} failed checks in a row; "
+                f"the last one: {exc}"
+            )
+        self.log.warning(
+            "Checking lead %s failed (%d of %d in a row): %s",
+            self.lead_id,
+            progress.failures,
+            self.max_consecutive_errors,
+            exc,
+        )
+        return None
+
+    def _judge(self, lead: Lead, progress: _Progress) -> TriggerEvent | None:
+        """The event a lead in this state ends the wait with, if any; log a status change."""
+        progress.lead = lead
+        status = lead.get("status")
+        if status in self.target_statuses:
+            self.log.info("Lead %s is %s.", self.lead_id, status)
+            return TriggerEvent({"status": "success", "lead_id": self.lead_id, "lead": lead})
+        if status in self.failure_statuses:
+            self.log.info("Lead %s is %s, a failure status.", self.lead_id, status)
+            return TriggerEvent({"status": "failure", "lead_id": self.lead_id, "lead": lead})
+        if status != progress.last_status:
+            self.log.info(
+                "Lead %s is %s; waiting until it is %s.",
+                self.lead_id,
+                status,
+                " or ".join(self.target_statuses),
+            )
+            progress.last_status = status
+        return None
+
+    def _report_if_due(self, progress: _Progress, checks: int) -> None:
+        """Log a short "still waiting" line every ``still_waiting_every`` seconds."""
+        now = time.monotonic()
+        if now < progress.next_report:
+            return
+        progress.next_report = now + self.still_waiting_every
+        left = self._seconds_left()
+        status = progress.lead.get("status") if progress.lead is not None else "unread"
+        self.log.info(
+            "Still waiting for lead %s to become %s: it is %s after %d check(s); %s.",
+            self.lead_id,
+            " or ".join(self.target_statuses),
+            status,
+            checks,
+            "no end time" if left is None else f"{max(0.0, left):.0f} s left",
+        )
+
+    # -- polling the lead on its own -----------------------------------------------------------------
+
+    async def _poll_until_done(
+        self, hook: OctanistAsyncHook, progress: _Progress, first_wait: float | None = None
+    ) -> TriggerEvent:
+        wait = first_wait
+        while True:
+            if wait is not None:
+                left = self._seconds_left()
+                if left is not None:
+                    if left <= 0:
+                        return self._timeout_event(progress.lead, progress.last_error)
+                    # Sleep no further than the end time, so the last check happens right at it.
+                    wait = min(wait, left)
+                await asyncio.sleep(wait)
+            event, _ = await self._check(hook, progress)
+            if event is not None:
+                return event
+            self._report_if_due(progress, progress.checks)
+            if progress.failures:
+                wait = backoff_seconds(progress.failures, self.poll_interval, self.max_backoff)
             else:
-                failures = 0
-                status = lead.get("status")
-                if status in self.target_statuses:
-                    self.log.info("Lead %s is %s.", self.lead_id, status)
-                    return TriggerEvent({"status": "success", "lead_id": self.lead_id, "lead": lead})
-                if status in self.failure_statuses:
-                    self.log.info("Lead %s is %s, a failure status.", self.lead_id, status)
-                    return TriggerEvent({"status": "failure", "lead_id": self.lead_id, "lead": lead})
-                if status != last_status:
-                    self.log.info(
-                        "Lead %s is %s; waiting until it is %s.",
-                        self.lead_id,
-                        status,
-                        " or ".join(self.target_statuses),
-                    )
-                    last_status = status
                 wait = self.poll_interval
             left = self._seconds_left()
+            if left is not None and left <= 0:
+                return self._timeout_event(progress.lead, progress.last_error)
+
+    # -- waiting with the shared change feed -------------------------------------------------------
+
+    async def _wait_with_feed(self, hook: OctanistAsyncHook) -> TriggerEvent:
+        from airflow_provider_octanist.triggers._feed import status_feed
+
+        progress = _Progress(self)
+        read = await self._first_read(hook, progress)
+        if isinstance(read, TriggerEvent):
+            return read
+        placed = status_feed.place(cast("dict[str, Any]", progress.lead), read)
+        if isinstance(placed, str):
+            return await self._fall_back(hook, progress, placed)
+        refused = status_feed.refused(self.octanist_conn_id, self.poll_interval)
+        if refused is not None:
+            return await self._fall_back(hook, progress, refused)
+        subscription = status_feed.Subscription(self.lead_id, *placed)
+        feed = status_feed.subscribe(
+            self.octanist_conn_id, self.poll_interval, subscription, self.max_backoff, self.log
+        )
+        try:
+            event = await self._follow(feed, subscription, hook, progress)
+        finally:
+            await status_feed.unsubscribe(feed, subscription)
+        if event is not None:
+            return event
+        return await self._fall_back(hook, progress, subscription.fallback or "")
+
+    async def _first_read(self, hook: OctanistAsyncHook, progress: _Progress) -> TriggerEvent | str | None:
+        """
+        Read the lead until a read succeeds: the event that ends the wait, or the server's time of the answer.
+
+        It answers at once for a lead already in a target or failure status, and its server time
+        tells the feed where to start.
+        """
+        while True:
+            event, server_time = await self._check(hook, progress)
+            if event is not None:
+                return event
+            left = self._seconds_left()
+            if left is not None and left <= 0:
+                return self._timeout_event(progress.lead, progress.last_error)
+            if progress.failures == 0:
+                return server_time
+            wait = backoff_seconds(progress.failures, self.poll_interval, self.max_backoff)
+            await asyncio.sleep(wait if left is None else min(wait, left))
+
+    async def _follow(
+        self,
+        feed: StatusFeed,
+        subscription: Subscription,
+        hook: OctanistAsyncHook,
+        progress: _Progress,
+    ) -> TriggerEvent | None:
+        """Wait on the feed until it ends the wait; ``None`` when the feed cannot serve this trigger."""
+        from airflow_provider_octanist.triggers._feed import status_feed
+
+        loop = asyncio.get_running_loop()
+        reported_failures = 0
+        while True:
+            if subscription.lead is not None:
+                lead = cast("Lead", status_feed.as_lead(subscription.lead))
+                subscription.lead = None
+                event = self._judge(lead, progress)
+                if event is not None:
+                    return event
+            if subscription.fatal is not None:
+                exc = subscription.fatal
+                self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
+                return self._error_event(f"Watching lead {self.lead_id} failed: {exc}")
+            if subscription.fallback is not None:
+                return None
+            if subscription.failures != reported_failures:
+                reported_failures = subscription.failures
+                if reported_failures:
+                    progress.failures = reported_failures - 1
+                    event = self._transient_failure(progress, subscription.last_error or "unknown error")
+                    if event is not None:
+                        return event
+                else:
+                    progress.failures = 0
+            checks = progress.checks + feed.polls - subscription.polls_at_join
+            self._report_if_due(progress, checks)
+            left = self._seconds_left()
+            if left is not None and left <= 0:
+                # The last check happens right at the end time, as when polling alone.
+                event, _ = await self._check(hook, progress)
+                return event or self._timeout_event(progress.lead, progress.last_error)
+            timeout = max(0.0, progress.next_report - time.monotonic())
             if left is not None:
-                if left <= 0:
-                    return self._timeout_event(lead, last_error)
-                # Sleep no further than the end time, so the last check happens right at it.
-                wait = min(wait, left)
-            await asyncio.sleep(wait)
+                timeout = min(timeout, left)
+            subscription.wake.clear()
+            timer = loop.call_later(timeout, subscription.wake.set)
+            try:
+                await subscription.wake.wait()
+            finally:
+                timer.cancel()
+
+    async def _fall_back(self, hook: OctanistAsyncHook, progress: _Progress, reason: str) -> TriggerEvent:
+        self.log.warning(
+            "Lead %s: the shared change feed cannot serve this trigger (%s); polling GET /leads/%s "
+            "every %g s instead.",
+            self.lead_id,
+            reason,
+            self.lead_id,
+            self.poll_interval,
+        )
+        return await self._poll_until_done(hook, progress, first_wait=self.poll_interval)
 
 
 DEFAULT_EVENT_POLL_INTERVAL = 60.0

@@ -281,9 +281,13 @@ def test_triggers_that_start_and_stop_at_different_times_share_one_client(
         raise AssertionError("the trigger ended without an event")
 
     async def scenario() -> Any:
-        early = asyncio.ensure_future(first_event(OctanistLeadStatusTrigger(lead, poll_interval=0.05)))
+        early = asyncio.ensure_future(
+            first_event(OctanistLeadStatusTrigger(lead, poll_interval=0.05, shared_feed=False))
+        )
         await until(lambda: polls(lead) >= 2, "the first trigger polled twice")
-        late = asyncio.ensure_future(first_event(OctanistLeadStatusTrigger(other, poll_interval=0.05)))
+        late = asyncio.ensure_future(
+            first_event(OctanistLeadStatusTrigger(other, poll_interval=0.05, shared_feed=False))
+        )
         await until(lambda: polls(other) >= 1, "the second trigger polled")
         octanist_server.set_status(lead, "won", value=10)
         done = await asyncio.wait_for(early, 30)

@@ -1,4 +1,9 @@
-"""OctanistLeadStatusTrigger, run as the triggerer runs it: its async generator, against the fake server."""
+"""
+OctanistLeadStatusTrigger, run as the triggerer runs it: its async generator, against the fake server.
+
+These tests pin polling a lead on its own (``shared_feed=False``, and the fallback of the shared
+feed); the shared change feed has its own tests in ``test_status_feed.py``.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from airflow_provider_octanist.triggers.octanist import (
 )
 
 LEAD = "lead_status_trigger"
-FAST = {"poll_interval": 0.01, "max_backoff": 0.05}
+FAST = {"poll_interval": 0.01, "max_backoff": 0.05, "shared_feed": False}
 
 
 @pytest.fixture
@@ -262,7 +267,9 @@ def test_the_http_client_is_closed_when_the_trigger_is_cancelled(server: Any, cl
     server.add_lead(id=LEAD)
 
     async def cancel_while_waiting() -> None:
-        task = asyncio.ensure_future(_first_event(OctanistLeadStatusTrigger(LEAD, poll_interval=60)))
+        task = asyncio.ensure_future(
+            _first_event(OctanistLeadStatusTrigger(LEAD, poll_interval=60, shared_feed=False))
+        )
         await _until(lambda: gets(server) >= 1, "the first poll")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -1,6 +1,7 @@
 """
-The lead change feed: what changed after a watermark, read through the async hook, and the lead
-event trigger's watchers built on it (their state, the stand-alone loop and the shared poll).
+The lead change feed: what changed after a watermark, read through the async hook, the lead
+event trigger's watchers built on it (their state, the stand-alone loop and the shared poll), and
+the feed the lead-status triggers of one event loop share (``status_feed``, every Airflow version).
 
 The engine any trigger can reuse: ``cursor`` (the watermark), ``changes`` (``fetch_changes``:
 keyset paging over ``GET /leads``, checking order, the server's clock, lead shapes and repeated

@@ -1,0 +1,646 @@
+"""
+The shared change feed of lead-status triggers, against the fake server over loopback.
+
+The feed's wait between polls is replaced by a ``Ticker`` the test releases, so every poll happens
+when the test says and request counts are exact; other waits are bounded waits on conditions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from conftest import connection_json
+
+from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+from airflow_provider_octanist.triggers._feed import status_feed
+from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist.triggers._feed.status_feed import CLOCK_MARGIN
+from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from airflow_provider_octanist.testing.server import FakeOctanistServer
+
+INTERVAL = 30.0  # the feed never waits it out: the Ticker decides when the next poll starts
+LIST = "/api/leads"
+
+
+class Ticker:
+    """Stands in for the feed's wait between polls: each wait lasts until the test releases it."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+        self._gate: asyncio.Event | None = None
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits += 1
+        self._gate = gate = asyncio.Event()
+        try:
+            await gate.wait()
+        finally:
+            self._gate = None
+
+    async def release(self) -> int:
+        """Let the feed poll once more; return how many waits it had begun before."""
+        await until(lambda: self._gate is not None, "the feed to wait between polls")
+        assert self._gate is not None
+        before = self.waits
+        self._gate.set()
+        return before
+
+    async def poll(self) -> None:
+        """Let the feed poll once more and wait until that poll is over."""
+        before = await self.release()
+        await until(lambda: self.waits > before, "the poll to end")
+
+
+@pytest.fixture
+def server(octanist_server: FakeOctanistServer, monkeypatch: pytest.MonkeyPatch) -> FakeOctanistServer:
+    """The fake server behind ``octanist_default``, with one fast hook retry."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OCTANIST_DEFAULT",
+        connection_json(octanist_server.url, octanist_server.api_key, retry_backoff=0.01, max_retries=1),
+    )
+    return octanist_server
+
+
+@pytest.fixture
+def ticker(monkeypatch: pytest.MonkeyPatch) -> Ticker:
+    clock = Ticker()
+    monkeypatch.setattr(status_feed, "sleep", clock.sleep)
+    return clock
+
+
+def trigger(lead_id: str, **kwargs: Any) -> OctanistLeadStatusTrigger:
+    return OctanistLeadStatusTrigger(lead_id, poll_interval=kwargs.pop("poll_interval", INTERVAL), **kwargs)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+async def all_events(t: OctanistLeadStatusTrigger) -> list[dict[str, Any]]:
+    return [event.payload async for event in t.run()]
+
+
+def start(*triggers: OctanistLeadStatusTrigger) -> list[asyncio.Task[list[dict[str, Any]]]]:
+    return [asyncio.ensure_future(all_events(t)) for t in triggers]
+
+
+def waiting() -> int:
+    feed = status_feed.feed_of("octanist_default", INTERVAL)
+    return 0 if feed is None else feed.size
+
+
+async def joined(n: int) -> None:
+    await until(lambda: waiting() == n, f"{n} trigger(s) to join the feed")
+
+
+async def results(tasks: list[asyncio.Task[list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
+    return list(await asyncio.wait_for(asyncio.gather(*tasks), 10))
+
+
+def lists(server: FakeOctanistServer) -> int:
+    return server.request_count("GET", LIST)
+
+
+def gets(server: FakeOctanistServer, lead_id: str) -> int:
+    return server.request_count("GET", f"{LIST}/{lead_id}")
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    async def bounded() -> Any:
+        try:
+            return await asyncio.wait_for(scenario(), 30)
+        finally:
+            assert status_feed.active_feeds() == 0, "the last trigger to leave stops the feed"
+
+    return asyncio.run(bounded())
+
+
+class Printed:
+    """What the test printed so far (Airflow 3 logs through structlog to stdout)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self._text = ""
+
+    def lines(self, containing: str) -> list[str]:
+        captured = self._capsys.readouterr()
+        self._text += captured.out + captured.err
+        return [line for line in self._text.splitlines() if containing in line]
+
+
+def server_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# -- one request per interval, each trigger woken for its own lead ---------------------------------
+
+
+def test_many_triggers_share_one_list_request_per_interval(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    ids = [lead["id"] for lead in server.add_leads(40)]
+
+    async def scenario() -> None:
+        tasks = start(*(trigger(lead_id) for lead_id in ids))
+        await joined(len(ids))
+        await ticker.poll()
+        polls_before = lists(server)
+        for _ in range(3):
+            await ticker.poll()
+        assert lists(server) - polls_before == 3  # one list request per interval for 40 triggers
+        assert all(gets(server, lead_id) == 1 for lead_id in ids)  # each read its lead once, on joining
+        server.set_status(ids[7], "won")
+        await ticker.poll()
+        done, pending = await asyncio.wait(tasks, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        assert [t for t in tasks if t in done] == [tasks[7]]
+        assert tasks[7].result()[0]["lead"]["id"] == ids[7]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    run(scenario)
+
+
+def test_a_poll_with_many_changes_costs_one_request_per_hundred(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    watched = server.add_lead()["id"]
+
+    async def scenario() -> None:
+        (task,) = start(trigger(watched))
+        await joined(1)
+        await ticker.poll()
+        for lead in server.add_leads(250):
+            server.set_status(lead["id"], "qualified")
+        before = lists(server)
+        await ticker.poll()
+        assert lists(server) - before == 3  # 250 changed leads: three pages
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(scenario)
+
+
+def test_every_trigger_on_one_lead_is_told_exactly_once(server: FakeOctanistServer, ticker: Ticker) -> None:
+    lead = server.add_lead()["id"]
+    other = server.add_lead()["id"]
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(*(trigger(lead) for _ in range(5)), trigger(other))
+        await joined(6)
+        await ticker.poll()
+        server.set_status(lead, "won", value=5)
+        server.update_lead(lead, note="edited after the win")  # a second change of the same lead
+        await ticker.poll()
+        events = await results(tasks[:5])
+        tasks[5].cancel()
+        await asyncio.gather(tasks[5], return_exceptions=True)
+        return events
+
+    for events in run(scenario):
+        assert len(events) == 1
+        assert events[0]["status"] == "success"
+        assert events[0]["lead"]["status"] == "won"
+
+
+def test_a_failure_status_from_the_feed_fires_failure(server: FakeOctanistServer, ticker: Ticker) -> None:
+    lead = server.add_lead()["id"]
+
+    async def scenario() -> list[dict[str, Any]]:
+        (task,) = start(trigger(lead))
+        await joined(1)
+        await ticker.poll()
+        server.set_status(lead, "lost", loss_reason="Budget")
+        await ticker.poll()
+        return (await results([task]))[0]
+
+    (event,) = run(scenario)
+    assert event["status"] == "failure"
+    assert event["lead"]["lossReason"] == "Budget"
+
+
+def test_triggers_on_leads_that_never_change_are_not_woken(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = [lead["id"] for lead in server.add_leads(3)]
+    busy = server.add_lead()["id"]
+
+    async def scenario() -> None:
+        tasks = start(*(trigger(lead_id) for lead_id in quiet))
+        await joined(3)
+        for _ in range(3):
+            server.update_lead(busy, note=f"edit {time.monotonic()}")
+            await ticker.poll()
+        assert not any(task.done() for task in tasks)
+        assert all(gets(server, lead_id) == 1 for lead_id in quiet)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(scenario)
+    # Woken only for its own lead: nothing is said about the quiet leads after joining.
+    assert len(Printed(capsys).lines("is open; waiting")) == 3
+
+
+# -- the places where a change could slip through ---------------------------------------------------
+
+
+def test_a_page_all_in_one_millisecond_is_read_whole(server: FakeOctanistServer, ticker: Ticker) -> None:
+    leads = [lead["id"] for lead in server.add_leads(130)]
+    watched = leads[-1]
+
+    async def scenario() -> list[dict[str, Any]]:
+        (task,) = start(trigger(watched))
+        await joined(1)
+        await ticker.poll()
+        newest = max(
+            datetime.fromisoformat(lead["updatedAt"].replace("Z", "+00:00")) for lead in server.leads
+        )
+        instant = stamp(
+            newest + timedelta(milliseconds=5)
+        )  # after every stamp so far, as the server's would be
+        for lead_id in leads[:-1]:
+            server.set_status(lead_id, "qualified", at=instant)
+        server.set_status(watched, "won", at=instant)  # the 130th lead of one millisecond
+        await ticker.poll()
+        return (await results([task]))[0]
+
+    (event,) = run(scenario)
+    assert event["status"] == "success"
+    assert event["lead"]["id"] == watched
+
+
+def test_a_lead_changed_while_the_feed_pages_is_not_missed(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    watched = server.add_lead()["id"]
+
+    async def scenario() -> list[dict[str, Any]]:
+        (task,) = start(trigger(watched))
+        await joined(1)
+        await ticker.poll()
+        server.set_status(watched, "qualified")  # on the first page of the next poll
+        for lead in server.add_leads(150):
+            server.set_status(lead["id"], "qualified")
+
+        def win_while_paging(payload: Any) -> Any:
+            server.set_status(watched, "won")  # after page 1 was read: it moves behind the bound
+            return payload
+
+        server.inject("transform", path=LIST, function=win_while_paging)
+        await ticker.poll()
+        return (await results([task]))[0]
+
+    (event,) = run(scenario)
+    assert event["status"] == "success"
+
+
+def test_a_trigger_joining_while_a_poll_is_in_flight_is_covered(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    first, second = server.add_lead()["id"], server.add_lead()["id"]
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(first))
+        await joined(1)
+        await ticker.poll()
+        server.inject("delay", seconds=0.5, path=LIST)
+        polls = lists(server)
+        gate_released = asyncio.ensure_future(ticker.poll())
+        await until(lambda: lists(server) > polls, "the slow poll to reach the server")
+        tasks += start(trigger(second))
+        await joined(2)
+        server.set_status(second, "won")  # after the joiner's read, while the poll is still in flight
+        await gate_released
+        await ticker.poll()
+        events = await results(tasks[1:])
+        tasks[0].cancel()
+        await asyncio.gather(tasks[0], return_exceptions=True)
+        return events
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+
+
+def test_a_joining_trigger_rewinds_a_feed_that_is_past_its_server_time(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    first, second = server.add_lead()["id"], server.add_lead()["id"]
+
+    async def scenario() -> list[dict[str, Any]]:
+        tasks = start(trigger(first))
+        await joined(1)
+        server.update_lead(first, note="brings the feed to the server's now")
+        await ticker.poll()
+        feed = status_feed.feed_of("octanist_default", INTERVAL)
+        assert feed is not None
+        assert feed.position is not None
+        ahead = feed.position.at
+        tasks += start(trigger(second))
+        await joined(2)
+        # A change stamped before where the feed stood, though after the joiner's own read:
+        # a write committed late. The joiner's bound (server time - margin) still covers it.
+        server.set_status(second, "won", at=stamp(ahead - timedelta(milliseconds=1)))
+        assert feed.position.at <= ahead - CLOCK_MARGIN + timedelta(seconds=1)
+        await ticker.poll()
+        event = (await results(tasks[1:]))[0]
+        tasks[0].cancel()
+        await asyncio.gather(tasks[0], return_exceptions=True)
+        return event
+
+    (event,) = run(scenario)
+    assert event["status"] == "success"
+
+
+def test_a_trigger_that_leaves_mid_poll_leaves_the_others_waiting(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    leaving, staying = server.add_lead()["id"], server.add_lead()["id"]
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(leaving), trigger(staying))
+        await joined(2)
+        await ticker.poll()
+        server.set_status(leaving, "won")
+        server.set_status(staying, "won")
+        server.inject("delay", seconds=0.3, path=LIST)
+        polls = lists(server)
+        released = asyncio.ensure_future(ticker.poll())
+        await until(lambda: lists(server) > polls, "the poll to reach the server")
+        tasks[0].cancel()  # its sensor was cleared while the poll was in flight
+        await asyncio.gather(tasks[0], return_exceptions=True)
+        assert waiting() == 1
+        await released
+        return await results(tasks[1:])
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+
+
+def test_the_feed_starts_from_the_servers_time_not_the_triggerers_clock(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    lead = server.add_lead()["id"]
+
+    async def scenario() -> None:
+        (task,) = start(trigger(lead))
+        await joined(1)
+        await ticker.poll()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(scenario)
+    (answered,) = [r for r in server.requests if r.path == f"{LIST}/{lead}"]
+    listed = next(r for r in server.requests if r.path == LIST)
+    bound = datetime.fromisoformat(listed.query["updatedAt[gte]"][0].replace("Z", "+00:00"))
+    assert listed.query["sort"] == ["updatedAt:asc"]
+    # The bound is CLOCK_MARGIN before the server's time of the trigger's own read.
+    assert timedelta(0) < server_now() - bound - CLOCK_MARGIN < timedelta(seconds=5)
+    assert answered.received_at <= listed.received_at
+
+
+def test_join_leave_bookkeeping_of_cursors() -> None:
+    feed = status_feed.StatusFeed("c", 60.0, logging.getLogger(__name__))
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    feed.position = Cursor(t0 + timedelta(seconds=10), frozenset({"a"}))
+    feed._cover(Cursor(t0 + timedelta(seconds=20)))  # later bound: nothing to do
+    assert feed.position == Cursor(t0 + timedelta(seconds=10), frozenset({"a"}))
+    feed._cover(Cursor(t0 + timedelta(seconds=10)))  # same instant, but "a" was handled: re-read it
+    assert feed.position == Cursor(t0 + timedelta(seconds=10))
+    feed._cover(Cursor(t0))
+    assert feed.position == Cursor(t0)
+
+
+# -- timeouts, errors, fallback -------------------------------------------------------------------
+
+
+def test_a_lead_already_won_fires_at_once_without_joining(server: FakeOctanistServer, ticker: Ticker) -> None:
+    lead = server.add_lead(status="won")["id"]
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        return await results(start(trigger(lead)))
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+    assert lists(server) == 0
+
+
+def test_an_unknown_lead_fires_not_found_without_joining(server: FakeOctanistServer, ticker: Ticker) -> None:
+    async def scenario() -> list[list[dict[str, Any]]]:
+        return await results(start(trigger("lead_nobody")))
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "not_found"
+    assert lists(server) == 0
+
+
+def test_the_end_time_checks_the_lead_once_more_then_times_out(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    lead = server.add_lead(status="qualified")["id"]
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        return await results(start(trigger(lead, end_time=time.time() + 1.0)))
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "timeout"
+    assert event["lead"]["status"] == "qualified"
+    assert gets(server, lead) == 2  # on joining, and right at the end time
+
+
+def test_transient_feed_failures_count_towards_max_consecutive_errors(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    lead = server.add_lead()["id"]
+
+    server.inject("status", status=503, count=1000, path=LIST)
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(lead, max_consecutive_errors=3))
+        await joined(1)
+        await ticker.poll()  # the poll on joining failed, and this one
+        await ticker.release()  # the third in a row
+        return await results(tasks)
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "error"
+    assert "3 failed checks in a row" in event["message"]
+    assert "503" in event["message"]
+
+
+def test_a_good_poll_resets_the_failure_count(server: FakeOctanistServer, ticker: Ticker) -> None:
+    lead = server.add_lead()["id"]
+
+    server.inject("status", status=503, count=2, path=LIST)  # the first poll fails (with its retry)
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(lead, max_consecutive_errors=2))
+        await joined(1)
+        await ticker.poll()  # a good one
+        server.inject("status", status=503, count=2, path=LIST)
+        await ticker.poll()  # fails again: one in a row, not two
+        server.set_status(lead, "won")
+        await ticker.poll()
+        return await results(tasks)
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+
+
+def test_a_rejected_key_on_the_feed_fires_error(server: FakeOctanistServer, ticker: Ticker) -> None:
+    lead = server.add_lead()["id"]
+
+    server.inject("status", status=401, code="UNAUTHORIZED", count=1, path=LIST)
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        return await results(start(trigger(lead)))
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "error"
+    assert "API key" in event["message"]
+
+
+def test_a_refused_list_call_falls_back_to_polling_the_lead_and_says_why_once(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lead, later = server.add_lead()["id"], server.add_lead()["id"]
+    server.inject("status", status=400, code="INVALID_FILTER", count=1000, path=LIST)
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(lead, poll_interval=0.02))
+        await until(lambda: gets(server, lead) >= 4, "the trigger to poll its lead on its own")
+        tasks += start(trigger(later, poll_interval=0.02))  # joins after the refusal: polls alone at once
+        await until(lambda: gets(server, later) >= 2, "the later trigger to poll on its own")
+        server.set_status(lead, "won")
+        server.set_status(later, "won")
+        return await results(tasks)
+
+    outcome = run(scenario)
+    assert [events[0]["status"] for events in outcome] == ["success", "success"]
+    assert lists(server) == 1  # refused once; nobody asks again for a while
+    fallbacks = Printed(capsys).lines("cannot serve")
+    assert len(fallbacks) == 2  # once per trigger
+    assert all("INVALID_FILTER" in message or "refused" in message for message in fallbacks)
+
+
+def test_a_lead_the_feed_cannot_place_is_polled_on_its_own(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lead = server.add_lead()["id"]
+    server.inject("corrupt_lead", fields={"updatedAt": None}, count=1, path=f"{LIST}/{lead}")
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(lead, poll_interval=0.02))
+        await until(lambda: gets(server, lead) >= 3, "the trigger to poll its lead on its own")
+        server.set_status(lead, "won")
+        return await results(tasks)
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+    assert lists(server) == 0
+    assert len(Printed(capsys).lines("no readable updatedAt")) == 1
+
+
+# -- visibility and clean-up ----------------------------------------------------------------------
+
+
+def test_a_long_wait_logs_still_waiting_lines(
+    server: FakeOctanistServer,
+    ticker: Ticker,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lead = server.add_lead(status="qualified")["id"]
+    monkeypatch.setattr(OctanistLeadStatusTrigger, "still_waiting_every", 0.05)
+    printed = Printed(capsys)
+
+    async def scenario() -> None:
+        tasks = start(trigger(lead, end_time=time.time() + 3600))
+        await joined(1)
+        await ticker.poll()
+        await until(lambda: bool(printed.lines("Still waiting")), "a still-waiting line")
+        tasks[0].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(scenario)
+    line = printed.lines("Still waiting")[0]
+    assert lead in line
+    assert "qualified" in line
+    assert "check(s)" in line
+    assert "s left" in line
+
+
+def test_every_hook_is_closed_when_the_triggers_are_cancelled(
+    server: FakeOctanistServer, ticker: Ticker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[int] = []
+    closed: list[int] = []
+    original_client, original_close = OctanistAsyncHook.get_client, OctanistAsyncHook.aclose
+
+    async def counting_client(self: OctanistAsyncHook) -> Any:
+        if self._shared is None:
+            opened.append(1)
+        return await original_client(self)
+
+    async def counting_close(self: OctanistAsyncHook) -> None:
+        if self._shared is not None:
+            closed.append(1)
+        await original_close(self)
+
+    monkeypatch.setattr(OctanistAsyncHook, "get_client", counting_client)
+    monkeypatch.setattr(OctanistAsyncHook, "aclose", counting_close)
+    ids = [lead["id"] for lead in server.add_leads(3)]
+
+    async def scenario() -> None:
+        tasks = start(*(trigger(lead_id) for lead_id in ids))
+        await joined(3)
+        await ticker.poll()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(scenario)
+    assert len(opened) == 4  # three triggers and the feed
+    assert len(closed) == len(opened)
+
+
+def test_shared_feed_is_a_plain_serialized_argument() -> None:
+    _, kwargs = OctanistLeadStatusTrigger("lead_x", shared_feed=False).serialize()
+    assert kwargs["shared_feed"] is False
+    assert OctanistLeadStatusTrigger(**kwargs).shared_feed is False
+    with pytest.raises(ValueError, match="shared_feed"):
+        OctanistLeadStatusTrigger("lead_x", shared_feed="yes")  # type: ignore[arg-type]
+
+
+def test_a_trigger_polling_alone_logs_still_waiting_lines_too(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead = server.add_lead()["id"]
+    monkeypatch.setattr(OctanistLeadStatusTrigger, "still_waiting_every", 0.05)
+    printed = Printed(capsys)
+
+    async def scenario() -> None:
+        tasks = start(trigger(lead, poll_interval=0.02, shared_feed=False))
+        await until(lambda: bool(printed.lines("Still waiting")), "a still-waiting line")
+        tasks[0].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(scenario)
+    assert "no end time" in printed.lines("Still waiting")[0]
