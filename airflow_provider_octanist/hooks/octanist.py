@@ -84,7 +84,28 @@ async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
             return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+    # Python 3.10 has no asyncio.timeout, and its wait_for runs the request in a task of its own
+    # that a cancelled trigger can be left waiting on. Cancel this task from a timer instead, as
+    # asyncio.timeout does, and tell our own expiry from a cancellation that came from outside.
+    task = asyncio.current_task()
+    if task is None:  # awaited outside a task (never in a triggerer): nothing of ours to cancel
+        return await asyncio.wait_for(awaitable, seconds)
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(max(seconds, 0.0), expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if expired:
+            raise asyncio.TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
 
 
 async def _async_extra_dejson(conn: Any) -> dict[str, Any]:
