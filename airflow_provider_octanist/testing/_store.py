@@ -7,6 +7,7 @@ The fake's in-memory leads and its clock: adding, reading and changing leads the
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from airflow_provider_octanist.testing._lead_fields import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 _LEAD_TTL = timedelta(days=90)
 _DEFAULT_SOURCE = "inbound"
@@ -169,6 +170,17 @@ class LeadStore:
             if "updatedAt" not in values:
                 lead["updatedAt"] = stamp or self.stamp()
             return dict(lead)
+
+    @contextmanager
+    def at_once(self) -> Iterator[None]:
+        """
+        Make the changes of a ``with`` block visible to requests all together, as one transaction would.
+
+        Requests that arrive meanwhile wait until the block ends, so a poll sees all of the block's
+        changes or none of them. Do not wait for the server inside the block: it cannot answer.
+        """
+        with self._lock:
+            yield
 
     def stamp(self) -> str:
         """The server clock as a timestamp string: UTC, never repeating or going back."""

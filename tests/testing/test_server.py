@@ -448,6 +448,21 @@ def test_set_status_at_forces_equal_updated_at(server: FakeOctanistServer) -> No
     )
 
 
+def test_at_once_makes_a_request_in_flight_see_every_change_of_the_block(server: FakeOctanistServer) -> None:
+    first, second = server.add_leads(2)
+    seen: list[list[str]] = []
+    reader = threading.Thread(target=lambda: seen.append(list_ids(server, "?status=won")), daemon=True)
+    with server.at_once():
+        server.set_status(first["id"], "won")
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive(), "a listing was answered in the middle of an at_once() block"
+        server.set_status(second["id"], "won")
+    reader.join(5)
+    assert not reader.is_alive(), "the listing was still unanswered 5 s after the block ended"
+    assert sorted(seen[0]) == sorted([first["id"], second["id"]])
+
+
 def test_update_lead_edits_fields_and_bumps_updated_at(server: FakeOctanistServer) -> None:
     lead = server.add_lead()
     updated = server.update_lead(lead["id"], name="Grace", gclid="abc")

@@ -290,8 +290,9 @@ def test_case_11_the_event_trigger_logs_repeating_pages_instead_of_looping(
     async def scenario() -> None:
         watcher = await started(server)
         at = datetime.now(timezone.utc)
-        for lead in server.add_leads(250, createdAt=LONG_AGO):
-            server.set_status(lead["id"], "won", value=1, at=at)
+        with server.at_once():
+            for lead in server.add_leads(250, createdAt=LONG_AGO):
+                server.set_status(lead["id"], "won", value=1, at=at)
         server.inject("repeat_pages", count=None, method="GET", path="/api/leads")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5
