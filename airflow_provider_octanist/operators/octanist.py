@@ -75,11 +75,12 @@ class OctanistGetLeadOperator(_OctanistOperator):
         return lead
 
 
-class _LeadListing:
+class _LeadListing(_OctanistOperator):
     """
     The filter arguments of a lead listing, checked and kept once for every operator that lists leads
     (``OctanistListLeadsOperator`` and the leads export): the named filters are templated, the rest
-    go through ``extra_filters``.
+    go through ``extra_filters``. An operator that lists leads takes it as its first base; the
+    arguments that are not filters go on to the next ``__init__``.
     """
 
     NAMED_FILTERS: tuple[str, ...] = (
@@ -93,18 +94,23 @@ class _LeadListing:
         "fields",
     )
 
-    extra_filters: dict[str, Any] | None
-    page_size: int
-    max_results: int | None
-
-    def _take_listing_arguments(
+    def __init__(
         self,
         *,
-        page_size: int,
-        max_results: int | None,
-        extra_filters: Mapping[str, Any] | None,
-        **named: Any,
+        status: str | None = None,
+        updated_gte: Any = None,
+        updated_lt: Any = None,
+        created_gte: Any = None,
+        created_lt: Any = None,
+        search: str | None = None,
+        sort: str | None = None,
+        fields: str | Sequence[str] | None = None,
+        page_size: int = 100,
+        max_results: int | None = None,
+        extra_filters: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(**kwargs)
         whole_number(page_size, "page_size", low=1, high=100)
         if max_results is not None:
             whole_number(max_results, "max_results", low=1)
@@ -119,8 +125,14 @@ class _LeadListing:
                     f"Unknown lead filter(s) {', '.join(map(repr, unknown))} in extra_filters: "
                     f"use {', '.join(sorted(LIST_FILTERS))}."
                 )
-        for name in self.NAMED_FILTERS:
-            setattr(self, name, named[name])
+        self.status = status
+        self.updated_gte = updated_gte
+        self.updated_lt = updated_lt
+        self.created_gte = created_gte
+        self.created_lt = created_lt
+        self.search = search
+        self.sort = sort
+        self.fields = fields
         self.page_size = page_size
         self.max_results = max_results
         self.extra_filters = dict(extra_filters) if extra_filters is not None else None
@@ -138,7 +150,7 @@ class _LeadListing:
         return filters
 
 
-class OctanistListLeadsOperator(_LeadListing, _OctanistOperator):
+class OctanistListLeadsOperator(_LeadListing):
     """
     List the leads that match filters, across every page, and return them as a list of dicts.
 
@@ -171,38 +183,6 @@ class OctanistListLeadsOperator(_LeadListing, _OctanistOperator):
 
     template_fields: Sequence[str] = (*_LeadListing.NAMED_FILTERS, "extra_filters", "octanist_conn_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"extra_filters": "json"}
-
-    def __init__(
-        self,
-        *,
-        status: str | None = None,
-        updated_gte: Any = None,
-        updated_lt: Any = None,
-        created_gte: Any = None,
-        created_lt: Any = None,
-        search: str | None = None,
-        sort: str | None = None,
-        fields: str | Sequence[str] | None = None,
-        page_size: int = 100,
-        max_results: int | None = None,
-        extra_filters: Mapping[str, Any] | None = None,
-        octanist_conn_id: str = DEFAULT_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
-        self._take_listing_arguments(
-            status=status,
-            updated_gte=updated_gte,
-            updated_lt=updated_lt,
-            created_gte=created_gte,
-            created_lt=created_lt,
-            search=search,
-            sort=sort,
-            fields=fields,
-            page_size=page_size,
-            max_results=max_results,
-            extra_filters=extra_filters,
-        )
 
     def execute(self, context: Context) -> list[Lead]:
         with self.hook as hook:

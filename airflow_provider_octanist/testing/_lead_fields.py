@@ -6,19 +6,17 @@ The fake restates the API instead of importing the client's code: it is an indep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-OPEN = "open"
-QUALIFIED = "qualified"
-WON = "won"
-LOST = "lost"
-LEAD_STATUSES: tuple[str, ...] = (OPEN, QUALIFIED, WON, LOST)
+LEAD_STATUSES: tuple[str, ...] = ("open", "qualified", "won", "lost")
 """Every status a lead can have, in lifecycle order."""
-SETTABLE_STATUSES: tuple[str, ...] = (QUALIFIED, WON, LOST)
+OPEN, QUALIFIED, WON, LOST = LEAD_STATUSES
+SETTABLE_STATUSES: tuple[str, ...] = LEAD_STATUSES[1:]
 """Statuses ``PATCH /leads`` accepts; a lead cannot be moved back to ``open``."""
 _LEGACY_STATUSES = {"win": WON}
 
@@ -53,13 +51,13 @@ def normalize_status(status: Any, *, allowed: tuple[str, ...] = LEAD_STATUSES) -
     :param status: the status as given.
     :param allowed: the statuses accepted here; anything else raises ``ValueError``.
     """
-    if not isinstance(status, str):
+    spelled = status.strip().lower() if isinstance(status, str) else None
+    canonical = _LEGACY_STATUSES.get(spelled, spelled) if spelled is not None else None
+    if canonical in allowed:
+        return canonical
+    if spelled is None:
         raise ValueError(f"A lead status must be a string, got {type(status).__name__}: {status!r}.")
-    canonical = status.strip().lower()
-    canonical = _LEGACY_STATUSES.get(canonical, canonical)
-    if canonical not in allowed:
-        raise ValueError(f"Unknown lead status {status!r}: use one of {', '.join(allowed)}.")
-    return canonical
+    raise ValueError(f"Unknown lead status {status!r}: use one of {', '.join(allowed)}.")
 
 
 def format_timestamp(moment: datetime, precision: str = "ms") -> str:
@@ -118,21 +116,15 @@ def stringify_custom(custom: Any) -> Any:
 
 def number(raw: Any, what: str) -> int | float:
     """A lead value: a finite number, or a string holding one; raise ``ValueError`` otherwise."""
-    if isinstance(raw, bool):
-        raise ValueError(f"{what} must be a number, got {raw!r}")
-    result: int | float
-    if isinstance(raw, (int, float)):
+    result: int | float | None = None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         result = raw
     elif isinstance(raw, str):
-        text = raw.strip()
-        try:
-            result = int(text)
-        except ValueError:
-            try:
-                result = float(text)
-            except ValueError:
-                raise ValueError(f"{what} must be a number, got {raw!r}") from None
-    else:
+        for read in (int, float):  # "12" stays an int, as JSON would give it
+            with contextlib.suppress(ValueError):
+                result = read(raw.strip())
+                break
+    if result is None:
         raise ValueError(f"{what} must be a number, got {raw!r}")
     if isinstance(result, float) and not math.isfinite(result):
         raise ValueError(f"{what} must be a finite number, got {raw!r}")

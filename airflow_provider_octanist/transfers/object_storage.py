@@ -152,49 +152,6 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"extra_filters": "json"}
 
-    def __init__(
-        self,
-        *,
-        path: Any,
-        status: str | None = None,
-        updated_gte: Any = None,
-        updated_lt: Any = None,
-        created_gte: Any = None,
-        created_lt: Any = None,
-        search: str | None = None,
-        sort: str | None = None,
-        fields: str | Sequence[str] | None = None,
-        page_size: int = 100,
-        max_results: int | None = None,
-        extra_filters: Mapping[str, Any] | None = None,
-        format: str = "jsonl",
-        compression: str | None = None,
-        storage_conn_id: str | None = None,
-        octanist_conn_id: str = DEFAULT_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            path=path,
-            format=format,
-            compression=compression,
-            storage_conn_id=storage_conn_id,
-            octanist_conn_id=octanist_conn_id,
-            **kwargs,
-        )
-        self._take_listing_arguments(
-            status=status,
-            updated_gte=updated_gte,
-            updated_lt=updated_lt,
-            created_gte=created_gte,
-            created_lt=created_lt,
-            search=search,
-            sort=sort,
-            fields=fields,
-            page_size=page_size,
-            max_results=max_results,
-            extra_filters=extra_filters,
-        )
-
     def _parquet_columns(self) -> Sequence[tuple[str, str]]:
         return _formats.LEAD_COLUMNS
 
