@@ -1,0 +1,198 @@
+"""
+What both hooks share: the connection and its settings, the reading of answers, and what a failed
+request of requests or httpx means (reason, timeout, whether it may have reached Octanist).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist import _api as api
+from airflow_provider_octanist._checks import check_conn_id, check_lead_id
+from airflow_provider_octanist.exceptions import OctanistError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Generator, Mapping
+
+    from airflow_provider_octanist.types import DateLike, Lead
+
+T = TypeVar("T")
+
+
+def requests_failure(exc: Exception) -> tuple[str, bool, bool]:
+    """Describe a requests exception: (reason, is_timeout, may_have_reached_server)."""
+    import requests
+    import urllib3.exceptions
+
+    reason, timeout, reached = f"the request failed ({type(exc).__name__})", False, True
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        reason, timeout, reached = "connecting timed out", True, False
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        reason, timeout = "no response within the read timeout", True
+    elif isinstance(exc, requests.exceptions.SSLError):
+        reason, reached = "the TLS handshake failed", False
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        if isinstance(getattr(cause, "reason", cause), urllib3.exceptions.NewConnectionError):
+            reason, reached = "the connection could not be opened (refused or unreachable)", False
+        else:
+            reason = "the connection was closed before a complete response arrived"
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        reason = "the response was cut off"
+    return reason, timeout, reached
+
+
+def httpx_failure(exc: Exception) -> tuple[str, bool, bool]:
+    """Describe an httpx exception: (reason, is_timeout, may_have_reached_server)."""
+    import httpx
+
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return "connecting timed out", True, False
+    if isinstance(exc, httpx.TimeoutException):
+        return "no response within the read timeout", True, True
+    if isinstance(exc, httpx.ConnectError):
+        return "the connection could not be opened (refused or unreachable)", False, False
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return "the connection was closed before a complete response arrived", False, True
+    return f"the request failed ({type(exc).__name__})", False, True
+
+
+async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """
+    Await ``awaitable`` for at most ``seconds`` (``asyncio.TimeoutError`` after that).
+
+    ``asyncio.timeout`` where it exists: ``wait_for`` of Python 3.11 can swallow a cancellation
+    that arrives as the awaited request completes, which would keep a cancelled trigger running.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    # Python 3.10 has no asyncio.timeout, and its wait_for runs the request in a task of its own
+    # that a cancelled trigger can be left waiting on. Cancel this task from a timer instead, as
+    # asyncio.timeout does, and tell our own expiry from a cancellation that came from outside.
+    task = asyncio.current_task()
+    if task is None:  # awaited outside a task (never in a triggerer): nothing of ours to cancel
+        return await asyncio.wait_for(awaitable, seconds)
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(max(seconds, 0.0), expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if expired:
+            raise asyncio.TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
+
+
+async def async_extra_dejson(conn: Any) -> dict[str, Any]:
+    """Read a connection's extras without blocking the event loop on the supervisor."""
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
+    except ImportError:
+        # common-compat < 1.23 (the newest release for Python 3.10): the same thing by hand.
+        if hasattr(conn, "aextra_dejson"):
+            extras: dict[str, Any] = await conn.aextra_dejson()
+            return extras
+        return await asyncio.to_thread(lambda: dict(conn.extra_dejson))
+    return dict(await get_async_extra_dejson(conn))
+
+
+class _OctanistHookBase(BaseHook):  # type: ignore[misc]
+    """Connection handling and the request/response vocabulary shared by both hooks."""
+
+    conn_name_attr = "octanist_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = "octanist"
+    hook_name = "Octanist"
+
+    def __init__(
+        self,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        max_retries: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.octanist_conn_id = check_conn_id(octanist_conn_id)
+        self._overrides: dict[str, Any] = {
+            "timeout": timeout,
+            "connect_timeout": connect_timeout,
+            "max_retries": max_retries,
+        }
+        self._settings: api.Settings | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(octanist_conn_id={self.octanist_conn_id!r})"
+
+    def _settings_from(self, conn: Any, extras: Mapping[str, Any]) -> api.Settings:
+        self._settings = api.settings_from_connection(conn, extras, **self._overrides)
+        return self._settings
+
+    @contextmanager
+    def _scrubbed(self) -> Generator[None, None, None]:
+        """Raise every Octanist error from within with the API key scrubbed out of its texts."""
+        try:
+            yield
+        except OctanistError as exc:
+            if self._settings is not None:
+                api.scrub_error(exc, self._settings.api_key)
+            raise
+
+    @staticmethod
+    def _read(
+        call: api.Call,
+        answer: api.Answer,
+        settings: api.Settings,
+        *,
+        expect: type,
+        legacy: Any = None,
+    ) -> tuple[Any, str | None]:
+        """Return ``(data, request_id)`` of a 2xx answer (see :func:`_api.unwrap`)."""
+        status, headers, content = answer
+        data, payload = api.unwrap(call, status, headers, content, settings, expect=expect, legacy=legacy)
+        return data, api.request_id_of(payload, headers)
+
+    @staticmethod
+    def _lead_call(lead_id: str) -> api.Call:
+        return api.Call("GET", api.lead_path(lead_id))
+
+    @staticmethod
+    def _the_lead(lead_id: str, call: api.Call, data: Any, request_id: str | None) -> Lead:
+        lead = api.check_lead(data, call, request_id)
+        api.check_same_lead(lead, check_lead_id(lead_id), call, request_id)
+        return cast("Lead", lead)
+
+    @staticmethod
+    def _stats_call(period: str | None, start_date: DateLike | None, end_date: DateLike | None) -> api.Call:
+        return api.Call("POST", "/stats", body=api.stats_body(period, start_date, end_date))
+
+    @staticmethod
+    def _ad_spend_listing(
+        start_date: DateLike, end_date: DateLike, platform: str | None, group_by: str | None, page_size: int
+    ) -> api.Listing:
+        return api.ad_spend_listing(api.ad_spend_body(start_date, end_date, platform, group_by, page_size))
+
+    def _scrub_text(self, text: str) -> str:
+        return text if self._settings is None else api.scrub(text, self._settings.api_key)
+
+    @staticmethod
+    def _connection_ok(settings: api.Settings) -> tuple[bool, str]:
+        return (
+            True,
+            f"Connected to Octanist at {settings.base_url}; the API key of {settings.conn_id!r} is valid.",
+        )
