@@ -103,11 +103,12 @@ class OctanistHook(_OctanistHookBase):
         """Return the hook's pooled ``requests.Session`` (created on first use)."""
         if self._session is None:
             import requests
-            from requests.adapters import HTTPAdapter
+
+            from airflow_provider_octanist.hooks._sync_body import deadline_adapter
 
             session = requests.Session()
             # Retries are ours (see _api.Attempts): they know which calls are safe to replay.
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=10, max_retries=0)
+            adapter = deadline_adapter(pool_connections=1, pool_maxsize=10, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._session = session
@@ -138,7 +139,7 @@ class OctanistHook(_OctanistHookBase):
     def _send_unscrubbed(self, call: api.Call, deadline: float | None) -> api.Answer:
         import requests
 
-        from airflow_provider_octanist.hooks._sync_body import DeadlinePassedError, read_body
+        from airflow_provider_octanist.hooks._sync_body import DeadlinePassedError, head_deadline, read_body
 
         settings = self.settings
         session = self.get_conn()
@@ -147,18 +148,19 @@ class OctanistHook(_OctanistHookBase):
             started = monotonic()
             limit = api.attempt_limit(settings, deadline, time.time(), first=attempts.retries == 0)
             try:
-                # Streamed, so the body is read against the attempt's total deadline.
-                response = session.request(
-                    call.method,
-                    settings.url(call.path),
-                    params=call.params,
-                    json=call.body,
-                    headers=settings.headers(with_body=call.body is not None),
-                    timeout=(settings.connect_timeout, settings.read_timeout),
-                    allow_redirects=False,
-                    verify=settings.verify,
-                    stream=True,
-                )
+                # The head under a deadline, the body streamed: the whole answer keeps to the attempt's.
+                with head_deadline(started + limit):
+                    response = session.request(
+                        call.method,
+                        settings.url(call.path),
+                        params=call.params,
+                        json=call.body,
+                        headers=settings.headers(with_body=call.body is not None),
+                        timeout=(settings.connect_timeout, settings.read_timeout),
+                        allow_redirects=False,
+                        verify=settings.verify,
+                        stream=True,
+                    )
                 try:
                     content = read_body(response, started + limit)
                 finally:

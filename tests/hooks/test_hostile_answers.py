@@ -57,20 +57,31 @@ def test_case_3_a_dripping_answer_ends_at_the_total_deadline_and_is_not_retried(
 
 
 def test_case_3_a_dripping_status_line_and_headers_end_at_the_deadline_too(
-    octanist_server: FakeOctanistServer, connect: Callable[..., None]
+    hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     lead = octanist_server.add_lead()
-    connect(**DEADLINE)
+    connect(**DEADLINE, max_retries=3)
     octanist_server.inject("drip", count=None, interval=0.05, headers=True)
 
-    async def scenario() -> None:
-        async with OctanistAsyncHook() as hook:
-            with pytest.raises(OctanistTimeoutError):
-                await hook.get_lead(lead["id"])
-
     started = time.monotonic()
-    asyncio.run(scenario())
+    with pytest.raises(OctanistTimeoutError, match=r"within the total timeout of 1 s"):
+        hook.get_lead(lead["id"])
+
     assert time.monotonic() - started < 5
+    assert _lead_gets(octanist_server) == 1, "a drip past the deadline is not sent again"
+
+
+def test_case_3_a_sync_hook_that_answered_in_time_keeps_its_connection_for_the_next_call(
+    octanist_server: FakeOctanistServer, connect: Callable[..., None]
+) -> None:
+    from airflow_provider_octanist.hooks.octanist import OctanistHook
+
+    lead = octanist_server.add_lead()
+    connect(**DEADLINE)
+    with OctanistHook() as sync_hook:
+        for _ in range(3):
+            assert sync_hook.get_lead(lead["id"])["id"] == lead["id"]
+    assert octanist_server.connections_opened == 1, "the head deadline must not cost a connection"
 
 
 def test_case_3_dripping_requests_free_the_shared_clients_connections_at_their_deadline(
