@@ -2,14 +2,18 @@
 What every benchmark shares: result rows, statistics, the fake server in its own process, machine facts.
 
 A benchmark script measures, builds :class:`Row` objects and hands them to :func:`emit`, which
-prints them and, with ``--json PATH``, writes them where ``bench/run.py`` collects them.
+prints them and, with ``--json PATH``, writes them where ``bench/run.py`` collects them; its
+``main`` is :func:`bench_main`. The two triggerer benchmarks (``triggerer_scale.py``,
+``status_feed_scale.py``) also share what runs one side of them in a worker process.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import json
+import logging
 import math
 import os
 import platform
@@ -18,16 +22,31 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import (
+        AsyncGenerator,
+        Awaitable,
+        Callable,
+        Coroutine,
+        Iterable,
+        Iterator,
+        Mapping,
+        Sequence,
+    )
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 API_KEY = "bench-api-key-not-a-secret"
+OCTANIST_CONN = "octanist_bench"
+"""The connection id of our connection to the fake server."""
+HTTP_CONN = "http_bench"
+"""The connection id of the HTTP provider's connection to the fake server (the peer's)."""
 
 
 @dataclass
@@ -77,6 +96,27 @@ def bench_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     # Before anything imports Airflow here: a throw-away home, as for the child processes.
     os.environ.update({"AIRFLOW_HOME": _throwaway_airflow_home(), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
     return args
+
+
+def bench_main(
+    description: str,
+    measure: Callable[[bool], Sequence[Row]],
+    argv: Sequence[str] | None = None,
+    children: Mapping[str, Callable[[list[str]], int | None]] | None = None,
+) -> int:
+    """
+    The ``main`` of a benchmark script: measure (``--smoke``: tiny sizes) and :func:`emit` the rows.
+
+    :param children: what the script does when it runs as a child process it started itself: for a
+        command line ``FLAG ARGS...`` (e.g. ``--worker kind ...``) whose ``FLAG`` is a key here,
+        ``children[FLAG](ARGS)`` runs instead, and its result (``None``: 0) is the exit code.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if children and argv[:1] and argv[0] in children:
+        return children[argv[0]](argv[1:]) or 0
+    args = bench_args(description, argv)
+    emit(measure(args.smoke), args.json)
+    return 0
 
 
 def emit(rows: Sequence[Row], json_path: Path | None) -> None:
@@ -130,6 +170,11 @@ def markdown_table(rows: Sequence[Row]) -> str:
 def notes(rows: Sequence[Row]) -> str:
     """The rows' notes as a markdown list (what a table cell has no room for)."""
     return "\n".join(f"- {row.figure}: {row.note}" for row in rows if row.note)
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator`` for a Row's ratio; ``None`` (shown "-") when nothing was measured."""
+    return numerator / denominator if denominator > 0 else None
 
 
 def crashed_row(name: str, reason: str) -> Row:
@@ -319,3 +364,125 @@ def connection_uri_json(url: str, *, conn_type: str = "octanist", **extra: Any) 
     if extra:
         document["extra"] = extra
     return json.dumps(document)
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc; elsewhere the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# ------------------------------------------------------------------------------------------------
+# Trigger workers: one side of a triggerer benchmark, many triggers in one event loop of a process
+# ------------------------------------------------------------------------------------------------
+
+
+def http_sensor_trigger(lead_id: str, interval: float) -> Any:
+    """The peer: the HTTP provider's ``HttpSensorTrigger``, polling ``GET leads/{lead_id}`` until no 404."""
+    from airflow.providers.http.triggers.http import HttpSensorTrigger
+
+    return HttpSensorTrigger(
+        endpoint=f"leads/{lead_id}", http_conn_id=HTTP_CONN, method="GET", poke_interval=interval
+    )
+
+
+async def first_event(trigger: Any) -> Any:
+    """Run ``trigger`` until its first event (e.g. a warm-up trigger that fires at once) and close it."""
+    events: AsyncGenerator[Any, None] = trigger.run()
+    try:
+        return await events.__anext__()
+    finally:
+        await events.aclose()
+
+
+async def sample_until(
+    end: float,
+    *,
+    cpu_from: float,
+    rss_peak: int,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> tuple[float, int]:
+    """
+    Until ``end`` (``time.monotonic()``), sample this process's RSS every 0.25 s while the triggers run.
+
+    Returns the CPU seconds this process used from ``cpu_from`` (monotonic) to ``end`` and the peak
+    RSS seen (at least ``rss_peak``).
+
+    :param sleep: how to wait between samples; a benchmark that wraps ``asyncio.sleep`` passes the real one.
+    """
+    cpu_start: float | None = None
+    while (now := time.monotonic()) < end:
+        if cpu_start is None and now >= cpu_from:
+            cpu_start = time.process_time()
+        rss_peak = max(rss_peak, rss_bytes())
+        await sleep(min(0.25, end - now))
+    cpu_end = time.process_time()
+    return cpu_end - (cpu_start or cpu_end), rss_peak
+
+
+async def cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> list[str]:
+    """Cancel ``tasks``, wait for them to end, and return ``repr`` of every exception but the cancellation."""
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    return [
+        repr(r) for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+    ]
+
+
+@contextmanager
+def trigger_worker_command(
+    script: str, server_url: str, kind: str, ids: Sequence[str], warm: str, interval: float, polls: int
+) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """
+    The command line (after ``python``) and environment of a worker running one side of ``script``.
+
+    The worker (:func:`trigger_worker`) runs ``kind``'s triggers on the leads ``ids`` after one on
+    ``warm``; the environment has our and the peer's connection to the fake server at ``server_url``.
+    The file that passes the lead ids exists until the ``with`` block ends.
+    """
+    env = child_env(
+        **{
+            f"AIRFLOW_CONN_{OCTANIST_CONN.upper()}": connection_uri_json(server_url),
+            f"AIRFLOW_CONN_{HTTP_CONN.upper()}": connection_uri_json(
+                server_url, conn_type="http", **{"X-API-KEY": API_KEY}
+            ),
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="octanist-bench-") as tmp:
+        ids_file = Path(tmp) / "ids.json"
+        ids_file.write_text(json.dumps({"ids": list(ids), "warm": warm}), encoding="utf-8")
+        yield [script, "--worker", kind, str(ids_file), str(interval), str(polls)], env
+
+
+def trigger_worker(
+    argv: Sequence[str],
+    side: Callable[[str, list[str], str, float, int], Coroutine[Any, Any, dict[str, Any]]],
+) -> None:
+    """
+    Be a worker (``argv``: :func:`trigger_worker_command` after ``--worker``): run one side, print its result.
+
+    ``side(kind, ids, warm_id, interval, polls)`` runs the triggers and returns what it measured,
+    printed as one JSON line.
+
+    Before the side runs, the worker imports both providers' triggers (one heap for every side, as in
+    a triggerer serving both) and logs as a triggerer would (to a handler): into the void, or
+    warnings to stderr when ``OCTANIST_BENCH_LOG`` is set.
+    """
+    kind, ids_file, interval, polls = argv[0], argv[1], float(argv[2]), int(argv[3])
+    spec = json.loads(Path(ids_file).read_text(encoding="utf-8"))
+    import airflow.providers.http.triggers.http  # noqa: F401
+
+    import airflow_provider_octanist.triggers.octanist  # noqa: F401
+
+    if os.environ.get("OCTANIST_BENCH_LOG"):
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    else:
+        logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    result = asyncio.run(side(kind, spec["ids"], spec["warm"], interval, polls))
+    print(json.dumps(result), flush=True)

@@ -28,12 +28,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _common import API_KEY, BENCH_DIR, Row, bench_args, child_env, connection_uri_json, emit, median
+from _common import (
+    API_KEY,
+    BENCH_DIR,
+    OCTANIST_CONN,
+    Row,
+    bench_main,
+    child_env,
+    connection_uri_json,
+    median,
+    rss_bytes,
+    run_json,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-CONN_ID = "octanist_bench"
 GOAL_RATIO = 0.9
 GOAL_RSS_MB = 50.0
 FULL = {"leads": 200_000, "rounds": 7}
@@ -94,11 +104,6 @@ def serve(leads: int) -> int:
 # -- one export pass, in a fresh process --------------------------------------------------------
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm", encoding="ascii") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _peak_rss_bytes() -> int:
     # VmHWM, not getrusage's ru_maxrss: that one survives exec, so it would report the parent's size.
     with open("/proc/self/status", encoding="ascii") as handle:
@@ -121,7 +126,7 @@ def _digest(path: Path) -> str:
 
 def one_pass(side: str, url: str, out: Path) -> int:
     """Export every lead once, by ``side`` (``operator`` or ``hand``); print seconds and memory as JSON."""
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_uri_json(url)
+    os.environ[f"AIRFLOW_CONN_{OCTANIST_CONN.upper()}"] = connection_uri_json(url)
     from airflow_provider_octanist.hooks.octanist import OctanistHook
     from airflow_provider_octanist.transfers import _storage
     from airflow_provider_octanist.transfers.object_storage import OctanistLeadsToObjectStorageOperator
@@ -132,13 +137,13 @@ def one_pass(side: str, url: str, out: Path) -> int:
     from airflow.providers.common.compat.sdk import get_hook_lineage_collector
 
     get_hook_lineage_collector()
-    hook = OctanistHook(CONN_ID)
+    hook = OctanistHook(OCTANIST_CONN)
     hook.list_leads_page(1, page_size=1)  # the session, its connection and the settings, both sides
-    before = _rss_bytes()
+    before = rss_bytes()
     started, used = time.perf_counter(), time.process_time()
     if side == "operator":
         operator = OctanistLeadsToObjectStorageOperator(
-            task_id="export", path=f"file://{out}", octanist_conn_id=CONN_ID
+            task_id="export", path=f"file://{out}", octanist_conn_id=OCTANIST_CONN
         )
         operator.hook = hook  # the warmed hook (a cached_property), like the hand side's
         rows = operator.execute({})["rows"]
@@ -155,17 +160,9 @@ def one_pass(side: str, url: str, out: Path) -> int:
 
 
 def _run_pass(side: str, url: str, out: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "export_stream.py"), "--pass", side, url, str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=child_env(),
-        check=False,
+    result: dict[str, Any] = run_json(
+        [str(BENCH_DIR / "export_stream.py"), "--pass", side, url, str(out)], timeout=900
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"the {side} pass exited {done.returncode}:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -262,14 +259,11 @@ def measure(smoke: bool) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure and print the rows (``--json PATH`` also writes them); or be the server or one pass."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--serve"]:
-        return serve(int(argv[1]))
-    if argv[:1] == ["--pass"]:
-        return one_pass(argv[1], argv[2], Path(argv[3]))
-    args = bench_args(__doc__ or "", argv)
-    emit(measure(args.smoke), args.json)
-    return 0
+    children = {
+        "--serve": lambda args: serve(int(args[0])),
+        "--pass": lambda args: one_pass(args[0], args[1], Path(args[2])),
+    }
+    return bench_main(__doc__ or "", measure, argv, children)
 
 
 if __name__ == "__main__":

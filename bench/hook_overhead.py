@@ -19,12 +19,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from _common import API_KEY, Row, ServerProcess, bench_args, connection_uri_json, emit, median
+from _common import API_KEY, OCTANIST_CONN, Row, ServerProcess, bench_main, connection_uri_json, median
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-CONN_ID = "octanist_bench"
 GOAL_RATIO = 0.9
 FULL = {"rounds": 9, "calls": 500}
 SMOKE = {"rounds": 2, "calls": 20}
@@ -58,8 +57,8 @@ def measure(smoke: bool) -> list[Row]:
     sizes = SMOKE if smoke else FULL
     with ServerProcess(leads=1) as server:
         lead_id = server.lead_ids[0]
-        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_uri_json(server.url)
-        hook = OctanistHook(CONN_ID)
+        os.environ[f"AIRFLOW_CONN_{OCTANIST_CONN.upper()}"] = connection_uri_json(server.url)
+        hook = OctanistHook(OCTANIST_CONN)
         session = requests.Session()
         url = f"{server.url}/leads/{lead_id}"
         headers = {"X-API-KEY": API_KEY, "Accept": "application/json", "User-Agent": USER_AGENT}
@@ -127,9 +126,7 @@ def measure(smoke: bool) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure and print the rows (``--json PATH`` also writes them)."""
-    args = bench_args(__doc__ or "", argv)
-    emit(measure(args.smoke), args.json)
-    return 0
+    return bench_main(__doc__ or "", measure, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from _common import Row, bench_args, child_env, emit, median, run_json
+from _common import Row, bench_main, child_env, median, ratio, run_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -92,6 +92,20 @@ def _forbidden_added(added: Sequence[str]) -> dict[str, list[str]]:
     return found
 
 
+def _added_cost(ours: float, peer: float) -> dict[str, Any]:
+    """Row fields of an import cost with the goal of at most ``GOAL_MS`` added (ratio: peer / ours)."""
+    return {
+        "value": ours,
+        "unit": "ms",
+        "goal": f"<= {GOAL_MS:g} ms added",
+        "met": ours <= GOAL_MS,
+        "peer": peer,
+        "peer_name": "HttpOperator + HttpSensor",
+        "ratio": ratio(peer, ours),
+        "ratio_note": "cheaper",
+    }
+
+
 def measure(smoke: bool) -> list[Row]:
     """Interleaved fresh-interpreter samples of both subjects; one row per figure."""
     samples = SMOKE_SAMPLES if smoke else FULL_SAMPLES
@@ -118,27 +132,13 @@ def measure(smoke: bool) -> list[Row]:
     return [
         Row(
             figure="DAG parse: import operators + sensor after `import airflow.sdk`, wall",
-            value=wall,
-            unit="ms",
-            goal=f"<= {GOAL_MS:g} ms added",
-            met=wall <= GOAL_MS,
-            peer=peer_wall,
-            peer_name="HttpOperator + HttpSensor",
-            ratio=peer_wall / wall if wall > 0 else None,
-            ratio_note="cheaper",
+            **_added_cost(wall, peer_wall),
             runs=samples,
             note=f"{len(ours[-1]['added'])} modules added (HTTP provider: {len(http[-1]['added'])})",
         ),
         Row(
             figure="DAG parse: the same, CPU time",
-            value=cpu,
-            unit="ms",
-            goal=f"<= {GOAL_MS:g} ms added",
-            met=cpu <= GOAL_MS,
-            peer=peer_cpu,
-            peer_name="HttpOperator + HttpSensor",
-            ratio=peer_cpu / cpu if cpu > 0 else None,
-            ratio_note="cheaper",
+            **_added_cost(cpu, peer_cpu),
             runs=samples,
         ),
         Row(
@@ -149,7 +149,7 @@ def measure(smoke: bool) -> list[Row]:
             met=None,
             peer=peer_triggers,
             peer_name="HTTP provider triggers",
-            ratio=peer_triggers / triggers if triggers > 0 else None,
+            ratio=ratio(peer_triggers, triggers),
             ratio_note="cheaper",
             runs=samples,
             note="most of the difference to the row above is Airflow's own airflow.triggers package, "
@@ -180,14 +180,8 @@ def _top_level(names: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Measure and print the rows (``--json PATH`` also writes them)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--worker"]:
-        worker(argv[1])
-        return 0
-    args = bench_args(__doc__ or "", argv)
-    emit(measure(args.smoke), args.json)
-    return 0
+    """Measure and print the rows (``--json PATH`` also writes them); or be one sample's interpreter."""
+    return bench_main(__doc__ or "", measure, argv, {"--worker": lambda args: worker(args[0])})
 
 
 if __name__ == "__main__":

@@ -30,31 +30,30 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import logging
-import os
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import (
-    API_KEY,
+    OCTANIST_CONN,
     Row,
     ServerProcess,
-    bench_args,
-    child_env,
-    connection_uri_json,
-    emit,
+    bench_main,
+    cancel_all,
+    first_event,
+    http_sensor_trigger,
     percentile,
+    ratio,
+    rss_bytes,
+    sample_until,
+    trigger_worker,
+    trigger_worker_command,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import Sequence
 
-OCTANIST_CONN = "octanist_bench"
-HTTP_CONN = "http_bench"
 FULL = [
     {"triggers": 1000, "interval": 10.0, "polls": 4, "flips": 5},
     {"triggers": 10000, "interval": 60.0, "polls": 1, "flips": 5},
@@ -71,11 +70,6 @@ PEER = "HttpSensorTrigger"
 # ------------------------------------------------------------------------------------------------
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm", encoding="ascii") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _make_trigger(kind: str, lead_id: str, interval: float, **kwargs: Any) -> Any:
     if kind == "feed":
         from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
@@ -83,19 +77,7 @@ def _make_trigger(kind: str, lead_id: str, interval: float, **kwargs: Any) -> An
         return OctanistLeadStatusTrigger(
             lead_id, octanist_conn_id=OCTANIST_CONN, poll_interval=interval, **kwargs
         )
-    from airflow.providers.http.triggers.http import HttpSensorTrigger
-
-    return HttpSensorTrigger(
-        endpoint=f"leads/{lead_id}", http_conn_id=HTTP_CONN, method="GET", poke_interval=interval
-    )
-
-
-async def _first_event(trigger: Any) -> Any:
-    events: AsyncIterator[Any] = trigger.run()
-    try:
-        return await events.__anext__()
-    finally:
-        await events.aclose()
+    return http_sensor_trigger(lead_id, interval)
 
 
 async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls: int) -> dict[str, Any]:
@@ -106,7 +88,7 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
         warm = _make_trigger(kind, warm_id, interval, target_statuses=("open",))
     else:
         warm = _make_trigger(kind, warm_id, interval)
-    await asyncio.wait_for(_first_event(warm), timeout=60)
+    await asyncio.wait_for(first_event(warm), timeout=60)
 
     fired: dict[str, float] = {}
     begun = 0
@@ -132,7 +114,7 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
         return begun == len(ids)
 
     gc.collect()
-    rss_before = _rss_bytes()
+    rss_before = rss_bytes()
     rss_peak = rss_before
     started = time.monotonic()
     print(json.dumps({"started": started}), flush=True)
@@ -140,51 +122,24 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
     # The steady part starts once every trigger waits (ours: has joined the feed after its first
     # read; the peer's: has started polling) and at least one interval after the first started.
     while not all_waiting() or time.monotonic() < started + interval:
-        rss_peak = max(rss_peak, _rss_bytes())
+        rss_peak = max(rss_peak, rss_bytes())
         await asyncio.sleep(0.25)
     steady_from = time.monotonic() + 1.0
     print(json.dumps({"steady_from": steady_from}), flush=True)
     # One interval more than the polls measured, so a lead flipped at the end is still detected.
     end = steady_from + interval * (polls + 1) + 3.0
-    cpu_steady_start: float | None = None
-    while (now := time.monotonic()) < end:
-        if cpu_steady_start is None and now >= steady_from:
-            cpu_steady_start = time.process_time()
-        rss_peak = max(rss_peak, _rss_bytes())
-        await asyncio.sleep(min(0.25, end - now))
-    cpu_steady_end = time.process_time()
-    for task in tasks:
-        task.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    errors = [
-        repr(r) for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
-    ]
+    cpu_steady_s, rss_peak = await sample_until(end, cpu_from=steady_from, rss_peak=rss_peak)
+    errors = await cancel_all(tasks)
     return {
         "rss_before": rss_before,
         "rss_peak": rss_peak,
-        "cpu_steady_s": cpu_steady_end - (cpu_steady_start or cpu_steady_end),
+        "cpu_steady_s": cpu_steady_s,
         "steady_from": steady_from,
         "steady_to": end,
         "started": started,
         "fired": fired,
         "errors": errors[:5],
     }
-
-
-def worker(kind: str, ids_file: str, interval: float, polls: int) -> None:
-    """Run one side and print its measurements as JSON (a first line says when the triggers start)."""
-    spec = json.loads(Path(ids_file).read_text(encoding="utf-8"))
-    import airflow.providers.http.triggers.http  # noqa: F401
-
-    import airflow_provider_octanist.triggers.octanist  # noqa: F401
-
-    # Logged as a triggerer would (to a handler), into the void unless OCTANIST_BENCH_LOG is set.
-    if os.environ.get("OCTANIST_BENCH_LOG"):
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    else:
-        logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
-    result = asyncio.run(_side(kind, spec["ids"], spec["warm"], interval, polls))
-    print(json.dumps(result), flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -195,25 +150,11 @@ def worker(kind: str, ids_file: str, interval: float, polls: int) -> None:
 def _run_side(
     server: ServerProcess, kind: str, ids: list[str], warm: str, size: dict[str, Any]
 ) -> dict[str, Any]:
+    """Run one side in a worker process, which prints when its triggers all wait; flip a few leads."""
     interval, polls, flips = float(size["interval"]), int(size["polls"]), int(size["flips"])
-    with tempfile.TemporaryDirectory(prefix="octanist-bench-") as tmp:
-        ids_file = Path(tmp) / "ids.json"
-        ids_file.write_text(json.dumps({"ids": ids, "warm": warm}), encoding="utf-8")
-        env = child_env(
-            **{
-                f"AIRFLOW_CONN_{OCTANIST_CONN.upper()}": connection_uri_json(server.url),
-                f"AIRFLOW_CONN_{HTTP_CONN.upper()}": connection_uri_json(
-                    server.url, conn_type="http", **{"X-API-KEY": API_KEY}
-                ),
-            }
-        )
+    with trigger_worker_command(__file__, server.url, kind, ids, warm, interval, polls) as (args, env):
         server.clear()
-        process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", kind, str(ids_file), str(interval), str(polls)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True, env=env)
         assert process.stdout is not None
         steady_from = None
         for line in process.stdout:
@@ -262,6 +203,19 @@ def _run_side(
     }
 
 
+def _share_of_peer(ours: float, peer: float, goal: float) -> dict[str, Any]:
+    """Row fields of a figure whose goal is at most ``goal`` times the peer's (ratio: ours / peer)."""
+    share = ratio(ours, peer)
+    return {
+        "value": ours,
+        "goal": f"<= {goal:g}x peer",
+        "met": share is not None and share <= goal,
+        "peer": peer,
+        "ratio": share,
+        "ratio_note": "of peer",
+    }
+
+
 def measure(smoke: bool) -> list[Row]:
     """Both sides at each size against one server; rows side by side with the HTTP trigger."""
     rows: list[Row] = []
@@ -277,8 +231,6 @@ def measure(smoke: bool) -> list[Row]:
             print(f"http, {count} sensors: {json.dumps(http)}", file=sys.stderr, flush=True)
         label = f"{count:,} waiting sensors, {interval:g} s interval"
         common: dict[str, Any] = {"peer_name": PEER, "runs": 1}
-        cpu_ratio = feed["cpu_ms"] / http["cpu_ms"] if http["cpu_ms"] > 0 else None
-        memory_ratio = feed["memory_kb"] / http["memory_kb"] if http["memory_kb"] > 0 else None
         worst = max(feed["latencies"])
         peer_latency = percentile(http["latencies"], 50) if http["latencies"] else None
         peer_worst = (f"{max(http['latencies']):.2f} s" if http["latencies"] else "none detected") + (
@@ -298,24 +250,14 @@ def measure(smoke: bool) -> list[Row]:
             ),
             Row(
                 figure="Status feed: CPU per waiting sensor per interval",
-                value=feed["cpu_ms"],
                 unit="ms",
-                goal=f"<= {GOALS['cpu_ratio']:g}x peer",
-                met=cpu_ratio is not None and cpu_ratio <= GOALS["cpu_ratio"],
-                peer=http["cpu_ms"],
-                ratio=cpu_ratio,
-                ratio_note="of peer",
+                **_share_of_peer(feed["cpu_ms"], http["cpu_ms"], GOALS["cpu_ratio"]),
                 **common,
             ),
             Row(
                 figure="Status feed: memory per trigger",
-                value=feed["memory_kb"],
                 unit="KB",
-                goal=f"<= {GOALS['memory_ratio']:g}x peer",
-                met=memory_ratio is not None and memory_ratio <= GOALS["memory_ratio"],
-                peer=http["memory_kb"],
-                ratio=memory_ratio,
-                ratio_note="of peer",
+                **_share_of_peer(feed["memory_kb"], http["memory_kb"], GOALS["memory_ratio"]),
                 **common,
             ),
             Row(
@@ -333,14 +275,8 @@ def measure(smoke: bool) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Measure and print the rows (``--json PATH`` also writes them)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--worker"]:
-        worker(argv[1], argv[2], float(argv[3]), int(argv[4]))
-        return 0
-    args = bench_args(__doc__ or "", argv)
-    emit(measure(args.smoke), args.json)
-    return 0
+    """Measure and print the rows (``--json PATH`` also writes them); or be one side's worker."""
+    return bench_main(__doc__ or "", measure, argv, {"--worker": lambda args: trigger_worker(args, _side)})
 
 
 if __name__ == "__main__":

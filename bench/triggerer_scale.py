@@ -36,34 +36,32 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
-import json
-import logging
-import os
 import sys
-import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import (
-    API_KEY,
+    OCTANIST_CONN,
     Row,
     ServerProcess,
-    bench_args,
-    child_env,
-    connection_uri_json,
-    emit,
+    bench_main,
+    cancel_all,
+    first_event,
+    http_sensor_trigger,
     median,
     percentile,
+    ratio,
+    rss_bytes,
     run_json,
+    sample_until,
+    trigger_worker,
+    trigger_worker_command,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import Sequence
 
-OCTANIST_CONN = "octanist_bench"
-HTTP_CONN = "http_bench"
 FULL = {"triggers": 1000, "interval": 5.0, "polls": 2, "latency": 0.1, "runs": 3}
 SMOKE = {"triggers": 50, "interval": 1.0, "polls": 2, "latency": 0.1, "runs": 1}
 GOALS = {"lag_s": 1.0, "memory_kb": 50.0, "cpu_ms": 1.0}
@@ -76,17 +74,6 @@ PEER = "HttpSensorTrigger"
 # ------------------------------------------------------------------------------------------------
 
 
-def _rss_bytes() -> int:
-    """Resident set size of this process (Linux /proc; elsewhere the peak from getrusage)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def _make_trigger(kind: str, path_id: str, interval: float) -> Any:
     if kind == "octanist":
         from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
@@ -96,19 +83,7 @@ def _make_trigger(kind: str, path_id: str, interval: float) -> Any:
         return OctanistLeadStatusTrigger(
             path_id, octanist_conn_id=OCTANIST_CONN, poll_interval=interval, shared_feed=False
         )
-    from airflow.providers.http.triggers.http import HttpSensorTrigger
-
-    return HttpSensorTrigger(
-        endpoint=f"leads/{path_id}", http_conn_id=HTTP_CONN, method="GET", poke_interval=interval
-    )
-
-
-async def _first_event(trigger: Any) -> Any:
-    events: AsyncIterator[Any] = trigger.run()
-    try:
-        return await events.__anext__()
-    finally:
-        await events.aclose()
+    return http_sensor_trigger(path_id, interval)
 
 
 async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls: int) -> dict[str, Any]:
@@ -121,12 +96,9 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
         warm: Any = OctanistLeadStatusTrigger(
             warm_id, octanist_conn_id=OCTANIST_CONN, target_statuses=("open",), poll_interval=interval
         )
-        await asyncio.wait_for(_first_event(warm), timeout=30)
+        await asyncio.wait_for(first_event(warm), timeout=30)
     elif kind == "http":
-        from airflow.providers.http.triggers.http import HttpSensorTrigger
-
-        warm = HttpSensorTrigger(endpoint=f"leads/{warm_id}", http_conn_id=HTTP_CONN, poke_interval=interval)
-        await asyncio.wait_for(_first_event(warm), timeout=30)
+        await asyncio.wait_for(first_event(http_sensor_trigger(warm_id, interval)), timeout=30)
     else:  # the floor: no trigger and no hook, just the shared client our hooks use
         from airflow_provider_octanist.hooks._shared_client import new_client
         from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
@@ -165,37 +137,27 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
             return
 
     gc.collect()
-    rss_before = _rss_bytes()
-    rss_peak = rss_before
+    rss_before = rss_bytes()
     cpu_start = time.process_time()
     started = time.monotonic()
     tasks = [asyncio.ensure_future(one(index, lead_id)) for index, lead_id in enumerate(ids)]
     # Every trigger has started after one interval; from then on each polls every interval.
     end = started + interval * (polls + 1) - interval / 2
     steady_from = started + interval + 1.0
-    cpu_steady_start: float | None = None
-    while (now := time.monotonic()) < end:
-        if cpu_steady_start is None and now >= steady_from:
-            cpu_steady_start = time.process_time()
-        rss_peak = max(rss_peak, _rss_bytes())
-        await real_sleep(min(0.25, end - now))
-    cpu_steady_end = time.process_time()
-    rss_peak = max(rss_peak, _rss_bytes())
-    for task in tasks:
-        task.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
+    cpu_steady_s, rss_peak = await sample_until(
+        end, cpu_from=steady_from, rss_peak=rss_before, sleep=real_sleep
+    )
+    rss_peak = max(rss_peak, rss_bytes())
+    errors = await cancel_all(tasks)
     if bare is not None:
         await bare.aclose()
     cpu_end = time.process_time()
     asyncio.sleep = real_sleep  # type: ignore[assignment]
-    errors = [
-        repr(r) for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
-    ]
     return {
         "rss_before": rss_before,
         "rss_peak": rss_peak,
         "cpu_s": cpu_end - cpu_start,
-        "cpu_steady_s": cpu_steady_end - (cpu_steady_start or cpu_steady_end),
+        "cpu_steady_s": cpu_steady_s,
         "steady_from": steady_from,
         "steady_to": end,
         "started": started,
@@ -203,20 +165,6 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
         "fired": fired,
         "errors": errors[:5],
     }
-
-
-def worker(kind: str, ids_file: str, interval: float, polls: int) -> None:
-    """Run one side and print its measurements as JSON."""
-    spec = json.loads(Path(ids_file).read_text(encoding="utf-8"))
-    # Both sides run in a process that has imported both providers' triggers: the same heap.
-    import airflow.providers.http.triggers.http  # noqa: F401
-
-    import airflow_provider_octanist.triggers.octanist  # noqa: F401
-
-    # Both sides log as a triggerer would (to a handler), here into the void.
-    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
-    result = asyncio.run(_side(kind, spec["ids"], spec["warm"], interval, polls))
-    print(json.dumps(result))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -236,24 +184,11 @@ def _lags(schedules: dict[str, list[float]], arrivals: dict[str, list[float]], p
 def _run_side(
     server: ServerProcess, kind: str, ids: list[str], warm: str, sizes: dict[str, Any]
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="octanist-bench-") as tmp:
-        ids_file = Path(tmp) / "ids.json"
-        ids_file.write_text(json.dumps({"ids": ids, "warm": warm}), encoding="utf-8")
-        env = child_env(
-            **{
-                f"AIRFLOW_CONN_{OCTANIST_CONN.upper()}": connection_uri_json(server.url),
-                f"AIRFLOW_CONN_{HTTP_CONN.upper()}": connection_uri_json(
-                    server.url, conn_type="http", **{"X-API-KEY": API_KEY}
-                ),
-            }
-        )
+    interval, polls = float(sizes["interval"]), int(sizes["polls"])
+    with trigger_worker_command(__file__, server.url, kind, ids, warm, interval, polls) as (args, env):
         server.clear()
         server_cpu, connections = server.cpu_seconds(), server.connections_opened()
-        result: dict[str, Any] = run_json(
-            [__file__, "--worker", kind, str(ids_file), str(sizes["interval"]), str(sizes["polls"])],
-            timeout=300,
-            env=env,
-        )
+        result: dict[str, Any] = run_json(args, timeout=300, env=env)
         result["server_cpu_s"] = server.cpu_seconds() - server_cpu
         result["connections"] = server.connections_opened() - connections
         arrivals = server.arrivals()
@@ -285,6 +220,19 @@ def _figures(side: dict[str, Any], count: int) -> dict[str, float]:
     }
 
 
+def _within_goal_and_below_peer(ours: float, peer: float, goal: float, unit: str) -> dict[str, Any]:
+    """Row fields of a figure that must be at most ``goal`` and less than the peer's (ratio: peer / ours)."""
+    return {
+        "value": ours,
+        "unit": unit,
+        "goal": f"<= {goal:g} {unit}, less than peer",
+        "met": ours <= goal and ours < peer,
+        "peer": peer,
+        "ratio": ratio(peer, ours),
+        "ratio_note": "less",
+    }
+
+
 def measure(smoke: bool) -> list[Row]:
     """Both sides against one server, alternating; rows for memory, CPU and lag beside the HTTP trigger."""
     sizes = SMOKE if smoke else FULL
@@ -308,29 +256,22 @@ def measure(smoke: bool) -> list[Row]:
     h["lag_max"] = max(run["lag_max"] for run in figures["http"])
     label = f"{count:,} triggers, {sizes['interval']:g} s interval, {sizes['latency'] * 1000:.0f} ms latency"
     common: dict[str, Any] = {"peer_name": PEER, "runs": runs}
-    lag_goal = f"every poll <= {GOALS['lag_s'] * 1000:.0f} ms late"
+    # The lag rows (p50, p99) share one goal, met when even the latest poll of all runs was in time.
+    lag: dict[str, Any] = {
+        "unit": "ms",
+        "goal": f"every poll <= {GOALS['lag_s'] * 1000:.0f} ms late",
+        "met": o["lag_max"] <= GOALS["lag_s"],
+    }
     return [
         Row(
             figure=f"Triggerer ({label}): memory per trigger",
-            value=o["memory_kb"],
-            unit="KB",
-            goal=f"<= {GOALS['memory_kb']:g} KB, less than peer",
-            met=o["memory_kb"] <= GOALS["memory_kb"] and o["memory_kb"] < h["memory_kb"],
-            peer=h["memory_kb"],
-            ratio=h["memory_kb"] / o["memory_kb"] if o["memory_kb"] > 0 else None,
-            ratio_note="less",
+            **_within_goal_and_below_peer(o["memory_kb"], h["memory_kb"], GOALS["memory_kb"], "KB"),
             note="peak RSS while polling minus RSS before the triggers existed, divided by the triggers",
             **common,
         ),
         Row(
             figure="Triggerer: CPU per trigger per poll",
-            value=o["cpu_ms"],
-            unit="ms",
-            goal=f"<= {GOALS['cpu_ms']:g} ms, less than peer",
-            met=o["cpu_ms"] <= GOALS["cpu_ms"] and o["cpu_ms"] < h["cpu_ms"],
-            peer=h["cpu_ms"],
-            ratio=h["cpu_ms"] / o["cpu_ms"] if o["cpu_ms"] > 0 else None,
-            ratio_note="less",
+            **_within_goal_and_below_peer(o["cpu_ms"], h["cpu_ms"], GOALS["cpu_ms"], "ms"),
             note=(
                 f"once all triggers run; over the whole run, start-up and clean-up included: "
                 f"{o['cpu_all_ms']:.2f} ms vs {h['cpu_all_ms']:.2f} ms "
@@ -348,7 +289,7 @@ def measure(smoke: bool) -> list[Row]:
             met=None,
             peer=o["cpu_ms"],
             peer_name="OctanistLeadStatusTrigger",
-            ratio=floor["cpu_ms"] / o["cpu_ms"] if o["cpu_ms"] > 0 else None,
+            ratio=ratio(floor["cpu_ms"], o["cpu_ms"]),
             ratio_note="of ours",
             runs=runs,
             note="coroutines that only GET, parse and sleep, through the client our hooks share: "
@@ -357,19 +298,15 @@ def measure(smoke: bool) -> list[Row]:
         Row(
             figure="Triggerer: poll-schedule lag p50",
             value=o["lag_p50"] * 1000,
-            unit="ms",
-            goal=lag_goal,
-            met=o["lag_max"] <= GOALS["lag_s"],
             peer=h["lag_p50"] * 1000,
+            **lag,
             **common,
         ),
         Row(
             figure="Triggerer: poll-schedule lag p99",
             value=o["lag_p99"] * 1000,
-            unit="ms",
-            goal=lag_goal,
-            met=o["lag_max"] <= GOALS["lag_s"],
             peer=h["lag_p99"] * 1000,
+            **lag,
             note=f"latest poll of all runs: {o['lag_max'] * 1000:.0f} ms (ours), "
             f"{h['lag_max'] * 1000:.0f} ms ({PEER})",
             **common,
@@ -378,14 +315,8 @@ def measure(smoke: bool) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Measure and print the rows (``--json PATH`` also writes them)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--worker"]:
-        worker(argv[1], argv[2], float(argv[3]), int(argv[4]))
-        return 0
-    args = bench_args(__doc__ or "", argv)
-    emit(measure(args.smoke), args.json)
-    return 0
+    """Measure and print the rows (``--json PATH`` also writes them); or be one side's worker."""
+    return bench_main(__doc__ or "", measure, argv, {"--worker": lambda args: trigger_worker(args, _side)})
 
 
 if __name__ == "__main__":
