@@ -393,3 +393,29 @@ def test_settings_never_show_the_key() -> None:
         "User-Agent": f"airflow-provider-octanist/{__version__}",
     }
     assert settings.headers(with_body=True)["Content-Type"] == "application/json"
+
+
+# -- keeping the key out -----------------------------------------------------------------------
+
+SECRET = "oct_live_7f3a9c1e5b7f3a9c1e5b"
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        (f"key {SECRET} and {SECRET}!", "key *** and ***!"),
+        (f"cut inside it: '{SECRET[:14]}…'", "cut inside it: '***…'"),  # an excerpt's cut
+        (f"{SECRET[:6]}", "***"),  # the shortest piece that is redacted
+        (f"{SECRET[:5]} is too short to tell from text", f"{SECRET[:5]} is too short to tell from text"),
+        (f"{SECRET[:8]}X{SECRET}", "***X***"),
+        ("nothing secret", "nothing secret"),
+    ],
+)
+def test_scrub_replaces_the_key_and_any_cut_piece_of_its_start(text: str, scrubbed: str) -> None:
+    assert api.scrub(text, SECRET) == scrubbed
+
+
+def test_scrub_reaches_into_lists_and_dicts_and_leaves_other_values() -> None:
+    value = {"a": [f"x{SECRET}", 3], SECRET: None}
+    assert api.scrub(value, SECRET) == {"a": ["x***", 3], "***": None}
+    assert api.scrub(f"a{SECRET}", "") == f"a{SECRET}"

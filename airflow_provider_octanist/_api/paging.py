@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Answer, Call, request_id_of, server_time_of
+from airflow_provider_octanist._api.redact import scrub
 from airflow_provider_octanist._api.responses import check_lead, check_row, legacy_list, unwrap
 from airflow_provider_octanist._timestamps import parse_timestamp
 from airflow_provider_octanist.exceptions import OctanistResponseError
@@ -141,7 +142,8 @@ class Listing:
             try:
                 items.append(self.check_item(item, call, result.request_id))
             except OctanistResponseError as exc:
-                malformed.append(exc.message)
+                # Only logged, never raised: scrubbed here, as the hook scrubs what it raises.
+                malformed.append(scrub(exc.message, settings.api_key))
         return replace(result, items=items, malformed=tuple(malformed))
 
 

@@ -24,17 +24,40 @@ def cap(text: str, limit: int = MAX_SERVER_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+FRAGMENT = 6
+"""Characters of the start of a secret that, found in a text, are redacted with what follows of it."""
+
+
 def scrub(value: Any, secret: str) -> Any:
-    """``value`` (a string, or lists/dicts of them) with every occurrence of ``secret`` replaced."""
+    """
+    ``value`` (a string, or lists/dicts of them) with ``secret`` replaced wherever it stands.
+
+    Excerpts of answers are cut to a length, and a cut may fall inside the secret: so a run of text
+    that is the secret's first :data:`FRAGMENT` characters or more is replaced as well.
+    """
     if not secret:
         return value
     if isinstance(value, str):
-        return value.replace(secret, REDACTED) if secret in value else value
+        return _scrub_text(value, secret)
     if isinstance(value, list):
         return [scrub(item, secret) for item in value]
     if isinstance(value, dict):
         return {scrub(key, secret): scrub(item, secret) for key, item in value.items()}
     return value
+
+
+def _scrub_text(text: str, secret: str) -> str:
+    if secret in text:
+        text = text.replace(secret, REDACTED)
+    head = secret[:FRAGMENT]
+    start = text.find(head)
+    while start != -1:  # what is left are pieces of the secret's start, cut short
+        end = start + len(head)
+        while end < len(text) and end - start < len(secret) and text[end] == secret[end - start]:
+            end += 1
+        text = text[:start] + REDACTED + text[end:]
+        start = text.find(head, start + len(REDACTED))
+    return text
 
 
 def scrub_error(error: _E, secret: str) -> _E:

@@ -442,15 +442,13 @@ def test_paging_is_safe_while_leads_change_between_pages(server: FakeOctanistSer
     moved_late = leads[150]["id"]  # on the second page of an offset listing
     moved_early = leads[10]["id"]  # already read on the first page
 
-    class ChangingWhilePaging:
+    class ChangingWhilePaging(OctanistAsyncHook):
         """The real hook, with two leads edited right after the first page was served."""
 
-        def __init__(self) -> None:
-            self.hook = OctanistAsyncHook()
-            self.pages = 0
+        pages = 0
 
         async def list_leads_page(self, page: int = 1, **filters: Any) -> Any:
-            result = await self.hook.list_leads_page(page, **filters)
+            result = await super().list_leads_page(page, **filters)
             self.pages += 1
             if self.pages == 1:
                 server.update_lead(moved_late, note="edited while paging")
@@ -458,11 +456,8 @@ def test_paging_is_safe_while_leads_change_between_pages(server: FakeOctanistSer
             return result
 
     async def scenario() -> None:
-        hook = ChangingWhilePaging()
-        try:
-            changes = await fetch_changes(hook, Cursor(start))  # type: ignore[arg-type]
-        finally:
-            await hook.hook.aclose()
+        async with ChangingWhilePaging() as hook:
+            changes = await fetch_changes(hook, Cursor(start))
         seen = [change.lead_id for change in changes.changes]
         assert set(seen) == {lead["id"] for lead in leads}
         assert seen.count(moved_early) == 2  # its first change and its edit, both after the start

@@ -8,6 +8,7 @@ malformed lead, microsecond timestamps and repeating pages each get a test named
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -39,16 +40,30 @@ def server(octanist_server: FakeOctanistServer, octanist_conn: str) -> FakeOctan
     return octanist_server
 
 
-@pytest.fixture
-def us_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOctanistServer]:
-    """A fake API that writes (and filters by) microseconds, with ``octanist_default`` pointing at it."""
-    with FakeOctanistServer(timestamp_precision="us") as fake:
+@contextlib.contextmanager
+def _serving(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Iterator[FakeOctanistServer]:
+    """A fake API made with ``settings``, with ``octanist_default`` pointing at it."""
+    with FakeOctanistServer(**settings) as fake:
         conn = json.loads(fake.connection_json)
         conn.setdefault("extra", {})
         if isinstance(conn["extra"], str):
             conn["extra"] = json.loads(conn["extra"])
         conn["extra"]["retry_backoff"] = 0.01
         monkeypatch.setenv(CONN_ENV, json.dumps(conn))
+        yield fake
+
+
+@pytest.fixture
+def us_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOctanistServer]:
+    """A fake API that writes (and filters by) microseconds."""
+    with _serving(monkeypatch, timestamp_precision="us") as fake:
+        yield fake
+
+
+@pytest.fixture
+def long_key_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOctanistServer]:
+    """A fake API whose key is as long as a real one (40 characters)."""
+    with _serving(monkeypatch, api_key="oct_live_" + "7f3a9c1e5b" * 3 + "d") as fake:
         yield fake
 
 
@@ -235,6 +250,43 @@ def test_case_4_the_event_trigger_keeps_reporting_leads_after_a_malformed_one(
 
     asyncio.run(scenario())
     assert "Skipped a malformed Octanist lead" in stdout_of(capsys)
+
+
+@pytest.mark.parametrize(
+    ("corruption", "shown_from"),
+    [
+        ({"status": None}, "{'id': '{id}', 'name': '"),  # refused by the feed: the lead's repr, cut
+        ({"id": 7}, "{'id': 7, 'name': '"),  # refused by the hook's lead check: str(lead), cut
+    ],
+    ids=["feed", "hook"],
+)
+def test_case_4_a_malformed_leads_log_line_holds_no_piece_of_an_echoed_key(
+    long_key_server: FakeOctanistServer,
+    capsys: pytest.CaptureFixture[str],
+    corruption: dict[str, Any],
+    shown_from: str,
+) -> None:
+    server, key = long_key_server, long_key_server.api_key
+    lead = server.add_lead(createdAt=LONG_AGO)
+    # The key starts 100 characters into the excerpt, so the excerpt's cut at 120 falls inside it.
+    filler = "x" * (100 - len(shown_from.replace("{id}", lead["id"])))
+    server.inject("corrupt_lead", count=None, fields={**corruption, "name": filler + key}, path="/api/leads")
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        server.set_status(lead["id"], "won", value=1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while "Skipped a malformed Octanist lead" not in (out := stdout_of(capsys)):
+            assert loop.time() < deadline, f"no malformed-lead line was logged: {out[-2000:]}"
+            await asyncio.sleep(0.01)
+        await watcher.stop()
+        logged = [line for line in out.splitlines() if "Skipped a malformed Octanist lead" in line]
+        assert filler in logged[0], "the excerpt must reach the key for this test to mean anything"
+        assert key[:6] not in out, f"a piece of the API key was logged: {logged[0]}"
+        assert "***" in logged[0]
+
+    asyncio.run(scenario())
 
 
 # -- case 5: microsecond timestamps ----------------------------------------------------------------------

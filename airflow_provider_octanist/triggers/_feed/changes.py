@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_octanist._api.redact import scrub
 from airflow_provider_octanist._timestamps import cursor_timestamp, utc_now
 from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, positioned
@@ -170,7 +171,8 @@ class _Walk:
         elif self.first_answer is None:
             self.first_answer = utc_now()
         changes, rejected = positioned(page.items, "GET /leads")
-        for problem in [*page.malformed, *rejected]:
+        key = (await self.hook.get_settings()).api_key
+        for problem in [*page.malformed, *(scrub(text, key) for text in rejected)]:
             self.skipped += 1
             self.notes.skipped += 1
             self.notes.say(
