@@ -161,7 +161,7 @@ def markdown_table(rows: Sequence[Row]) -> str:
         if row.ratio is not None and row.ratio_note:
             ratio = f"{ratio} {row.ratio_note}"
         met = {True: "yes", False: "**no**", None: "-"}[row.met]
-        runs = f" ({row.runs} runs)" if row.runs else ""
+        runs = f" ({row.runs} run{'' if row.runs == 1 else 's'})" if row.runs else ""
         shown = row.text if row.value is None and row.text else _number(row.value, row.unit)
         lines.append(f"| {row.figure}{runs} | {shown} | {peer} | {ratio} | {row.goal} | {met} |")
     return "\n".join(lines)
