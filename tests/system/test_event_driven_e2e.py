@@ -19,21 +19,14 @@ requests per poll are printed (run with ``-s``) and recorded as test properties.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import sqlite3
-import subprocess
-import sys
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import _airflow
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
@@ -66,109 +59,8 @@ STARTUP = 240.0
 """Seconds the components may take to start, parse the DAG and start the watcher (2 CPU cores)."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class AirflowProcesses:
-    """Airflow components as separate process trees of one throw-away installation."""
-
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
-        self.home = home
-        self.env = env
-        self.airflow = str(Path(sys.executable).with_name("airflow"))
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: dict[str, Path] = {}
-
-    def run(self, *args: str, timeout: float) -> None:
-        log = self.home / f"{args[0]}-{args[1]}.log"
-        with log.open("wb") as out:
-            result = subprocess.run(
-                [self.airflow, *args],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                check=False,
-            )
-        assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{tail(log)}"
-
-    def start(self, name: str, *args: str) -> None:
-        log = self.home / f"{name}.log"
-        self.logs[name] = log
-        out = log.open("ab")
-        self.procs[name] = subprocess.Popen(
-            [self.airflow, *args],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: a kill reaches its children too
-        )
-        out.close()
-
-    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Send ``sig`` to the whole process tree of component ``name`` and wait for it to go."""
-        import psutil
-
-        proc = self.procs.pop(name, None)
-        if proc is None:
-            return
-        try:
-            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            tree = []
-        for sender in (lambda: os.killpg(proc.pid, sig), *(lambda p=p: p.send_signal(sig) for p in tree)):
-            with contextlib.suppress(ProcessLookupError, PermissionError, psutil.NoSuchProcess):
-                sender()
-        _, alive = psutil.wait_procs(tree, timeout=20)
-        for p in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name, signal.SIGTERM)
-
-    def alive(self) -> None:
-        for name, proc in self.procs.items():
-            assert proc.poll() is None, (
-                f"airflow {name} exited with {proc.returncode}:\n{tail(self.logs[name])}"
-            )
-
-    def tails(self) -> str:
-        return "\n".join(f"----- {name} -----\n{tail(log)}" for name, log in self.logs.items())
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-class MetadataDB:
-    """Read-only look into the sqlite metadata database."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        if not self.path.exists():
-            return []
-        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30) as db:
-            try:
-                return db.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc) or "locked" in str(exc):
-                    return []
-                raise
-
-    def import_errors(self) -> list[str]:
-        return [row[0] for row in self.rows("SELECT stacktrace FROM import_error")]
+class MetadataDB(_airflow.SqliteDB):
+    """What the scenario reads from the sqlite metadata database."""
 
     def watcher_state(self) -> dict[str, Any] | None:
         rows = self.rows(
@@ -179,15 +71,14 @@ class MetadataDB:
 
     def lead_events(self) -> list[tuple[datetime, list[str]]]:
         """(timestamp, lead ids) of every asset event of the watched asset, oldest first."""
-        events = []
-        for timestamp, extra in self.rows(
-            "SELECT e.timestamp, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-            "WHERE a.name = ? ORDER BY e.id",
-            ASSET,
-        ):
-            payload = json.loads(extra).get("payload") or {}
-            events.append((utc(timestamp), [lead["id"] for lead in payload.get("leads", [])]))
-        return events
+        return [
+            (utc(timestamp), _airflow.event_leads(extra))
+            for timestamp, extra in self.rows(
+                "SELECT e.timestamp, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE a.name = ? ORDER BY e.id",
+                ASSET,
+            )
+        ]
 
     def task_start(self, run_id: str, map_index: int) -> datetime | None:
         rows = self.rows(
@@ -205,46 +96,31 @@ def utc(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-class Scenario:
+class Scenario(_airflow.Stack):
     """The running stack and what the test observes of it."""
 
-    def __init__(
-        self, server: FakeOctanistServer, airflow: AirflowProcesses, db: MetadataDB, bookings: Path
-    ) -> None:
-        self.server = server
-        self.airflow = airflow
-        self.db = db
-        self.bookings = bookings
+    dags_label = "the example DAG"
+    db: MetadataDB
 
-    def wait_for(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            self.airflow.alive()
-            errors = self.db.import_errors()
-            assert not errors, "The example DAG does not import:\n" + "\n".join(errors)
-            if time.monotonic() > deadline:
-                polls = self.server.request_count("GET", "/api/leads")
-                bookings = sorted(p.name for p in self.bookings.glob("*.json"))
-                raise AssertionError(
-                    f"Timed out after {timeout:.0f} s waiting for {what}.\n"
-                    f"Fake Octanist saw {polls} list request(s); asset events: {self.db.lead_events()}; "
-                    f"bookings: {bookings}\n{self.airflow.tails()}"
-                )
-            time.sleep(0.25)
+    def __init__(
+        self, server: FakeOctanistServer, airflow: _airflow.AirflowProcesses, db: MetadataDB, bookings: Path
+    ) -> None:
+        super().__init__(airflow, db, bookings)
+        self.server = server
+
+    def observed(self) -> str:
+        polls = self.server.request_count("GET", "/api/leads")
+        return (
+            f"Fake Octanist saw {polls} list request(s); asset events: {self.db.lead_events()}; "
+            + super().observed()
+        )
 
     def booked(self) -> dict[str, list[dict[str, Any]]]:
         """Lead id -> every booking (marker file) a mapped task instance wrote for it."""
-        result: dict[str, list[dict[str, Any]]] = {}
-        for path in self.bookings.glob("*.json"):
-            booking = json.loads(path.read_text())
-            result.setdefault(booking["lead_id"], []).append(booking)
-        return result
+        return _airflow.read_bookings(self.bookings)
 
     def polls_since(self, moment: float) -> int:
-        return sum(1 for r in self.server.requests if is_poll(r) and r.received_at >= moment)
+        return _airflow.polls_since(self.server, moment)
 
     def logged(self, component: str, text: str) -> bool:
         return text in self.airflow.logs[component].read_text(errors="replace")
@@ -252,72 +128,25 @@ class Scenario:
 
 @pytest.fixture
 def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    home = tmp_path / "airflow"
-    dags = home / "dags"
-    bookings = tmp_path / "bookings"
-    dags.mkdir(parents=True)
-    bookings.mkdir()
-    shutil.copy(EXAMPLE_DAG, dags / EXAMPLE_DAG.name)
-    from cryptography.fernet import Fernet
-
-    with FakeOctanistServer(api_key="e2e-secret-key", bulk_updates=True) as server:
-        api_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update(
+    home, dags, bookings = _airflow.airflow_home(tmp_path, EXAMPLE_DAG)
+    with (
+        FakeOctanistServer(api_key="e2e-secret-key", bulk_updates=True) as server,
+        _airflow.running_airflow(
+            home,
+            dags,
+            f"sqlite:///{home / 'airflow.db'}",
             {
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": "4",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(api_port),
-                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-                "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API__SECRET_KEY": os.urandom(16).hex(),
-                "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
-                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW_CONN_OCTANIST_DEFAULT": json.dumps(
-                    {
-                        "conn_type": "octanist",
-                        "host": server.url,
-                        "password": server.api_key,
-                        "extra": {"retry_backoff": 0.2},
-                    }
-                ),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_airflow.free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_airflow.free_port()),
+                "AIRFLOW_CONN_OCTANIST_DEFAULT": _airflow.octanist_connection(server),
                 "OCTANIST_EXAMPLE_POLL_SECONDS": str(POLL_SECONDS),
                 "OCTANIST_EXAMPLE_OUTPUT_DIR": str(bookings),
-            }
-        )
-        airflow = AirflowProcesses(home, env)
-        try:
-            airflow.run("db", "migrate", timeout=180)
-            airflow.start("api-server", "api-server")
-            airflow.start("scheduler", "scheduler", "--skip-serve-logs")
-            airflow.start("dag-processor", "dag-processor")
-            airflow.start("triggerer", "triggerer", "--skip-serve-logs")
-            yield Scenario(server, airflow, MetadataDB(home / "airflow.db"), bookings)
-        finally:
-            airflow.stop_all()
-
-
-def api_server_healthy(port: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+            },
+            triggerers=("triggerer",),
+        ) as airflow,
+    ):
+        yield Scenario(server, airflow, MetadataDB(home / "airflow.db"), bookings)
 
 
 def test_won_leads_start_one_mapped_task_each_also_across_a_triggerer_kill(
@@ -335,8 +164,7 @@ def test_won_leads_start_one_mapped_task_each_also_across_a_triggerer_kill(
     measured: dict[str, Any] = {}
 
     # The watcher is live once it has fixed its start point (and, on 3.3+, stored it) and polls.
-    port = scenario.airflow.env["AIRFLOW__API__PORT"]
-    scenario.wait_for(lambda: api_server_healthy(port), STARTUP, "the API server")
+    scenario.wait_for_api_server(STARTUP)
     scenario.wait_for(lambda: scenario.logged("triggerer", WATCHER_STARTED), STARTUP, "the watcher to start")
     if STATE_STORE:
         scenario.wait_for(db.watcher_state, 30, "the watcher's start point in the asset state store")
@@ -429,14 +257,12 @@ def test_won_leads_start_one_mapped_task_each_also_across_a_triggerer_kill(
 
     measured["requests_per_poll"] = requests_per_poll(server)
     measured["poll_interval_s"] = POLL_SECONDS
-    print("\nmeasured:", json.dumps(measured, indent=2))
-    for name, value in measured.items():
-        record_property(name, json.dumps(value))
+    _airflow.report(record_property, None, measured)
 
 
 def requests_per_poll(server: FakeOctanistServer) -> dict[str, Any]:
     """Group the watcher's list requests into polls (requests less than half an interval apart)."""
-    times = sorted(r.received_at for r in server.requests if is_poll(r))
+    times = sorted(r.received_at for r in server.requests if _airflow.is_poll(r))
     polls: list[int] = []
     last = None
     for moment in times:
@@ -450,8 +276,3 @@ def requests_per_poll(server: FakeOctanistServer) -> dict[str, Any]:
         "max_per_poll": max(polls),
         "min_per_poll": min(polls),
     }
-
-
-def is_poll(request: Any) -> bool:
-    """A list request of a poll (the one-off seeding of the watcher's memory filters by status)."""
-    return bool(request.method == "GET" and request.path == "/api/leads" and "status" not in request.query)

@@ -29,16 +29,13 @@ stays on sqlite; with it set, a missing Postgres (binaries, psycopg2, asyncpg) i
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import _airflow
 import postgres
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
@@ -47,8 +44,6 @@ from airflow_provider_octanist.testing import FakeOctanistServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-from test_event_driven_e2e import AirflowProcesses, api_server_healthy, free_port, is_poll
 
 pytestmark = [
     pytest.mark.e2e,
@@ -73,24 +68,8 @@ def dag_id(scenario: str) -> str:
     return f"octanist_scenario_{scenario}"
 
 
-class Postgres:
-    """Read-only queries against the metadata database."""
-
-    def __init__(self, url: str) -> None:
-        self.dsn = url.replace("postgresql+psycopg2://", "postgresql://")
-
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        import psycopg2
-
-        try:
-            with psycopg2.connect(self.dsn, connect_timeout=10) as db, db.cursor() as cursor:
-                cursor.execute(sql, params)
-                return list(cursor.fetchall())
-        except psycopg2.errors.UndefinedTable:
-            return []
-
-    def import_errors(self) -> list[str]:
-        return [row[0] for row in self.rows("SELECT stacktrace FROM import_error")]
+class Postgres(_airflow.PostgresDB):
+    """What the scenarios read from the Postgres metadata database."""
 
     def runs(self, scenario: str) -> list[dict[str, Any]]:
         """Every run of the scenario's DAG, oldest first, with the kinds of events it consumed."""
@@ -120,15 +99,14 @@ class Postgres:
 
     def lead_events(self, scenario: str) -> list[list[str]]:
         """The lead ids of each trigger event of the scenario's asset, oldest first."""
-        events = []
-        for (extra,) in self.rows(
-            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-            "WHERE a.name = %s ORDER BY e.id",
-            f"octanist_lead_won_{scenario}",
-        ):
-            payload = (extra if isinstance(extra, dict) else json.loads(extra)).get("payload") or {}
-            events.append([lead["id"] for lead in payload.get("leads", [])])
-        return events
+        return [
+            _airflow.event_leads(extra)
+            for (extra,) in self.rows(
+                "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE a.name = %s ORDER BY e.id",
+                f"octanist_lead_won_{scenario}",
+            )
+        ]
 
     def event_stored(self, scenario: str, lead_id: str) -> float | None:
         """When the asset event carrying ``lead_id`` was stored (epoch seconds), or ``None``."""
@@ -137,8 +115,7 @@ class Postgres:
             "WHERE a.name = %s ORDER BY e.id",
             f"octanist_lead_won_{scenario}",
         ):
-            payload = (extra if isinstance(extra, dict) else json.loads(extra)).get("payload") or {}
-            if lead_id in [lead["id"] for lead in payload.get("leads", [])]:
+            if lead_id in _airflow.event_leads(extra):
                 return float(timestamp.timestamp())
         return None
 
@@ -151,57 +128,40 @@ class Postgres:
         )
 
 
-class Deployment:
+class Deployment(_airflow.Stack):
     """The running stack, one fake Octanist server per scenario, and what the tests observe."""
+
+    dags_label = "the scenario DAGs"
+    db: Postgres
 
     def __init__(
         self,
-        airflow: AirflowProcesses,
+        airflow: _airflow.AirflowProcesses,
         db: Postgres,
         servers: dict[str, FakeOctanistServer],
         bookings: Path,
     ) -> None:
-        self.airflow = airflow
-        self.db = db
+        super().__init__(airflow, db, bookings)
         self.servers = servers
-        self.bookings = bookings
 
-    def wait_for(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            self.airflow.alive()
-            errors = self.db.import_errors()
-            assert not errors, "The scenario DAGs do not import:\n" + "\n".join(errors)
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"Timed out after {timeout:.0f} s waiting for {what}.\n"
-                    f"bookings: {sorted(p.name for p in self.bookings.glob('*.json'))}\n"
-                    + "\n".join(
-                        f"{s}: events {self.db.lead_events(s)} runs {self.db.runs(s)}" for s in SCENARIOS
-                    )
-                    + f"\n{self.airflow.tails()}"
-                )
-            time.sleep(0.25)
+    def observed(self) -> str:
+        return "\n".join(
+            [
+                super().observed(),
+                *(f"{s}: events {self.db.lead_events(s)} runs {self.db.runs(s)}" for s in SCENARIOS),
+            ]
+        )
 
     def booked(self, scenario: str) -> dict[str, list[dict[str, Any]]]:
         """Lead id -> every booking the scenario's DAG made of it."""
-        result: dict[str, list[dict[str, Any]]] = {}
-        for path in self.bookings.glob(f"{dag_id(scenario)}.*.json"):
-            booking = json.loads(path.read_text())
-            if booking["dag_id"] == dag_id(scenario):
-                result.setdefault(booking["lead_id"], []).append(booking)
-        return result
+        return _airflow.read_bookings(self.bookings, dag_id(scenario))
 
     def polls_since(self, scenario: str, moment: float) -> int:
-        server = self.servers[scenario.removesuffix("_peer")]
-        return sum(1 for r in server.requests if is_poll(r) and r.received_at >= moment)
+        return _airflow.polls_since(self.servers[scenario.removesuffix("_peer")], moment)
 
     def quiet_for(self, scenario: str) -> float:
         """Seconds since the scenario's server last saw a poll."""
-        polls = [r.received_at for r in self.servers[scenario].requests if is_poll(r)]
+        polls = [r.received_at for r in self.servers[scenario].requests if _airflow.is_poll(r)]
         return time.monotonic() - max(polls, default=0.0)
 
     def win(self, scenario: str, name: str) -> str:
@@ -243,15 +203,11 @@ class Deployment:
         threshold, so nothing is adopted meanwhile.
         """
         for name in [n for n in self.airflow.procs if n.startswith("triggerer")]:
-            pid = self.airflow.procs[name].pid
-            os.killpg(pid, signal.SIGSTOP)
-            stopped = time.monotonic()
-            try:
+            with self.airflow.suspended(name):
+                stopped = time.monotonic()
                 until = stopped + 3 * POLL_SECONDS
                 self.wait_for(lambda u=until: time.monotonic() > u, 30, f"a probe of {name}")
                 polls = self.polls_since(scenario, stopped + POLL_SECONDS)  # one in flight may land
-            finally:
-                os.killpg(pid, signal.SIGCONT)
             if polls == 0:
                 return name
         raise AssertionError(f"The {scenario} watcher kept polling whichever triggerer was stopped.")
@@ -289,85 +245,32 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     reason = postgres.missing()
     if reason:
         pytest.fail(f"{postgres.REQUIRE_ENV} is set but {reason}")
-    from cryptography.fernet import Fernet
-
-    tmp = tmp_path_factory.mktemp("octanist-pg-e2e")
-    home, bookings = tmp / "airflow", tmp / "bookings"
-    dags = home / "dags"
-    dags.mkdir(parents=True)
-    bookings.mkdir()
-    shutil.copy(SCENARIO_DAGS, dags / SCENARIO_DAGS.name)
+    home, dags, bookings = _airflow.airflow_home(tmp_path_factory.mktemp("octanist-pg-e2e"), SCENARIO_DAGS)
     servers = {s: FakeOctanistServer(api_key=f"e2e-key-{s}") for s in SCENARIOS}
-    with postgres.throwaway_postgres() as url:
+    with postgres.throwaway_postgres() as url, contextlib.ExitStack() as running:
         for server in servers.values():
-            server.__enter__()
-        api_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update(
-            {
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": "4",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url,
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(api_port),
-                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-                "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API__SECRET_KEY": os.urandom(16).hex(),
-                "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
-                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
-                "OCTANIST_SCENARIO_POLL_SECONDS": str(POLL_SECONDS),
-                "OCTANIST_SCENARIO_BUSY_SECONDS": str(BUSY_TASK_SECONDS),
-                "OCTANIST_SCENARIO_OUTPUT_DIR": str(bookings),
-            }
-        )
+            running.enter_context(server)
+        settings = {
+            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+            "OCTANIST_SCENARIO_POLL_SECONDS": str(POLL_SECONDS),
+            "OCTANIST_SCENARIO_BUSY_SECONDS": str(BUSY_TASK_SECONDS),
+            "OCTANIST_SCENARIO_OUTPUT_DIR": str(bookings),
+        }
         for scenario, server in servers.items():
-            env[f"AIRFLOW_CONN_OCTANIST_{scenario.upper()}"] = json.dumps(
-                {
-                    "conn_type": "octanist",
-                    "host": server.url,
-                    "password": server.api_key,
-                    "extra": {"retry_backoff": 0.2},
-                }
+            settings[f"AIRFLOW_CONN_OCTANIST_{scenario.upper()}"] = _airflow.octanist_connection(server)
+        airflow = running.enter_context(
+            _airflow.running_airflow(home, dags, url, settings, triggerers=("triggerer-1", "triggerer-2"))
+        )
+        stack = Deployment(airflow, Postgres(url), servers, bookings)
+        stack.wait_for_api_server(STARTUP)
+        for scenario in SCENARIOS:
+            stack.wait_for(
+                lambda s=scenario: stack.polls_since(s, 0) >= 2,
+                STARTUP,
+                f"the {scenario} watcher's polls",
             )
-        airflow = AirflowProcesses(home, env)
-        try:
-            airflow.run("db", "migrate", timeout=180)
-            airflow.start("api-server", "api-server")
-            airflow.start("scheduler", "scheduler", "--skip-serve-logs")
-            airflow.start("dag-processor", "dag-processor")
-            airflow.start("triggerer-1", "triggerer", "--skip-serve-logs")
-            airflow.start("triggerer-2", "triggerer", "--skip-serve-logs")
-            stack = Deployment(airflow, Postgres(url), servers, bookings)
-            stack.wait_for(lambda: api_server_healthy(str(api_port)), STARTUP, "the API server")
-            for scenario in SCENARIOS:
-                stack.wait_for(
-                    lambda s=scenario: stack.polls_since(s, 0) >= 2,
-                    STARTUP,
-                    f"the {scenario} watcher's polls",
-                )
-            yield stack
-        finally:
-            airflow.stop_all()
-            for server in servers.values():
-                server.__exit__(None, None, None)
-
-
-def report(record_property: Callable[[str, object], None], scenario: str, values: dict[str, Any]) -> None:
-    print(f"\nmeasured {scenario}:", json.dumps(values, indent=2))
-    for name, value in values.items():
-        record_property(f"{scenario}.{name}", json.dumps(value))
+        yield stack
 
 
 def test_a_busy_dag_at_max_active_runs_books_every_lead_after_the_run_ahead_of_it(
@@ -413,7 +316,7 @@ def test_a_busy_dag_at_max_active_runs_books_every_lead_after_the_run_ahead_of_i
             # the sweep event, no run of its own for the sweep.
             merged = booked[late][0]["run_id"] == sweeps[0]["run_id"]
             assert merged, runs
-    report(
+    _airflow.report(
         record_property,
         scenario,
         {
@@ -433,12 +336,8 @@ def test_after_a_scheduler_pause_every_lead_found_meanwhile_is_booked(
     deployment: Deployment, record_property: Callable[[str, object], None]
 ) -> None:
     stack, scenario = deployment, "scheduler_pause"
-    scheduler = stack.airflow.procs["scheduler"]
-    os.killpg(scheduler.pid, signal.SIGSTOP)
-    try:
+    with stack.airflow.suspended("scheduler"):
         leads = [stack.win(scenario, name) for name in ("Dan", "Eva")]  # two polls, two events
-    finally:
-        os.killpg(scheduler.pid, signal.SIGCONT)
     resumed = time.time()
     starts = stack.wait_booked(scenario, leads, resumed + DEADLINE, "bookings after the scheduler resumed")
     runs = stack.settle_and_check(scenario, leads)
@@ -449,7 +348,7 @@ def test_after_a_scheduler_pause_every_lead_found_meanwhile_is_booked(
     assert len(sweeps) <= 1, runs
     if sweeps:
         assert stack.sweep_logged(scenario), "a sweep run happened, but no sweep task logged stranded events"
-    report(
+    _airflow.report(
         record_property,
         scenario,
         {
@@ -461,15 +360,7 @@ def test_after_a_scheduler_pause_every_lead_found_meanwhile_is_booked(
 
 
 def airflow_cli(stack: Deployment, *args: str) -> None:
-    result = subprocess.run(
-        [stack.airflow.airflow, *args],
-        env=stack.airflow.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    stack.airflow.run(*args, timeout=120)
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="Before 3.3 a restarted watcher starts again at 'now'.")
@@ -494,7 +385,7 @@ def test_a_lead_won_while_the_only_consumer_dag_was_paused_is_booked_after_the_u
     latency = measured(starts, unpaused)
     assert latency[lead["id"]] <= DEADLINE, latency
     assert [r["sweep_events"] for r in runs] == [0] * len(runs), runs
-    report(
+    _airflow.report(
         record_property,
         scenario,
         {
@@ -531,7 +422,7 @@ def test_a_dag_paused_while_another_keeps_the_watcher_running_gets_its_leads_wit
     runs = stack.settle_and_check(scenario, [first, second])
     assert len(runs) == 1, runs
     stack.settle_and_check(peer, [first, second])
-    report(
+    _airflow.report(
         record_property,
         scenario,
         {
@@ -564,7 +455,7 @@ def test_a_sigkilled_triggerer_hands_the_watcher_to_the_other_one(
     runs = stack.settle_and_check(scenario, [won["id"]])
     latency = measured(starts, killed)
     assert [r["sweep_events"] for r in runs] == [0] * len(runs), runs
-    report(
+    _airflow.report(
         record_property,
         scenario,
         {
