@@ -19,7 +19,7 @@ from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist._backoff import TRANSIENT_ERRORS, backoff_seconds, is_transient
 from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors, positive_number
 from airflow_provider_octanist._timestamps import cursor_timestamp, to_utc
-from airflow_provider_octanist.exceptions import OctanistNotFoundError
+from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistNotFoundError
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
 from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported, shared_key
 from airflow_provider_octanist.triggers._feed.state_slot import state_key
@@ -314,11 +314,17 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         if isinstance(read, TriggerEvent):
             return read
         placed = status_feed.place(cast("dict[str, Any]", progress.lead), read)
-        if isinstance(placed, str):
-            return await self._fall_back(hook, progress, placed)
-        refused = status_feed.refused(self.octanist_conn_id, self.poll_interval)
-        if refused is not None:
-            return await self._fall_back(hook, progress, refused)
+        # Why the feed cannot serve this trigger, if it cannot; each reason is checked only if needed.
+        why = (
+            placed
+            if isinstance(placed, str)
+            else status_feed.refused(self.octanist_conn_id, self.poll_interval)
+            or await self._unlisted(hook, progress)
+        )
+        if isinstance(why, TriggerEvent):
+            return why
+        if why is not None or isinstance(placed, str):
+            return await self._fall_back(hook, progress, why or "")
         subscription = status_feed.Subscription(self.lead_id, *placed)
         feed = status_feed.subscribe(
             self.octanist_conn_id, self.poll_interval, subscription, self.max_backoff, self.log
@@ -330,6 +336,33 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         if event is not None:
             return event
         return await self._fall_back(hook, progress, subscription.fallback or "")
+
+    async def _unlisted(self, hook: OctanistAsyncHook, progress: _Progress) -> TriggerEvent | str | None:
+        """
+        Why the feed would never show this trigger's lead, or ``None`` when the list shows it.
+
+        A lead missing from the listing of its ``updatedAt`` may just have changed since it was
+        read: it is read again (which ends the wait if it got there) and looked for anew, up to
+        three times, before it counts as hidden from the list.
+        """
+        from airflow_provider_octanist.triggers._feed import status_feed
+
+        for _ in range(3):
+            seen = progress.lead
+            try:
+                reason = await status_feed.unlisted(hook, cast("dict[str, Any]", seen), self.poll_interval)
+            except OctanistAuthError as exc:
+                self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
+                return self._error_event(f"Watching lead {self.lead_id} failed: {exc}")
+            if reason is None or status_feed.refused(self.octanist_conn_id, self.poll_interval):
+                return reason  # listed, or the API refused the listing: no second look helps
+            event, _ = await self._check(hook, progress)
+            if event is not None:
+                return event
+            now = progress.lead
+            if now is seen or now is None or now.get("updatedAt") == (seen or {}).get("updatedAt"):
+                return reason  # the lead has not changed: the list hides it
+        return reason
 
     async def _first_read(self, hook: OctanistAsyncHook, progress: _Progress) -> TriggerEvent | str | None:
         """

@@ -408,7 +408,8 @@ def test_the_feed_starts_from_the_servers_time_not_the_triggerers_clock(
 
     run(scenario)
     (answered,) = [r for r in server.requests if r.path == f"{LIST}/{lead}"]
-    listed = next(r for r in server.requests if r.path == LIST)
+    # The feed's poll (the trigger's own look for its lead in the list has an upper bound too).
+    listed = next(r for r in server.requests if r.path == LIST and "updatedAt[lt]" not in r.query)
     bound = datetime.fromisoformat(listed.query["updatedAt[gte]"][0].replace("Z", "+00:00"))
     assert listed.query["sort"] == ["updatedAt:asc"]
     # The bound is CLOCK_MARGIN before the server's time of the trigger's own read.
@@ -556,6 +557,91 @@ def test_a_lead_the_feed_cannot_place_is_polled_on_its_own(
     assert event["status"] == "success"
     assert lists(server) == 0
     assert len(Printed(capsys).lines("no readable updatedAt")) == 1
+
+
+def hide_from_list(server: FakeOctanistServer, lead_id: str, count: int | None = None) -> None:
+    """Leave ``lead_id`` out of every list answer (``GET /leads/{id}`` still shows it)."""
+
+    def without(payload: Any) -> Any:
+        payload["data"] = [item for item in payload["data"] if item.get("id") != lead_id]
+        return payload
+
+    server.inject("transform", function=without, count=count, path=LIST)
+
+
+def test_a_lead_the_list_does_not_show_is_polled_on_its_own_and_the_trigger_says_why_once(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hidden, shown = server.add_lead()["id"], server.add_lead()["id"]
+    hide_from_list(server, hidden)
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(hidden, poll_interval=0.02), trigger(shown))
+        await until(lambda: gets(server, hidden) >= 4, "the hidden lead's trigger to poll on its own")
+        await joined(1)  # the other trigger waits on the feed
+        await ticker.poll()
+        server.set_status(hidden, "won")  # never in a list answer: only its own polls can see it
+        server.set_status(shown, "won")
+        await ticker.poll()
+        return await results(tasks)
+
+    outcome = run(scenario)
+    assert [events[0]["status"] for events in outcome] == ["success", "success"]
+    fallbacks = Printed(capsys).lines("cannot serve")
+    assert len(fallbacks) == 1, fallbacks
+    assert hidden in fallbacks[0]
+    assert "does not show the lead" in fallbacks[0]
+    assert gets(server, shown) == 1, "a listed lead is read once, then served by the feed"
+
+
+def test_looking_for_a_lead_in_the_list_costs_one_request_per_trigger_once(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    leads = [lead["id"] for lead in server.add_leads(5)]
+
+    async def scenario() -> None:
+        tasks = start(*(trigger(lead) for lead in leads))
+        await joined(5)
+        await ticker.poll()
+        await ticker.poll()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(scenario)
+    looks = [r for r in server.requests if r.path == LIST and "updatedAt[lt]" in r.query]
+    assert len(looks) == 5
+    for look in looks:  # each lists the one millisecond of its lead's updatedAt
+        low = datetime.fromisoformat(look.query["updatedAt[gte]"][0].replace("Z", "+00:00"))
+        high = datetime.fromisoformat(look.query["updatedAt[lt]"][0].replace("Z", "+00:00"))
+        assert high - low == timedelta(milliseconds=1)
+
+
+def test_a_lead_that_changes_while_it_is_looked_for_is_not_taken_for_hidden(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lead = server.add_lead()["id"]
+
+    def moved_on(payload: Any) -> Any:
+        # The lead changes as the list is read: it has left the millisecond that was listed.
+        server.set_status(lead, "qualified")
+        payload["data"] = [item for item in payload["data"] if item.get("id") != lead]
+        return payload
+
+    server.inject("transform", function=moved_on, count=1, path=LIST)
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(lead))
+        await joined(1)
+        await ticker.poll()
+        server.set_status(lead, "won")
+        await ticker.poll()
+        return await results(tasks)
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+    assert Printed(capsys).lines("cannot serve") == []
+    assert gets(server, lead) == 2, "read at the start, and again when it was missing from the list"
 
 
 # -- visibility and clean-up ----------------------------------------------------------------------

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from datetime import datetime
 
+    from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._feed.changes import Changes
     from airflow_provider_octanist.triggers._feed.cursor import Change, RawLead
 
@@ -89,6 +90,49 @@ def place(lead: RawLead, server_time: str | None) -> tuple[Cursor, datetime | No
     if at is None:
         return "the lead has no readable updatedAt, so the change feed cannot place its changes"
     return Cursor(now - CLOCK_MARGIN), (at if at <= now else None)
+
+
+async def unlisted(hook: OctanistAsyncHook, lead: RawLead, poll_interval: float) -> str | None:
+    """
+    Why ``GET /leads`` does not show ``lead`` (as ``GET /leads/{id}`` returned it); ``None`` when it does.
+
+    The feed sees a lead only through listings by ``updatedAt``, so this lists the millisecond of
+    the lead's own ``updatedAt`` (one request, more only when that millisecond holds over 100
+    leads). A lead that changed since it was read is missing too: the caller reads it again before
+    it concludes. A transient failure is no answer (``None``): the feed's own polls report those.
+    A refused listing (a 4xx) is an answer for every trigger of the connection and poll interval
+    (see :func:`refused`); a rejected key is raised.
+    """
+    at = parse_timestamp(lead.get("updatedAt"))
+    if at is None:
+        return "the lead has no readable updatedAt"
+    start = at.replace(microsecond=at.microsecond // 1000 * 1000)
+    window: dict[str, Any] = {"updated_gte": start, "updated_lt": start + timedelta(milliseconds=1)}
+    number = 1
+    while True:
+        try:
+            page = await hook.list_leads_page(
+                number, skip_malformed=True, sort="updatedAt:asc", page_size=100, **window
+            )
+        except OctanistAuthError:
+            raise
+        except OctanistError as exc:
+            if is_transient(exc):
+                return None
+            reason = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
+            _REFUSED[(asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval)] = (
+                reason,
+                time.monotonic(),
+            )
+            return reason
+        if any(item.get("id") == lead.get("id") for item in page.items):
+            return None
+        if not page.has_more or not page.items:
+            return (
+                f"GET /leads does not show the lead: it is missing from the listing of its own "
+                f"updatedAt {lead.get('updatedAt')}"
+            )
+        number += 1
 
 
 def as_lead(row: RawLead) -> dict[str, Any]:
