@@ -82,7 +82,7 @@ help:
 	@echo "make package       - build, twine check, inspect the wheel, smoke-test it in $(PKG_VENV)"
 	@echo "make release-check [TAG=v0.1.0] - the version has a CHANGELOG entry (and equals the tag)"
 	@echo "make browser       - the connection form in headless Chromium (needs /usr/bin/chromium)"
-	@echo "make e2e-postgres  - event-driven scenarios on Postgres with two triggerers (needs postgresql)"
+	@echo "make e2e-postgres  - event-driven scenarios on Postgres, CeleryExecutor, two triggerers (needs postgresql, redis-server)"
 	@echo "make bench         - every benchmark at full size, one markdown table (~4 min)"
 	@echo "make bench-smoke   - the benchmarks at tiny sizes (CI): fails only if one crashes"
 	@echo "PYTEST_ARGS='-k name' narrows any pytest run, e.g. make test PYTEST_ARGS='tests/hooks -k retry'"
@@ -220,10 +220,11 @@ browser: $(BROWSER_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OCTANIST_REQUIRE_BROWSER=1 OCTANIST_SCREENSHOT_DIR="$(CURDIR)/docs" \
 		$(PY) -m pytest -m browser tests/browser $(PYTEST_ARGS)
 
-# --- event-driven scheduling on Postgres with two triggerers ------------------------------------
-# Needs Debian's postgresql (server binaries under /usr/lib/postgresql/<major>/bin); Airflow needs
-# psycopg2 (sync engine) and asyncpg (async engine) to run on Postgres. OCTANIST_REQUIRE_POSTGRES turns
-# "Postgres missing" from a skip into a failure.
+# --- event-driven scheduling on Postgres and CeleryExecutor with two triggerers ----------------
+# Needs Debian's postgresql (server binaries under /usr/lib/postgresql/<major>/bin) and redis-server
+# (the Celery broker); the `postgres` group brings psycopg2 and asyncpg (Airflow's sync and async
+# engines on Postgres), the Celery provider and the Redis client. OCTANIST_REQUIRE_POSTGRES turns
+# "Postgres or Redis missing" from a skip into a failure.
 POSTGRES_STAMP := $(VENV)/.installed-postgres-$(AIRFLOW_VERSION)
 $(POSTGRES_STAMP): $(STAMP)
 	$(PIP_INSTALL) --group postgres

@@ -98,8 +98,10 @@ def test_deferrable_mode_defers_then_returns_the_lead_after_it_turns_won(scenari
     assert scenario.flips["deferred"].flipped.is_set()
     # The templated lead id was rendered, the sensor checked once and handed over to the trigger.
     assert "Deferring: the triggerer checks lead lead_defer_flip" in scenario.run.output
-    # The sensor's check and the trigger's first read; the win came through the shared change feed.
-    assert scenario.gets("lead_defer_flip") == 2
+    # The sensor's check and the trigger's first read; the win came through the shared change feed,
+    # or, when it landed between that read and the trigger's look for the lead in the list, through
+    # the one read again that such a look makes.
+    assert scenario.gets("lead_defer_flip") in (2, 3)
     assert scenario.server.request_count("GET", "/api/leads") >= 1
     lead = scenario.run.xcom("deferred_until_won")
     assert lead["status"] == "won"

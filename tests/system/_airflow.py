@@ -179,11 +179,17 @@ def airflow_env(
 
 @contextlib.contextmanager
 def running_airflow(
-    home: Path, dags: Path, database_url: str, settings: Mapping[str, str], triggerers: tuple[str, ...]
+    home: Path,
+    dags: Path,
+    database_url: str,
+    settings: Mapping[str, str],
+    triggerers: tuple[str, ...],
+    celery_workers: tuple[str, ...] = (),
 ) -> Iterator[AirflowProcesses]:
     """Migrate the metadata database, then run an API server (on a free port), a scheduler, a DAG
-    processor and one triggerer per name in ``triggerers`` with :func:`airflow_env`; every component
-    is stopped (SIGTERM, whole tree) afterwards."""
+    processor, one triggerer per name in ``triggerers`` and one Celery worker per name in
+    ``celery_workers`` (for ``settings`` that choose CeleryExecutor) with :func:`airflow_env`; every
+    component is stopped (SIGTERM, whole tree) afterwards."""
     airflow = AirflowProcesses(home, airflow_env(home, dags, database_url, free_port(), settings))
     try:
         airflow.run("db", "migrate", timeout=180)
@@ -192,6 +198,17 @@ def running_airflow(
         airflow.start("dag-processor", "dag-processor")
         for name in triggerers:
             airflow.start(name, "triggerer", "--skip-serve-logs")
+        for name in celery_workers:
+            airflow.start(
+                name,
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--skip-serve-logs",
+                "--without-mingle",
+                "--without-gossip",
+            )
         yield airflow
     finally:
         airflow.stop_all()

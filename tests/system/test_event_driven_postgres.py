@@ -2,8 +2,9 @@
 Won leads never wait: the event-driven guarantee under the conditions that strand asset events on
 Airflow 3.0-3.3, with real Airflow processes as production runs them.
 
-One deployment for the whole module: Postgres, a scheduler (LocalExecutor), a DAG processor, an
-API server and TWO triggerers. Each scenario has its own consumer DAG, asset, watcher and fake
+One deployment for the whole module, shaped as production runs Airflow: Postgres, CeleryExecutor
+(a Redis broker and a Celery worker, which runs every task), a scheduler, a DAG processor, an API
+server and TWO triggerers. Each scenario has its own consumer DAG, asset, watcher and fake
 Octanist server (``dags/octanist_lead_won_scenarios.py``), written the way the README documents
 (``lead_event_schedule`` + ``sweep_stranded_events``):
 
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import _airflow
+import celery_broker
 import postgres
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
@@ -242,15 +244,20 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         pytest.skip(
             f"Minutes of real Airflow on Postgres: `make e2e-postgres` sets {postgres.REQUIRE_ENV}=1."
         )
-    reason = postgres.missing()
+    reason = postgres.missing() or celery_broker.missing()
     if reason:
         pytest.fail(f"{postgres.REQUIRE_ENV} is set but {reason}")
     home, dags, bookings = _airflow.airflow_home(tmp_path_factory.mktemp("octanist-pg-e2e"), SCENARIO_DAGS)
     servers = {s: FakeOctanistServer(api_key=f"e2e-key-{s}") for s in SCENARIOS}
-    with postgres.throwaway_postgres() as url, contextlib.ExitStack() as running:
+    with (
+        postgres.throwaway_postgres() as url,
+        celery_broker.throwaway_redis() as broker,
+        contextlib.ExitStack() as running,
+    ):
         for server in servers.values():
             running.enter_context(server)
         settings = {
+            **celery_broker.celery_settings(broker, url),
             "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
             "OCTANIST_SCENARIO_POLL_SECONDS": str(POLL_SECONDS),
@@ -260,7 +267,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         for scenario, server in servers.items():
             settings[f"AIRFLOW_CONN_OCTANIST_{scenario.upper()}"] = _airflow.octanist_connection(server)
         airflow = running.enter_context(
-            _airflow.running_airflow(home, dags, url, settings, triggerers=("triggerer-1", "triggerer-2"))
+            _airflow.running_airflow(
+                home,
+                dags,
+                url,
+                settings,
+                triggerers=("triggerer-1", "triggerer-2"),
+                celery_workers=("worker-1",),
+            )
         )
         stack = Deployment(airflow, Postgres(url), servers, bookings)
         stack.wait_for_api_server(STARTUP)
