@@ -187,6 +187,11 @@ class Deployment(_airflow.Stack):
         )
         return {lead_id: self.booked(scenario)[lead_id][0]["started"] for lead_id in lead_ids}
 
+    def celery_tasks_done(self) -> int:
+        """Task workloads the Celery worker reports as succeeded: the executor really is Celery."""
+        log = self.airflow.logs["worker-1"].read_text(errors="replace")
+        return sum(1 for line in log.splitlines() if "execute_workload[" in line and "succeeded" in line)
+
     def sweep_logged(self, scenario: str) -> list[str]:
         """The sweep task's log lines that report stranded events, over every run of the DAG."""
         logs = Path(self.airflow.env["AIRFLOW_HOME"]) / "logs" / f"dag_id={dag_id(scenario)}"
@@ -306,6 +311,7 @@ def test_a_busy_dag_at_max_active_runs_books_every_lead_after_the_run_ahead_of_i
         scenario, leads, time.time() + 3 * (BUSY_TASK_SECONDS + DEADLINE), "the busy DAG's bookings"
     )
     runs = stack.settle_and_check(scenario, leads)
+    assert stack.celery_tasks_done() >= len(leads), "the bookings ran, but not on the Celery worker"
     # Unblocking moment of each lead: the end of the run ahead of the run that booked it.
     booked = stack.booked(scenario)
     run_ids = [r["run_id"] for r in runs]
