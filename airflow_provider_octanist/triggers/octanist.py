@@ -350,7 +350,8 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         for _ in range(3):
             seen = progress.lead
             try:
-                reason = await status_feed.unlisted(hook, cast("dict[str, Any]", seen), self.poll_interval)
+                lead = cast("dict[str, Any]", seen)
+                reason = await status_feed.unlisted(hook, lead, self.poll_interval, self.end_time)
             except OctanistAuthError as exc:
                 self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
                 return self._error_event(f"Watching lead {self.lead_id} failed: {exc}")

@@ -92,7 +92,9 @@ def place(lead: RawLead, server_time: str | None) -> tuple[Cursor, datetime | No
     return Cursor(now - CLOCK_MARGIN), (at if at <= now else None)
 
 
-async def unlisted(hook: OctanistAsyncHook, lead: RawLead, poll_interval: float) -> str | None:
+async def unlisted(
+    hook: OctanistAsyncHook, lead: RawLead, poll_interval: float, deadline: float | None = None
+) -> str | None:
     """
     Why ``GET /leads`` does not show ``lead`` (as ``GET /leads/{id}`` returned it); ``None`` when it does.
 
@@ -101,7 +103,8 @@ async def unlisted(hook: OctanistAsyncHook, lead: RawLead, poll_interval: float)
     leads). A lead that changed since it was read is missing too: the caller reads it again before
     it concludes. A transient failure is no answer (``None``): the feed's own polls report those.
     A refused listing (a 4xx) is an answer for every trigger of the connection and poll interval
-    (see :func:`refused`); a rejected key is raised.
+    (see :func:`refused`); a rejected key is raised. ``deadline`` (``time.time()`` seconds) bounds
+    each request, as the trigger's end time bounds its own reads.
     """
     at = parse_timestamp(lead.get("updatedAt"))
     if at is None:
@@ -112,7 +115,7 @@ async def unlisted(hook: OctanistAsyncHook, lead: RawLead, poll_interval: float)
     while True:
         try:
             page = await hook.list_leads_page(
-                number, skip_malformed=True, sort="updatedAt:asc", page_size=100, **window
+                number, skip_malformed=True, deadline=deadline, sort="updatedAt:asc", page_size=100, **window
             )
         except OctanistAuthError:
             raise
