@@ -132,7 +132,16 @@ class Listing:
     def read(self, call: Call, page: int, answer: Answer, settings: Settings) -> Page:
         """Parse the answer to ``call`` into a :class:`Page` of checked items."""
         status, headers, content = answer
-        data, payload = unwrap(call, status, headers, content, settings, expect=list, legacy=self.legacy)
+        data, payload = unwrap(
+            call,
+            status,
+            headers,
+            content,
+            settings,
+            expect=list,
+            legacy=self.legacy,
+            in_items=self.skip_malformed,  # one lead with a NaN is skipped like any malformed lead
+        )
         result = page_from(call, data, payload, page, headers)
         if not self.skip_malformed:
             items = [self.check_item(item, call, result.request_id) for item in result.items]

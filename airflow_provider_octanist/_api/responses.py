@@ -24,24 +24,75 @@ class NotStrictJSONError(ValueError):
     """A JSON number Python would read but strict JSON (and a trigger event) cannot carry."""
 
 
-def _refuse_constant(name: str) -> Any:
-    raise NotStrictJSONError(f"the non-standard number {name}")
+class NonFinite:
+    """Where a decoded answer had a number strict JSON cannot carry; its text says which."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"<{self.what}>"
 
 
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if number in (float("inf"), float("-inf")):
-        raise NotStrictJSONError(f"the number {text[:40]}, which overflows to infinity")
-    return number
+class NonFiniteItem(dict):  # type: ignore[type-arg]
+    """An item of ``data`` that holds a :class:`NonFinite` (see :func:`loads_strict`): refused alone."""
+
+    what = ""
 
 
-def loads_strict(content: bytes | str) -> Any:
+def first_non_finite(value: Any) -> str | None:
+    """What the first non-standard number in a decoded ``value`` is, or ``None`` if it has none."""
+    if isinstance(value, NonFinite):
+        return value.what
+    if isinstance(value, NonFiniteItem):
+        return None  # already set apart, to be refused on its own
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        found = first_non_finite(child)
+        if found is not None:
+            return found
+    return None
+
+
+def loads_strict(content: bytes | str, *, in_items: bool = False) -> Any:
     """
     Decode strict JSON: ``NaN``/``Infinity`` (and numbers too large for a float) are refused.
 
-    Whatever is decoded here may end up in a trigger event, which must stay plain JSON.
+    Whatever is decoded here may end up in a trigger event, which must stay plain JSON. With
+    ``in_items``, such a number inside one object of the envelope's ``data`` list is left there as
+    a :class:`NonFinite` for the item check to refuse that item alone (a change feed skips one
+    malformed lead instead of stalling on its page); anywhere else it refuses the answer.
     """
-    return json.loads(content, parse_constant=_refuse_constant, parse_float=_finite_float)
+    found = False
+
+    def constant(name: str) -> NonFinite:
+        nonlocal found
+        found = True
+        return NonFinite(f"the non-standard number {name}")
+
+    def finite_float(text: str) -> float | NonFinite:
+        number = float(text)
+        if number in (float("inf"), float("-inf")):
+            nonlocal found
+            found = True
+            return NonFinite(f"the number {text[:40]}, which overflows to infinity")
+        return number
+
+    payload = json.loads(content, parse_constant=constant, parse_float=finite_float)
+    if found:  # rare: only then is anything walked
+        if in_items and isinstance(payload, dict) and isinstance(payload.get("data"), list):
+            data = payload["data"]
+            for index, item in enumerate(data):
+                what = first_non_finite(item) if isinstance(item, dict) else None
+                if what is not None:
+                    data[index] = NonFiniteItem(item)
+                    data[index].what = what
+        what = first_non_finite(payload)
+        if what is not None:
+            raise NotStrictJSONError(what)
+    return payload
 
 
 def _excerpt(content: bytes) -> str:
@@ -49,12 +100,21 @@ def _excerpt(content: bytes) -> str:
 
 
 def decode_json(
-    call: Call, status: int, headers: Mapping[str, str], content: bytes, settings: Settings
+    call: Call,
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    settings: Settings,
+    *,
+    in_items: bool = False,
 ) -> Any:
-    """Decode a body as JSON, or raise :class:`OctanistResponseError` describing what came instead."""
+    """Decode a body as JSON, or raise :class:`OctanistResponseError` describing what came instead.
+
+    ``in_items``: see :func:`loads_strict`.
+    """
     content_type = headers.get("Content-Type") or "no content type"
     try:
-        return loads_strict(content)
+        return loads_strict(content, in_items=in_items)
     except RecursionError:
         # The JSON decoder recurses once per nesting level; no Octanist answer is that deep.
         raise OctanistResponseError(
@@ -105,14 +165,15 @@ def unwrap(
     *,
     expect: type,
     legacy: Callable[[Any], Any] | None = None,
+    in_items: bool = False,
 ) -> tuple[Any, Any]:
     """
     Return ``(data, payload)`` of a 2xx answer, checking the envelope and the type of ``data``.
 
     ``legacy`` maps a pre-envelope (1.0-era) body to the current ``data`` shape; it returns ``None``
-    for a body it does not recognise.
+    for a body it does not recognise. ``in_items``: see :func:`loads_strict`.
     """
-    payload = decode_json(call, status, headers, content, settings)
+    payload = decode_json(call, status, headers, content, settings, in_items=in_items)
     request_id = request_id_of(payload, headers)
     if isinstance(payload, dict):
         _check_envelope(call, status, payload, request_id)
@@ -165,6 +226,11 @@ def check_lead(lead: Any, call: Call, request_id: str | None) -> dict[str, Any]:
     if not isinstance(lead, dict) or not isinstance(lead.get("id"), str) or not lead["id"]:
         raise OctanistResponseError(
             f"Octanist answered {call.label} with a lead that has no string 'id': {str(lead)[:120]!r}",
+            request_id=request_id,
+        )
+    if isinstance(lead, NonFiniteItem):
+        raise OctanistResponseError(
+            f"Lead {lead['id']} holds {lead.what}, which strict JSON (and a trigger event) cannot carry",
             request_id=request_id,
         )
     status = lead.get("status")

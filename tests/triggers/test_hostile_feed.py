@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -287,6 +288,43 @@ def test_case_4_a_malformed_leads_log_line_holds_no_piece_of_an_echoed_key(
         assert "***" in logged[0]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["NaN", "Infinity"])
+def test_case_12_a_lead_holding_a_non_standard_number_is_skipped_not_its_page(
+    server: FakeOctanistServer, value: float
+) -> None:
+    base = datetime.now(timezone.utc) - timedelta(minutes=1)
+    leads = server.add_leads(3, updatedAt=base)
+    server.inject("corrupt_lead", count=None, fields={"value": value}, path="/api/leads")
+    notes = FeedNotes()
+
+    changes = asyncio.run(changes_after(Cursor(base - timedelta(seconds=1)), notes))
+
+    assert len(changes.changes) == 2  # the page's other leads, not a refused page
+    assert {c.lead_id for c in changes.changes} < {lead["id"] for lead in leads}
+    assert changes.skipped == 1
+    assert notes.skipped == 1
+    assert all(math.isfinite(c.lead["value"] or 0) for c in changes.changes)
+
+
+def test_case_12_a_non_standard_number_outside_the_leads_still_refuses_the_page(
+    server: FakeOctanistServer,
+) -> None:
+    server.add_leads(2)
+    server.inject(
+        "transform",
+        count=None,
+        path="/api/leads",
+        function=lambda payload: json.dumps(payload).replace('"total": 2', '"total": NaN'),
+    )
+
+    async def scenario() -> None:
+        async with OctanistAsyncHook() as hook:
+            await hook.list_leads_page(1, skip_malformed=True)
+
+    with pytest.raises(OctanistResponseError, match="non-standard number NaN"):
+        asyncio.run(scenario())
 
 
 # -- case 5: microsecond timestamps ----------------------------------------------------------------------
