@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from _airflow import free_port
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -41,12 +43,6 @@ def missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -62,7 +58,7 @@ def _accepts(port: int) -> bool:
 def throwaway_redis() -> Iterator[str]:
     """Run a fresh Redis on loopback, in memory only; yield its URL (database 0)."""
     workdir = Path(tempfile.mkdtemp(prefix="octanist-redis-"))
-    port = _free_port()
+    port = free_port()
     log = workdir / "redis.log"
     server = subprocess.Popen(
         [

@@ -17,11 +17,12 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from _airflow import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,12 +57,6 @@ def missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def throwaway_postgres(database: str = "airflow") -> Iterator[str]:
     """Run a fresh PostgreSQL server; yield the SQLAlchemy URL of an empty ``database`` on it."""
@@ -73,7 +68,7 @@ def throwaway_postgres(database: str = "airflow") -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
         postgres = pwd.getpwnam("postgres")
         os.chown(workdir, postgres.pw_uid, postgres.pw_gid)
-    data, port = workdir / "data", _free_port()
+    data, port = workdir / "data", free_port()
 
     def run(*args: str, timeout: float = 120) -> None:
         result = subprocess.run(

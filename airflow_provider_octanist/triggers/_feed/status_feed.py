@@ -123,10 +123,7 @@ async def unlisted(
             if is_transient(exc):
                 return None
             reason = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
-            _REFUSED[(asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval)] = (
-                reason,
-                time.monotonic(),
-            )
+            _remember_refusal((asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval), reason)
             return reason
         if any(item.get("id") == lead.get("id") for item in page.items):
             return None
@@ -395,6 +392,11 @@ _FEEDS: dict[_FeedKey, StatusFeed] = {}
 _REFUSED: dict[_FeedKey, tuple[str, float]] = {}
 
 
+def _remember_refusal(key: _FeedKey, reason: str) -> None:
+    """Joiners of this loop, connection and interval poll alone for :data:`UNSERVABLE_FOR` seconds."""
+    _REFUSED[key] = (reason, time.monotonic())
+
+
 def refused(octanist_conn_id: str, poll_interval: float) -> str | None:
     """Why the API refused this connection's feed in this event loop lately, if it did."""
     key = (asyncio.get_running_loop(), octanist_conn_id, poll_interval)
@@ -430,7 +432,7 @@ async def unsubscribe(feed: StatusFeed, subscription: Subscription) -> None:
     """Leave ``feed``; the last one to leave stops its poll loop and closes its hook."""
     key = (asyncio.get_running_loop(), feed.octanist_conn_id, feed.poll_interval)
     if feed.refused is not None:
-        _REFUSED[key] = (feed.refused, time.monotonic())
+        _remember_refusal(key, feed.refused)
     if feed.leave(subscription):
         if _FEEDS.get(key) is feed:
             del _FEEDS[key]
