@@ -63,6 +63,10 @@ def httpx_failure(exc: Exception) -> tuple[str, bool, bool]:
     return f"the request failed ({type(exc).__name__})", False, True
 
 
+RECANCEL_INTERVAL = 0.1
+"""Python 3.10: seconds between the cancellations of a request that outlived its deadline."""
+
+
 async def within(seconds: float, awaitable: Awaitable[T]) -> T:
     """
     Await ``awaitable`` for at most ``seconds`` (``asyncio.TimeoutError`` after that).
@@ -79,14 +83,20 @@ async def within(seconds: float, awaitable: Awaitable[T]) -> T:
     task = asyncio.current_task()
     if task is None:  # awaited outside a task (never in a triggerer): nothing of ours to cancel
         return await asyncio.wait_for(awaitable, seconds)
+    loop = asyncio.get_running_loop()
     expired = False
+    timer: asyncio.TimerHandle
 
     def expire() -> None:
-        nonlocal expired
+        nonlocal expired, timer
         expired = True
         task.cancel()
+        # Before 3.11 a task cannot count its cancellations, so anyio (under httpx) takes one that
+        # reaches it inside a task group (a connect's) for its own and swallows it: the request
+        # then ran on, undeadlined, for as long as the server dripped. Cancel again until it stops.
+        timer = loop.call_later(RECANCEL_INTERVAL, expire)
 
-    timer = asyncio.get_running_loop().call_later(max(seconds, 0.0), expire)
+    timer = loop.call_later(max(seconds, 0.0), expire)
     try:
         return await awaitable
     except asyncio.CancelledError:

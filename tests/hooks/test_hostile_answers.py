@@ -8,7 +8,9 @@ cases (1, 2, 4, 5, 11) are in ``tests/triggers/test_hostile_feed.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from airflow_provider_octanist.exceptions import (
     OctanistServerError,
     OctanistTimeoutError,
 )
+from airflow_provider_octanist.hooks._base import RECANCEL_INTERVAL, within
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
 
@@ -105,6 +108,30 @@ def test_case_3_dripping_requests_free_the_shared_clients_connections_at_their_d
     started = time.monotonic()
     asyncio.run(scenario())
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 11),
+    reason="From Python 3.11 the deadline is asyncio.timeout, and anyio counts cancellations itself",
+)
+def test_case_3_on_python_3_10_the_deadline_holds_when_a_library_swallows_its_cancellation() -> None:
+    async def request_that_swallows_one_cancellation() -> str:
+        # What anyio's task group does on Python 3.10 with a cancellation it takes for its own
+        # (the connect of a request that waited for a free connection): swallow it and go on.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(30)
+        await asyncio.sleep(30)
+        return "answered long after the deadline"
+
+    async def scenario() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await within(0.05, request_that_swallows_one_cancellation())
+        # Nothing of the deadline is left behind to cancel what the task does next.
+        await asyncio.sleep(RECANCEL_INTERVAL * 3)
+
+    started = time.monotonic()
+    asyncio.run(scenario())
+    assert time.monotonic() - started < 5
 
 
 def test_case_3_the_status_trigger_end_time_holds_while_a_request_drips(
