@@ -32,6 +32,7 @@ from _common import (
     bench_main,
     connection_uri_json,
     median,
+    peak_rss_bytes,
     rss_bytes,
     run_json,
 )
@@ -44,15 +45,6 @@ GOAL_RSS_MB = 50.0
 LATENCY = 0.02
 FULL = {"rows": 2_000, "rounds": 3, "memory_rows": 200_000}
 SMOKE = {"rows": 100, "rounds": 1, "memory_rows": 2_000}
-
-
-def _peak_rss_bytes() -> int:
-    # VmHWM, not getrusage's ru_maxrss: that one survives exec, so it would report the parent's size.
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("/proc/self/status has no VmHWM line")
 
 
 def _write_rows(path: Path, lead_ids: Sequence[str]) -> None:
@@ -89,7 +81,7 @@ def one_pass(side: str, url: str, rows_path: Path) -> int:
                 hook.update_lead(lead_id=row["id"], status=row["status"], value=row["value"])
                 updated += 1
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "updated": updated, "growth": _peak_rss_bytes() - before}))
+    print(json.dumps({"seconds": seconds, "updated": updated, "growth": peak_rss_bytes() - before}))
     return 0
 
 
@@ -114,7 +106,7 @@ def memory_pass(rows_path: Path, report_path: Path) -> int:
         octanist_conn_id=OCTANIST_CONN,
     ).execute({})
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "valid": summary["valid"], "growth": _peak_rss_bytes() - before}))
+    print(json.dumps({"seconds": seconds, "valid": summary["valid"], "growth": peak_rss_bytes() - before}))
     return 0
 
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import uuid
 from datetime import datetime, timezone
-from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -21,22 +20,10 @@ from airflow_provider_octanist.transfers.object_storage import (
     OctanistLeadsToObjectStorageOperator,
 )
 
+from .helpers import needs_pyarrow, run
+
 if TYPE_CHECKING:
     from pathlib import Path
-
-needs_pyarrow = pytest.mark.skipif(
-    find_spec("pyarrow") is None,
-    reason="pyarrow is not installed (pip install 'airflow-provider-octanist[parquet]')",
-)
-
-
-def run(operator: Any, context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Render the operator's templates with ``context`` the way Airflow does, then execute it."""
-    context = context or {}
-    operator.render_template_fields(context)
-    result: dict[str, Any] = operator.execute(context)
-    assert json.loads(json.dumps(result)) == result, "the summary goes to XCom and must be plain JSON"
-    return result
 
 
 def lines(path: Path) -> list[dict[str, Any]]:

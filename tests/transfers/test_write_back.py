@@ -17,29 +17,18 @@ from airflow_provider_octanist.transfers._write_back import Progress, Sender, Ta
 from airflow_provider_octanist.transfers.object_storage import ObjectStorageToOctanistLeadsOperator
 from airflow_provider_octanist.transfers.sql import SqlToOctanistLeadsOperator
 
+from .helpers import needs_pyarrow, run
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
     from airflow_provider_octanist.testing import FakeOctanistServer
 
-needs_pyarrow = pytest.mark.skipif(
-    find_spec("pyarrow") is None,
-    reason="pyarrow is not installed (pip install 'airflow-provider-octanist[parquet]')",
-)
 needs_sqlite_provider = pytest.mark.skipif(
     find_spec("airflow.providers.sqlite") is None,
     reason="apache-airflow-providers-sqlite is not installed (it is in the test dependency group)",
 )
-
-
-def run(operator: Any, context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Render the operator's templates the way Airflow does, then execute it; the summary is plain JSON."""
-    context = context or {}
-    operator.render_template_fields(context)
-    result: dict[str, Any] = operator.execute(context)
-    assert json.loads(json.dumps(result)) == result, "the summary goes to XCom and must be plain JSON"
-    return result
 
 
 def write_csv(path: Path, header: list[str], rows: Iterable[list[Any]]) -> str:
