@@ -579,11 +579,12 @@ def test_airflow_io_falls_back_to_airflow_io_on_airflow_2(monkeypatch: pytest.Mo
     assert _storage.airflow_io() is legacy
 
 
-def test_importing_the_transfers_pulls_in_no_storage_or_http_client() -> None:
+@pytest.mark.parametrize("module", ["object_storage", "sql"])
+def test_importing_the_transfers_pulls_in_no_storage_database_or_http_client(module: str) -> None:
     code = (
         "import sys; from airflow.providers.common.compat.sdk import BaseOperator; "
         "before = set(sys.modules); "
-        "import airflow_provider_octanist.transfers.object_storage; "
+        f"import airflow_provider_octanist.transfers.{module}; "
         "print(' '.join(sorted(set(sys.modules) - before)))"
     )
     added = subprocess.run(
@@ -597,6 +598,8 @@ def test_importing_the_transfers_pulls_in_no_storage_or_http_client() -> None:
         "httpx",
         "airflow_provider_octanist.hooks",
         "pendulum.pars",
+        "airflow.providers.common.sql",
+        "concurrent.futures.thread",
     )
     assert [name for name in added if name.startswith(heavy)] == []
 

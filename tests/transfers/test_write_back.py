@@ -741,28 +741,3 @@ def test_provider_info_registers_both_write_back_modules() -> None:
         is ObjectStorageToOctanistLeadsOperator
     )
     assert into_octanist["Common SQL"].SqlToOctanistLeadsOperator is SqlToOctanistLeadsOperator
-
-
-def test_importing_the_sql_write_back_pulls_in_no_database_storage_or_http_client() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; from airflow.providers.common.compat.sdk import BaseOperator; "
-        "before = set(sys.modules); "
-        "import airflow_provider_octanist.transfers.sql; "
-        "print(' '.join(sorted(set(sys.modules) - before)))"
-    )
-    added = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    heavy = (
-        "airflow.providers.common.sql",
-        "concurrent.futures.thread",
-        "fsspec",
-        "pyarrow",
-        "requests",
-        "httpx",
-        "airflow_provider_octanist.hooks",
-    )
-    assert [name for name in added if name.startswith(heavy)] == []
