@@ -335,8 +335,9 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
     """
     What both write-backs share: the checks, the sending, the report and the verdict.
 
-    A subclass reads its source in ``_rows`` (rows as dicts, or ``Unreadable``) and names it in
-    ``_source``. After ``execute`` the summary is in ``summary`` (also before a failure is raised).
+    A subclass's ``execute`` reads its rows (dicts, or ``Unreadable``) and hands them, with a name
+    for their source, to ``_write_back``. Once the rows are done, ``summary`` holds the task's
+    summary, also when the task then fails, for lineage and callbacks to read.
     """
 
     progress_seconds: ClassVar[float] = PROGRESS_SECONDS
