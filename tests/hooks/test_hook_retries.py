@@ -219,7 +219,7 @@ def test_an_update_without_a_note_is_retried_after_a_read_timeout(
     lead = octanist_server.add_lead()
     octanist_server.inject("delay", seconds=5, method="PATCH", path="/api/leads")
 
-    with OctanistHook(timeout=0.2) as hook:
+    with OctanistHook(timeout=1.0) as hook:
         hook.update_lead(lead_id=lead["id"], status="won", value=10)
 
     assert octanist_server.request_count("PATCH", "/api/leads") == 2

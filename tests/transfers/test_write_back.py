@@ -464,7 +464,7 @@ def test_a_note_under_a_read_timeout_is_sent_once_and_its_row_failed(
 def test_an_update_without_a_note_under_a_read_timeout_is_retried_and_goes_through(
     octanist_server: FakeOctanistServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    use_connection(monkeypatch, octanist_server, timeout=0.2)
+    use_connection(monkeypatch, octanist_server, timeout=1.0)
     lead = octanist_server.add_lead()
     octanist_server.inject("delay", seconds=3, method="PATCH")
     path = write_csv(tmp_path / "d.csv", ["id", "status", "value"], [[lead["id"], "won", "10"]])
