@@ -376,6 +376,17 @@ def test_invalid_rows_are_reported_and_never_sent(
     }
 
 
+def test_a_databases_exact_decimal_value_is_read_as_a_number() -> None:
+    from decimal import Decimal
+
+    lead, arguments = _write_back.parse_row(
+        {"email": "ada@example.com", "status": "won", "value": Decimal("12.50")}
+    )
+
+    assert lead == {"email": "ada@example.com"}
+    assert arguments == {"email": "ada@example.com", "status": "won", "value": "12.50"}
+
+
 def test_a_line_that_is_not_a_json_object_is_an_invalid_row(
     octanist_server: FakeOctanistServer, octanist_conn: str, tmp_path: Path
 ) -> None:
