@@ -47,7 +47,17 @@ def get_provider_info() -> dict[str, Any]:
                 "source-integration-name": _INTEGRATION,
                 "target-integration-name": "Common IO",
                 "python-module": f"{_PACKAGE}.transfers.object_storage",
-            }
+            },
+            {
+                "source-integration-name": "Common IO",
+                "target-integration-name": _INTEGRATION,
+                "python-module": f"{_PACKAGE}.transfers.object_storage",
+            },
+            {
+                "source-integration-name": "Common SQL",
+                "target-integration-name": _INTEGRATION,
+                "python-module": f"{_PACKAGE}.transfers.sql",
+            },
         ],
         "connection-types": [
             {

@@ -366,6 +366,16 @@ def connection_uri_json(url: str, *, conn_type: str = "octanist", **extra: Any) 
     return json.dumps(document)
 
 
+def peak_rss_bytes() -> int:
+    """The peak resident set size of this process so far (Linux ``VmHWM``)."""
+    # VmHWM, not getrusage's ru_maxrss: that one survives exec, so it would report the parent's size.
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
 def rss_bytes() -> int:
     """Resident set size of this process (Linux /proc; elsewhere the peak from getrusage)."""
     try:

@@ -1,6 +1,7 @@
 """
 The retry policy of one call: what is retried, how long to wait (``Retry-After`` honoured), and
-the error once it gives up. A lead creation is never replayed once it may have reached Octanist.
+the error once it gives up. A call that must not happen twice (a lead creation, an update carrying
+a note) is never replayed once it may have reached Octanist.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from airflow_provider_octanist._backoff import TRANSIENT_STATUS, backoff_seconds
 from airflow_provider_octanist.exceptions import OctanistConnectionError, OctanistError, OctanistTimeoutError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from airflow_provider_octanist._api.calls import Call
     from airflow_provider_octanist._api.settings import Settings
@@ -93,12 +94,23 @@ class Attempts:
 
     Each hook sends, then asks ``after_status``/``after_failure`` how long to wait before trying
     again; ``None`` means give up and raise.
+
+    :param on_rate_limited: called with the ``Retry-After`` seconds (``None`` when absent) each
+        time Octanist answers 429, retried or not, so a caller sending many calls at once can
+        slow down as a whole while each call still retries on its own.
     """
 
-    def __init__(self, call: Call, settings: Settings, log: Any) -> None:
+    def __init__(
+        self,
+        call: Call,
+        settings: Settings,
+        log: Any,
+        on_rate_limited: Callable[[float | None], None] | None = None,
+    ) -> None:
         self.call = call
         self.settings = settings
         self.log = log
+        self.on_rate_limited = on_rate_limited
         self.retries = 0
 
     def _next_wait(self, reason: str, retry_after: float | None = None) -> float:
@@ -116,6 +128,8 @@ class Attempts:
 
     def after_status(self, status: int, headers: Mapping[str, str]) -> float | None:
         """Seconds to wait before retrying a non-2xx answer, or ``None`` to give up."""
+        if status == 429 and self.on_rate_limited is not None:
+            self.on_rate_limited(retry_after_seconds(headers))
         if self.retries >= self.settings.max_retries or not may_retry_status(self.call, status):
             return None
         request_id = headers.get("X-Request-Id")
@@ -162,8 +176,9 @@ class Attempts:
         tries = f" after {self.retries + 1} attempt(s)"
         if may_have_reached_server and not self.call.replay_safe:
             hint = (
-                "The request may have reached Octanist, so it was not sent again to avoid a duplicate; "
-                "check whether it took effect (e.g. list_leads(search=...)) before repeating it."
+                "The request may have reached Octanist, so it was not sent again to avoid doing it "
+                "twice: its outcome is unknown. Check whether it took effect (e.g. with get_lead or "
+                "list_leads(search=...)) before repeating it."
             )
         elif timeout:
             hint = "Raise the connection's timeout/connect_timeout extras if Octanist is just slow."

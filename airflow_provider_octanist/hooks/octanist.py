@@ -8,8 +8,9 @@ from asyncio import sleep as async_sleep
 from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_octanist import CONNECTION_FORM_BEHAVIOUR, CONNECTION_FORM_EXTRAS
+from airflow_provider_octanist import CONNECTION_FORM_BEHAVIOUR, CONNECTION_FORM_EXTRAS, DEFAULT_CONN_ID
 from airflow_provider_octanist import _api as api
+from airflow_provider_octanist._checks import whole_number
 from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
 from airflow_provider_octanist.hooks._base import (
     _OctanistHookBase,
@@ -20,7 +21,7 @@ from airflow_provider_octanist.hooks._base import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     import httpx
     import requests
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from airflow_provider_octanist.types import DateLike, Lead, LeadFilters, LeadUpdate, NewLead
 
 __all__ = ["OctanistAsyncHook", "OctanistHook"]
+
+DEFAULT_POOL_SIZE = 10
+"""Connections the sync hook keeps open to Octanist unless told otherwise."""
 
 # requests and httpx are imported where first used: operators import this module while DAG files
 # are parsed, and a sync task never needs httpx (nor a trigger requests). The hooks wait between
@@ -50,9 +54,25 @@ class OctanistHook(_OctanistHookBase):
     :param timeout: read timeout in seconds; overrides the connection's ``timeout`` extra (default 30).
     :param connect_timeout: connect timeout in seconds; overrides the ``connect_timeout`` extra (default 10).
     :param max_retries: retries of a failed request; overrides the ``max_retries`` extra (default 3).
+    :param pool_size: connections kept open to Octanist (default 10); at least the number of
+        threads that share this hook, so none of them waits for a connection or opens a new one.
+    :param on_rate_limited: called (from the calling thread) with the ``Retry-After`` seconds, or
+        ``None``, each time Octanist answers 429; the request itself is retried as usual.
     """
 
     _session: requests.Session | None = None
+
+    def __init__(
+        self,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        on_rate_limited: Callable[[float | None], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(octanist_conn_id, **kwargs)
+        self.pool_size = whole_number(pool_size, "pool_size", low=1)
+        self.on_rate_limited = on_rate_limited
 
     # The connection form for Airflow 2.11-3.1, which reads it from the class registered for the
     # connection type itself (not from a base class); Airflow 3.2+ reads the declarative form from
@@ -108,7 +128,7 @@ class OctanistHook(_OctanistHookBase):
 
             session = requests.Session()
             # Retries are ours (see _api.Attempts): they know which calls are safe to replay.
-            adapter = deadline_adapter(pool_connections=1, pool_maxsize=10, max_retries=0)
+            adapter = deadline_adapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._session = session
@@ -143,7 +163,7 @@ class OctanistHook(_OctanistHookBase):
 
         settings = self.settings
         session = self.get_conn()
-        attempts = api.Attempts(call, settings, self.log)
+        attempts = api.Attempts(call, settings, self.log, self.on_rate_limited)
         while True:
             started = monotonic()
             limit = api.attempt_limit(settings, deadline, time.time(), first=attempts.retries == 0)
@@ -293,8 +313,12 @@ class OctanistHook(_OctanistHookBase):
         """
         Change a lead (or every lead matching an email/phone) with ``PATCH /leads``.
 
-        The lead is found by ``lead_id``, else ``email``, else ``phone``. The request sets absolute
-        values (a status, a value), so repeating it is harmless and it is retried like a read.
+        The lead is found by ``lead_id``, else ``email``, else ``phone``. A status and a value are
+        absolute, so repeating such a change is harmless and it is retried like a read. A note is
+        attached, so a change carrying one is never replayed once it may have reached Octanist (a
+        read timeout, a connection reset after sending, a 5xx): it fails with
+        ``OctanistConnectionError``/``OctanistServerError`` saying that its outcome is unknown,
+        and a replay could never attach the note twice.
 
         :param lead_id: the lead's id.
         :param email: the lead's email, when the id is not known.
@@ -306,7 +330,8 @@ class OctanistHook(_OctanistHookBase):
         :return: ``{"leadId": ..., "leadsUpdated": n, "message": ...}``.
         """
         body = api.update_lead_body(fields)
-        data, _ = self._call(api.Call("PATCH", "/leads", body=body), expect=dict, legacy=api.legacy_updated)
+        call = api.Call("PATCH", "/leads", body=body, replay_safe="note" not in body)
+        data, _ = self._call(call, expect=dict, legacy=api.legacy_updated)
         return dict(data)
 
     def get_stats(

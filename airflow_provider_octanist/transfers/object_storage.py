@@ -1,5 +1,6 @@
 """
-Export Octanist data to object storage (local files, S3, GCS, Azure, ``memory://``...), streaming.
+Export Octanist data to object storage (local files, S3, GCS, Azure, ``memory://``...), streaming,
+and write lead outcomes from an object back into Octanist.
 
 Both operators read page after page from the hook and write each page as it arrives, so memory
 does not grow with the number of rows. The object appears at ``path`` only once complete (see
@@ -21,7 +22,8 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist._checks import whole_number
 from airflow_provider_octanist.operators.octanist import _LeadListing, _OctanistOperator
-from airflow_provider_octanist.transfers import _formats, _storage
+from airflow_provider_octanist.transfers import _formats, _readers, _storage
+from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,7 +32,11 @@ if TYPE_CHECKING:
 
     Row = Mapping[str, Any]
 
-__all__ = ["OctanistAdSpendToObjectStorageOperator", "OctanistLeadsToObjectStorageOperator"]
+__all__ = [
+    "ObjectStorageToOctanistLeadsOperator",
+    "OctanistAdSpendToObjectStorageOperator",
+    "OctanistLeadsToObjectStorageOperator",
+]
 
 
 def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -253,3 +259,77 @@ class OctanistAdSpendToObjectStorageOperator(_ToObjectStorageOperator):
             max_results=self.max_results,
         )
         return self._export(_pages(rows, self.page_size), lambda page: None)
+
+
+class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
+    """
+    Update one Octanist lead per row of one object at ``path``; return a summary of every row's outcome.
+
+    A row names its lead by ``id``, ``email`` or ``phone`` (the first present, as the API does)
+    and carries any of ``status`` (``qualified``, ``won``, ``lost``), ``value``, ``note`` and
+    ``lossReason`` (only with ``lost``). Empty cells are not given; any other column makes the row
+    invalid. Invalid rows are reported, never sent. Up to ``max_concurrency`` updates are in flight
+    at once over one pool of connections, fewer for a while after Octanist answers 429.
+
+    Every row is accounted for: the task reads every row, writes the whole report (if asked), then
+    fails if more than ``max_failed_rows`` rows were invalid, not found, ambiguous (an email or
+    phone that several leads share) or failed, naming the first few with their reasons.
+
+    For example:
+
+        ObjectStorageToOctanistLeadsOperator(
+            task_id="mark_closed_deals_won",
+            path="s3://warehouse/closed-deals/{{ ds }}.csv",
+            format="csv",
+            storage_conn_id="aws_default",
+            report_path="s3://warehouse/octanist-reports/{{ ds }}.jsonl",
+        )
+
+    :param path: the object to read: a URL (``file:///...``, ``s3://...``, ``gs://...``,
+        ``memory://...``) or an ``ObjectStoragePath`` (templated).
+    :param format: ``jsonl`` (JSON Lines, gzip-compressed or not: recognised by its content),
+        ``csv`` (UTF-8, a header row naming the columns) or ``parquet`` (needs the ``parquet`` extra).
+    :param storage_conn_id: the Airflow connection of the store (e.g. ``aws_default``), for URL
+        paths: ``path`` and ``report_path``.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
+    :param max_concurrency: the most updates in flight at once (1-64, default 8).
+    :param max_failed_rows: rows that may be invalid, not found, ambiguous or failed before the
+        task fails (default 0: any such row fails it, once every row has been tried).
+    :param report_path: where to write one JSON line per row with its outcome (templated; the
+        same path rules as ``path``); written whole or not at all, like an export.
+    :param dry_run: check every row and send nothing.
+    :returns: ``{"rows", "updated", "not_found", "ambiguous", "invalid", "failed", "valid",
+        "leads_updated", "rate_limited", "dry_run", "report_path"}``, also pushed to XCom.
+    """
+
+    template_fields: Sequence[str] = ("path", "report_path", "octanist_conn_id")
+
+    def __init__(
+        self,
+        *,
+        path: Any,
+        format: str = "jsonl",  # the word pandas, Spark and dbt use
+        storage_conn_id: str | None = None,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(octanist_conn_id=octanist_conn_id, storage_conn_id=storage_conn_id, **kwargs)
+        _storage.check_path(path, storage_conn_id)
+        _readers.check_read_format(format)
+        self.path = path
+        self.format = format
+        self.source: str | None = None
+        """The object read, as a URL, once the task has run."""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        target = _storage.resolve(self.path, self.storage_conn_id)
+        self.source = _storage.describe(target)
+        try:
+            stream = target.open("rb")
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"There is no object at {self.source} to read the rows from: check path "
+                f"({self.path!r} as given)."
+            ) from None
+        with stream:
+            return self._write_back(_readers.read_rows(stream, self.format), self.source)

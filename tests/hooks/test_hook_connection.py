@@ -345,6 +345,25 @@ def test_fifty_sync_calls_reuse_one_tcp_connection(
     assert {r.connection_id for r in octanist_server.requests} == {1}
 
 
+def test_threads_sharing_a_sync_hook_keep_to_its_pool_size(
+    connect: Callable[..., None], octanist_server: FakeOctanistServer
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    lead = octanist_server.add_lead()
+    octanist_server.latency = 0.02  # the calls overlap, so the pool is really shared
+    with OctanistHook(pool_size=16) as hook, ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda _: hook.get_lead(lead["id"]), range(160)))
+
+    assert octanist_server.request_count() == 160
+    assert 1 < octanist_server.connections_opened <= 16
+
+
+def test_a_pool_size_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="pool_size must be at least 1, got 0"):
+        OctanistHook(pool_size=0)
+
+
 def test_fifty_async_calls_reuse_one_tcp_connection(
     connect: Callable[..., None], octanist_server: FakeOctanistServer
 ) -> None:

@@ -12,6 +12,7 @@ import pytest
 from airflow_provider_octanist import _api as api
 from airflow_provider_octanist.exceptions import (
     OctanistConnectionError,
+    OctanistRateLimitError,
     OctanistServerError,
     OctanistTimeoutError,
 )
@@ -210,6 +211,109 @@ def test_patch_is_retried_because_it_sets_absolute_values(
 
     assert octanist_server.request_count("PATCH", "/api/leads") == 2
     assert octanist_server.lead(lead["id"])["status"] == "won"
+
+
+def test_an_update_without_a_note_is_retried_after_a_read_timeout(
+    connect: Callable[..., None], octanist_server: FakeOctanistServer
+) -> None:
+    lead = octanist_server.add_lead()
+    octanist_server.inject("delay", seconds=5, method="PATCH", path="/api/leads")
+
+    with OctanistHook(timeout=1.0) as hook:
+        hook.update_lead(lead_id=lead["id"], status="won", value=10)
+
+    assert octanist_server.request_count("PATCH", "/api/leads") == 2
+
+
+# -- an update carrying a note is never replayed once it may have reached Octanist -------------
+
+
+def test_an_update_with_a_note_is_not_replayed_after_a_read_timeout(
+    connect: Callable[..., None], octanist_server: FakeOctanistServer, waits: list[float]
+) -> None:
+    lead = octanist_server.add_lead()
+    octanist_server.inject("delay", seconds=5, method="PATCH", path="/api/leads")
+
+    with OctanistHook(timeout=0.2) as hook, pytest.raises(OctanistTimeoutError) as caught:
+        hook.update_lead(lead_id=lead["id"], status="won", note="Signed the contract")
+
+    assert caught.value.may_have_reached_server is True
+    assert "so it was not sent again to avoid doing it twice: its outcome is unknown" in str(caught.value)
+    assert octanist_server.request_count("PATCH", "/api/leads") == 1
+    assert waits == []
+
+
+def test_an_update_with_a_note_is_not_replayed_after_a_dropped_connection(
+    sync_hook: OctanistHook, octanist_server: FakeOctanistServer, waits: list[float]
+) -> None:
+    lead = octanist_server.add_lead()
+    octanist_server.inject("drop", process=True, method="PATCH", path="/api/leads")
+
+    with pytest.raises(OctanistConnectionError, match="its outcome is unknown"):
+        sync_hook.update_lead(lead_id=lead["id"], note="Called back")
+
+    assert octanist_server.request_count("PATCH", "/api/leads") == 1
+    assert octanist_server.lead(lead["id"])["note"] == "Called back"
+    assert waits == []
+
+
+def test_an_update_with_a_note_is_not_replayed_after_a_server_error(
+    sync_hook: OctanistHook, octanist_server: FakeOctanistServer
+) -> None:
+    lead = octanist_server.add_lead()
+    octanist_server.inject("status", status=503, method="PATCH", path="/api/leads")
+
+    with pytest.raises(
+        OctanistServerError, match="It was not sent again because Octanist may have processed it"
+    ):
+        sync_hook.update_lead(lead_id=lead["id"], note="Called back")
+
+    assert octanist_server.request_count("PATCH", "/api/leads") == 1
+
+
+def test_an_update_with_a_note_is_retried_after_429(
+    sync_hook: OctanistHook, octanist_server: FakeOctanistServer, waits: list[float]
+) -> None:
+    lead = octanist_server.add_lead()
+    octanist_server.inject("status", status=429, retry_after=1, method="PATCH", path="/api/leads")
+
+    sync_hook.update_lead(lead_id=lead["id"], note="Called back")
+
+    assert octanist_server.request_count("PATCH", "/api/leads") == 2
+    assert octanist_server.lead(lead["id"])["note"] == "Called back"
+    assert waits[0] >= 1
+
+
+# -- the sync hook tells its caller about every 429 ---------------------------------------------
+
+
+def test_on_rate_limited_hears_each_429_with_its_retry_after(
+    connect: Callable[..., None], octanist_server: FakeOctanistServer
+) -> None:
+    heard: list[float | None] = []
+    octanist_server.inject("status", status=429, retry_after=2, count=1)
+    octanist_server.inject("status", status=429, count=1)
+
+    with OctanistHook(on_rate_limited=heard.append) as hook:
+        hook.get_stats()
+
+    assert heard == [2.0, None]
+    assert octanist_server.request_count() == 3
+
+
+def test_on_rate_limited_hears_the_429_that_is_not_retried_any_more(
+    connect: Callable[..., None], octanist_server: FakeOctanistServer
+) -> None:
+    heard: list[float | None] = []
+    octanist_server.inject("status", status=429, retry_after=1)
+
+    with (
+        OctanistHook(max_retries=0, on_rate_limited=heard.append) as hook,
+        pytest.raises(OctanistRateLimitError),
+    ):
+        hook.get_stats()
+
+    assert heard == [1.0]
 
 
 # -- creating a lead is never replayed once it may have reached Octanist -----------------------

@@ -1,0 +1,127 @@
+"""
+Write lead outcomes from a SQL query into Octanist: any database with an Airflow provider, through
+common.sql's ``DbApiHook``, the result read a batch at a time from the cursor.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+
+__all__ = ["SqlToOctanistLeadsOperator"]
+
+FETCH_ROWS = 1_000
+"""Rows taken from the cursor at a time (``fetchmany``)."""
+
+
+class SqlToOctanistLeadsOperator(_ToOctanistLeadsOperator):
+    """
+    Update one Octanist lead per row of a SQL query's result; return a summary of every row's outcome.
+
+    The query's columns are named as the API names them: ``id``, ``email`` or ``phone`` name the
+    lead (the first that is not NULL), and any of ``status`` (``qualified``, ``won``, ``lost``),
+    ``value``, ``note`` and ``lossReason`` carry the change; NULL is not given, and any other
+    column makes the row invalid (alias your columns: ``SELECT customer_email AS email, ...``).
+    The rows are validated, sent and accounted for as by ``ObjectStorageToOctanistLeadsOperator``.
+
+    The database is reached through the ``DbApiHook`` of connection ``conn_id`` (Postgres,
+    MySQL, Snowflake, BigQuery, sqlite...: whichever provider is installed), and the result is read
+    from the cursor ``FETCH_ROWS`` rows at a time, never fetched whole.
+
+    For example:
+
+        SqlToOctanistLeadsOperator(
+            task_id="mark_closed_deals_won",
+            conn_id="warehouse",
+            sql="SELECT email, 'won' AS status, amount AS value FROM deals WHERE closed_on = %(day)s",
+            parameters={"day": "{{ ds }}"},
+        )
+
+    :param conn_id: the Airflow connection of the database (templated).
+    :param sql: one query returning the rows (templated; a ``.sql`` file name is read as a template).
+    :param parameters: the query's parameters, in the database driver's style (templated).
+    :param hook_params: extra arguments for the database's hook, as common.sql's operators take them.
+    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
+    :param max_concurrency: the most updates in flight at once (1-64, default 8).
+    :param max_failed_rows: rows that may be invalid, not found, ambiguous or failed before the
+        task fails (default 0).
+    :param report_path: where to write one JSON line per row with its outcome: a URL or an
+        ``ObjectStoragePath`` (templated); written whole or not at all, like an export.
+    :param storage_conn_id: the Airflow connection of the store of ``report_path``, for a URL.
+    :param dry_run: check every row and send nothing.
+    :returns: ``{"rows", "updated", "not_found", "ambiguous", "invalid", "failed", "valid",
+        "leads_updated", "rate_limited", "dry_run", "report_path"}``, also pushed to XCom.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "sql", "parameters", "report_path", "octanist_conn_id")
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "parameters": "json"}
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        sql: str,
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        hook_params: Mapping[str, Any] | None = None,
+        octanist_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
+        if not isinstance(conn_id, str) or not conn_id.strip():
+            raise ValueError(f"conn_id must be the id of the database's Airflow connection, got {conn_id!r}.")
+        if not isinstance(sql, str) or not sql.strip():
+            raise ValueError(f"sql must be one query (or the name of a .sql file), got {sql!r}.")
+        self.conn_id = conn_id
+        self.sql = sql
+        self.parameters = parameters
+        self.hook_params = dict(hook_params or {})
+
+    def get_db_hook(self) -> Any:
+        """The ``DbApiHook`` of ``conn_id``; ``ValueError`` when its hook is not one."""
+        try:
+            from airflow.providers.common.sql.hooks.sql import DbApiHook
+        except ImportError as exc:  # shipped with Airflow, but it can be uninstalled
+            raise RuntimeError(
+                "SqlToOctanistLeadsOperator needs apache-airflow-providers-common-sql: "
+                "pip install apache-airflow-providers-common-sql"
+            ) from exc
+        from airflow.providers.common.compat.sdk import BaseHook
+
+        connection = BaseHook.get_connection(self.conn_id)
+        hook = connection.get_hook(hook_params=self.hook_params)
+        if not isinstance(hook, DbApiHook):
+            raise ValueError(
+                f"Connection {self.conn_id!r} (type {connection.conn_type!r}) gives a "
+                f"{type(hook).__name__}, not a SQL hook (common.sql's DbApiHook): conn_id must name a "
+                "database connection whose provider is installed."
+            )
+        return hook
+
+    def _rows(self) -> Iterator[dict[str, Any]]:
+        db_hook = self.get_db_hook()
+        with closing(db_hook.get_conn()) as connection, closing(connection.cursor()) as cursor:
+            if self.parameters:
+                cursor.execute(self.sql, self.parameters)
+            else:
+                cursor.execute(self.sql)
+            if cursor.description is None:
+                raise ValueError(
+                    f"The sql of task {self.task_id!r} returned no result set to read rows from: it "
+                    "must be one query that selects the rows (email, status, value... from a table)."
+                )
+            names = [column[0] for column in cursor.description]
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                for values in batch:
+                    yield dict(zip(names, values, strict=True))
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self._write_back(self._rows(), f"the query on connection {self.conn_id!r}")
