@@ -41,6 +41,8 @@ class Page:
     """The server's clock when it answered (``meta.timestamp``), if it said."""
     malformed: tuple[str, ...] = ()
     """Why each item left out of ``items`` was refused (only when the listing skips malformed items)."""
+    limit: int | None = None
+    """The page size the server says it used (``meta.pagination.limit``): it may serve fewer than asked."""
 
 
 def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[str, str]) -> Page:
@@ -56,22 +58,28 @@ def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[s
         # An envelope without pagination (as 1.0 answered): one page only.
         return Page(list(data), page, False, 1, len(data), request_id, server_time)
     has_more = pagination.get("hasMore")
-    total_pages = pagination.get("totalPages")
-    total = pagination.get("total")
+    total_pages = _whole(pagination.get("totalPages"))
+    total = _whole(pagination.get("total"))
     if not isinstance(has_more, bool):
         raise OctanistResponseError(
             f"Octanist answered {call.label} with pagination.hasMore of type {type(has_more).__name__}",
             request_id=request_id,
         )
+    limit = _whole(pagination.get("limit"))
     return Page(
         list(data),
         page,
         has_more,
-        total_pages if isinstance(total_pages, int) and not isinstance(total_pages, bool) else None,
-        total if isinstance(total, int) and not isinstance(total, bool) else None,
+        total_pages,
+        total,
         request_id,
         server_time,
+        limit=limit if limit is not None and limit > 0 else None,
     )
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def should_continue(page: Page, seen_first_ids: set[Any], call: Call) -> bool:
