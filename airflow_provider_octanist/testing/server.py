@@ -318,7 +318,8 @@ class FakeOctanistServer(LeadStore):
         - ``echo_key``: answer ``status`` (401) with an error envelope whose message is ``message``
           (``"Invalid API key: {key}"``) with ``{key}`` replaced by the ``X-API-KEY`` sent.
         - ``repeat_pages``: *normal*, except that a ``GET /leads`` for page 2 or later carries page
-          1's leads except the first, with ``hasMore`` ``has_more`` (``True``).
+          1's leads except the first, with ``hasMore`` ``has_more`` (``True``); with ``fresh`` (a
+          count), the page's own first ``fresh`` leads and then page 1's from position ``fresh``.
         - ``transform``: *normal*, then ``function(payload)`` gets the decoded JSON answer and
           returns the payload to send (written as JSON, non-finite floats as bare ``NaN`` /
           ``Infinity``) or ``str``/``bytes`` to send exactly; a non-JSON answer is sent unchanged.
