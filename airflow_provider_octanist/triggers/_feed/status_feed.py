@@ -163,6 +163,7 @@ class Subscription:
         "last_error",
         "lead",
         "lead_id",
+        "newest",
         "polls_at_join",
         "seen_at",
         "since",
@@ -173,6 +174,8 @@ class Subscription:
         self.lead_id = lead_id
         self.since = since
         self.seen_at = seen_at
+        self.newest = seen_at
+        """``updatedAt`` of the newest row handed out (or read), for counting news."""
         self.wake = asyncio.Event()
         self.lead: RawLead | None = None
         """The newest row of the lead the feed handed out, if any."""
@@ -186,12 +189,22 @@ class Subscription:
         self.polls_at_join = 0
 
     def deliver(self, change: Change) -> bool:
-        """Hand ``change`` over unless it is older than what the trigger read itself; whether it was."""
+        """
+        Hand ``change`` over unless it is older than what the trigger has; whether it is newer.
+
+        A row as old as the newest one handed out is handed over again (two changes may share a
+        millisecond) but does not count as news.
+        """
         if self.seen_at is not None and change.at < self.seen_at:
             return False
+        # Only counted: ``seen_at`` stays what the trigger read, so a row dated in the future
+        # cannot make the lead's later, real changes look stale.
+        news = self.newest is None or change.at > self.newest
+        if news:
+            self.newest = change.at
         self.lead = change.lead
         self.wake.set()
-        return True
+        return news
 
 
 class StatusFeed:
