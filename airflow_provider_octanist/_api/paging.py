@@ -187,7 +187,7 @@ class Paging:
 
     Each lead comes out once: a lead a page repeats from an earlier one (the listing shifted while
     it was paged) is left out. A listing whose pages keep repeating most of their leads is not
-    shifting but broken: it stops after :data:`MAX_REPEATING_PAGES` such pages in a row.
+    shifting but broken: it stops after ``MAX_REPEATING_PAGES`` such pages in a row.
     """
 
     def __init__(self, listing: Listing, settings: Settings, max_results: int | None = None) -> None:

@@ -51,7 +51,7 @@ def believable(server_time: datetime | None, local_now: datetime | None = None) 
     ``server_time`` (an answer's ``meta.timestamp``) when it can be trusted as the server's clock.
 
     A clock minutes off is the server's own truth and is used (its ``updatedAt`` stamps agree with
-    it); one more than :data:`CLOCK_TRUSTED_WITHIN` away from this machine's clock ("1970-01-01",
+    it); one more than ``CLOCK_TRUSTED_WITHIN`` away from this machine's clock ("1970-01-01",
     a cached answer) would pin or scatter a feed's position, so it is ``None``.
     """
     if server_time is None:
@@ -306,7 +306,7 @@ class _Walk:
         Every change a filter matches, by page number until ``hasMore`` is false, deduplicated by id.
 
         A lead edited while the pages are read shifts the leads after it by one page, so one of them
-        can be on no page of the pass. A pass is therefore read again (up to :data:`_REREADS` times,
+        can be on no page of the pass. A pass is therefore read again (up to ``_REREADS`` times,
         keeping what every pass found) while its pages disagree on ``total`` or it found fewer
         distinct leads than ``total``.
         """

@@ -37,11 +37,11 @@ class FeedHealth:
     """
     The metrics and the loud failure of one poll loop (an event trigger, a shared poll, a status feed).
 
-    Each attempt to poll ends in :meth:`progressed` or :meth:`failed`. Metrics (tagged with the
+    Each attempt to poll ends in ``progressed`` or ``failed``. Metrics (tagged with the
     connection id): ``octanist.<kind>.polls`` and ``.errors`` (counters), ``.leads_reported`` (a
-    counter, see :meth:`reported`) and ``.seconds_since_progress`` (a gauge, set on every attempt).
-    After :data:`STALLED_AFTER_POLLS` failed attempts in a row it logs at ERROR what is wrong and
-    what to do, again every :data:`SAY_AGAIN_EVERY` seconds while it lasts, and once at INFO when
+    counter, see ``reported``) and ``.seconds_since_progress`` (a gauge, set on every attempt).
+    After ``STALLED_AFTER_POLLS`` failed attempts in a row it logs at ERROR what is wrong and
+    what to do, again every ``SAY_AGAIN_EVERY`` seconds while it lasts, and once at INFO when
     it recovers.
 
     :param kind: ``event_trigger``, ``shared_poll`` or ``status_feed``.
