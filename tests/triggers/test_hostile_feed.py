@@ -557,6 +557,19 @@ def test_round_2_case_3_the_event_trigger_reports_every_lead_once_and_later_ones
     assert "made no progress" not in stdout_of(capsys)
 
 
+def test_round_2_case_3_a_server_printing_microseconds_steps_by_one_after_a_whole_millisecond(
+    us_server: FakeOctanistServer,
+) -> None:
+    crowd = us_server.add_leads(150, updatedAt="2026-01-01T00:00:00.123000Z")
+    (next_one,) = us_server.add_leads(1, updatedAt="2026-01-01T00:00:00.123001Z")
+
+    changes = asyncio.run(changes_after(Cursor(datetime(2025, 12, 31, tzinfo=timezone.utc))))
+
+    assert sorted(c.lead_id for c in changes.changes) == sorted(lead["id"] for lead in [*crowd, next_one])
+    after = ["2026-01-01T00:00:00.123001Z"]  # not .124: this server prints (and stores) microseconds
+    assert any(r.query.get("updatedAt[gte]") == after for r in us_server.requests)
+
+
 # -- round 2, case 4: the event trigger's start point comes from the server's clock ----------------------
 
 

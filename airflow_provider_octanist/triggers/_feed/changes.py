@@ -87,6 +87,8 @@ class FeedNotes:
     logger: Any = None
     unsorted: bool = False
     skipped: int = 0
+    microseconds: bool = False
+    """The server prints ``updatedAt`` with microseconds (seen once, kept): its smallest step."""
     _said: dict[Any, float] = field(default_factory=dict)
 
     def say(self, key: Any, message: str, *args: Any, every: float | None = None) -> None:
@@ -209,6 +211,9 @@ class _Walk:
             if self.first_answer is None:
                 self.first_answer = utc_now()
         changes, rejected = positioned(page.items, "GET /leads")
+        # One text a page: a server that prints ".123000" steps by microseconds, not to ".124".
+        if changes and not self.notes.microseconds and _prints_microseconds(changes[-1].lead["updatedAt"]):
+            self.notes.microseconds = True
         key = (await self.hook.get_settings()).api_key
         for problem in [*page.malformed, *(scrub(text, key) for text in rejected)]:
             self.skipped += 1
@@ -225,7 +230,7 @@ class _Walk:
         # "Strictly after" is asked as "from the next instant the server can print": a server that
         # stores microseconds but prints milliseconds answers [gt]=T.123 with the leads of
         # T.123456 forever, while [gte]=T.124 means what was asked on every server.
-        filters: dict[str, Any] = {"updated_gte": lower + _step(lower) if strictly_after else lower}
+        filters: dict[str, Any] = {"updated_gte": lower + self.step(lower) if strictly_after else lower}
         if self.before is not None:
             filters["updated_lt"] = self.before
         return filters
@@ -281,6 +286,12 @@ class _Walk:
                     bound = Cursor(bound.at, bound.ids | {change.lead_id})
                 whole = bound.at
             _check_progress(previous, bound, page.request_id, moved_on=not after and whole == bound.at)
+
+    def step(self, instant: datetime) -> timedelta:
+        """The smallest step the server can print after ``instant``: a millisecond, or a microsecond."""
+        if self.notes.microseconds or instant.microsecond % 1000:
+            return timedelta(microseconds=1)
+        return timedelta(milliseconds=1)
 
     def ends(self, page: Page) -> bool:
         """
@@ -355,16 +366,17 @@ class _Walk:
 
     async def instant(self, instant: datetime) -> list[Change]:
         """Every lead whose ``updatedAt`` is exactly ``instant`` (millisecond or microsecond)."""
-        step = _step(instant)
+        step = self.step(instant)
         upper = instant + step if self.before is None else min(instant + step, self.before)
         return await self.numbered(
             {"updated_gte": instant, "updated_lt": upper}, lambda change: change.at == instant
         )
 
 
-def _step(instant: datetime) -> timedelta:
-    """The smallest step a server that printed ``instant`` can print: a millisecond, or a microsecond."""
-    return timedelta(milliseconds=1) if instant.microsecond % 1000 == 0 else timedelta(microseconds=1)
+def _prints_microseconds(text: str) -> bool:
+    """Whether a timestamp as the server wrote it has more than three fractional digits."""
+    fraction = text.rpartition(".")[2]
+    return len(fraction) - len(fraction.lstrip("0123456789")) > 3
 
 
 def _check_progress(previous: Cursor, bound: Cursor, request_id: str | None, *, moved_on: bool) -> None:
