@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 MAX_PAGES = 10_000
 """A list never reads more pages than this, whatever ``hasMore`` claims."""
 
+MAX_REPEATING_PAGES = 3
+"""Pages in a row that repeat most of their leads (more than half) before a listing stops with an error."""
+
 
 @dataclass(frozen=True)
 class Page:
@@ -41,6 +44,8 @@ class Page:
     """The server's clock when it answered (``meta.timestamp``), if it said."""
     malformed: tuple[str, ...] = ()
     """Why each item left out of ``items`` was refused (only when the listing skips malformed items)."""
+    limit: int | None = None
+    """The page size the server says it used (``meta.pagination.limit``): it may serve fewer than asked."""
 
 
 def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[str, str]) -> Page:
@@ -56,22 +61,28 @@ def page_from(call: Call, data: Any, payload: Any, page: int, headers: Mapping[s
         # An envelope without pagination (as 1.0 answered): one page only.
         return Page(list(data), page, False, 1, len(data), request_id, server_time)
     has_more = pagination.get("hasMore")
-    total_pages = pagination.get("totalPages")
-    total = pagination.get("total")
+    total_pages = _whole(pagination.get("totalPages"))
+    total = _whole(pagination.get("total"))
     if not isinstance(has_more, bool):
         raise OctanistResponseError(
             f"Octanist answered {call.label} with pagination.hasMore of type {type(has_more).__name__}",
             request_id=request_id,
         )
+    limit = _whole(pagination.get("limit"))
     return Page(
         list(data),
         page,
         has_more,
-        total_pages if isinstance(total_pages, int) and not isinstance(total_pages, bool) else None,
-        total if isinstance(total, int) and not isinstance(total, bool) else None,
+        total_pages,
+        total,
         request_id,
         server_time,
+        limit=limit if limit is not None and limit > 0 else None,
     )
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def should_continue(page: Page, seen_first_ids: set[Any], call: Call) -> bool:
@@ -173,6 +184,10 @@ class Paging:
     Walks a listing page by page, in order, up to ``max_results``; the hooks only send its calls.
 
     Usage: ``while (call := paging.next_call()) is not None: items = paging.read(call, send(call))``.
+
+    Each lead comes out once: a lead a page repeats from an earlier one (the listing shifted while
+    it was paged) is left out. A listing whose pages keep repeating most of their leads is not
+    shifting but broken: it stops after ``MAX_REPEATING_PAGES`` such pages in a row.
     """
 
     def __init__(self, listing: Listing, settings: Settings, max_results: int | None = None) -> None:
@@ -183,6 +198,7 @@ class Paging:
         self.count = 0
         self.done = False
         self._seen: set[Any] = set()
+        self._repeating = 0
 
     def next_call(self) -> Call | None:
         """The call for the next page, or ``None`` when the listing is complete."""
@@ -191,10 +207,33 @@ class Paging:
     def read(self, call: Call, answer: Answer) -> list[dict[str, Any]]:
         """Parse the answer to :meth:`next_call` and return its items (cut at ``max_results``)."""
         page = self.listing.read(call, self.page, answer, self.settings)
-        items = page.items if self.limit is None else page.items[: self.limit - self.count]
+        fresh = self._unseen(page, call)
+        items = fresh if self.limit is None else fresh[: self.limit - self.count]
         self.count += len(items)
         self.done = (self.limit is not None and self.count >= self.limit) or not should_continue(
             page, self._seen, call
         )
         self.page += 1
         return items
+
+    def _unseen(self, page: Page, call: Call) -> list[Any]:
+        """The items of ``page`` no earlier page had (by lead id); stop a walk that keeps repeating."""
+        if not self._seen or not all(isinstance(item, dict) and "id" in item for item in page.items):
+            return page.items
+        fresh = [item for item in page.items if item["id"] not in self._seen]
+        if fresh and 2 * (len(page.items) - len(fresh)) > len(page.items):
+            self._repeating += 1
+        else:
+            self._repeating = 0
+        if self._repeating >= MAX_REPEATING_PAGES:
+            first = page.page - MAX_REPEATING_PAGES + 1
+            raise OctanistResponseError(
+                f"Octanist kept repeating leads for {call.label}: pages {first} to {page.page} each "
+                "repeated most of their leads from earlier pages while claiming hasMore",
+                request_id=page.request_id,
+                hint=(
+                    "The listing was stopped so it cannot return leads twice or page on forever; narrow "
+                    "the filters (an updatedAt window) or report it with the request id."
+                ),
+            )
+        return fresh

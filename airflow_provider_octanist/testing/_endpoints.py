@@ -131,7 +131,7 @@ def _get_lead(store: LeadStore, lead_id: str) -> Response:
         lead = store._leads.get(lead_id)
         if lead is None:
             raise ApiError(404, "NOT_FOUND", f"Lead {lead_id} not found", {"id": lead_id})
-        return ok(dict(lead), precision=store.timestamp_precision)
+        return ok(store.printed(lead), server_time=store.server_time())
 
 
 def _list_leads(
@@ -142,6 +142,8 @@ def _list_leads(
         return values[0] if values else None
 
     limit = page_number(first("limit"), "limit", default=DEFAULT_PAGE_SIZE, high=MAX_PAGE_SIZE)
+    if store.page_cap is not None:
+        limit = min(limit, store.page_cap)
     page = page_number(first("page"), "page", default=1, high=None)
     sort_field, descending = parse_sort(first("sort") or DEFAULT_SORT)
     search = (first("search") or "").strip().lower()
@@ -152,6 +154,7 @@ def _list_leads(
     ]
     wanted = list(dict.fromkeys(["id", *fields])) if fields else None
     with store._lock:
+        store._listing_page(page)
         selected = [
             lead
             for lead in store._leads.values()
@@ -162,11 +165,10 @@ def _list_leads(
         else:
             selected = list_order(selected)
         rows, pagination = paginate(selected, limit, page, lying=store.lying_pagination)
-        if wanted is None:
-            rows = [dict(lead) for lead in rows]
-        else:
+        rows = [store.printed(lead) for lead in rows]
+        if wanted is not None:
             rows = [{name: lead[name] for name in wanted if name in lead} for lead in rows]
-    return ok(rows, pagination, precision)
+        return ok(rows, pagination, server_time=store.server_time())
 
 
 def _create_lead(store: LeadStore, body: bytes) -> Response:
@@ -192,7 +194,7 @@ def _create_lead(store: LeadStore, body: bytes) -> Response:
             raise ApiError(400, "VALIDATION_ERROR", f"{name} must be a boolean", {"field": name})
         values[name] = raw
     lead = store.add_lead(source=_API_SOURCE, **values)
-    return ok({"id": lead["id"], "message": "Lead added"}, precision=store.timestamp_precision)
+    return ok({"id": lead["id"], "message": "Lead added"}, server_time=store.server_time())
 
 
 def _patch_leads(store: LeadStore, body: bytes) -> Response:
@@ -230,7 +232,7 @@ def _patch_leads(store: LeadStore, body: bytes) -> Response:
             "leadsUpdated": len(matches),
             "message": "Lead updated successfully",
         }
-    return ok(data, precision=store.timestamp_precision)
+    return ok(data, server_time=store.server_time())
 
 
 def _patch_identifier(payload: Mapping[str, Any]) -> tuple[str, str]:

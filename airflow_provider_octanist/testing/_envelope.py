@@ -68,14 +68,21 @@ class Response:
 
 
 def meta(
-    request_id: str, pagination: Mapping[str, Any] | None = None, precision: str = "ms"
+    request_id: str,
+    pagination: Mapping[str, Any] | None = None,
+    precision: str = "ms",
+    server_time: str | None = None,
 ) -> dict[str, Any]:
-    """The envelope's ``meta``: pagination (list calls only), request id and the server's time."""
+    """
+    The envelope's ``meta``: pagination (list calls only), request id and the server's time.
+
+    :param server_time: ``meta.timestamp`` as the store's clock writes it; now when not given.
+    """
     result: dict[str, Any] = {}
     if pagination is not None:
         result["pagination"] = dict(pagination)
     result["requestId"] = request_id
-    result["timestamp"] = format_timestamp(datetime.now(timezone.utc), precision)
+    result["timestamp"] = server_time or format_timestamp(datetime.now(timezone.utc), precision)
     return result
 
 
@@ -95,12 +102,16 @@ def json_response(
     return Response(status, json_bytes(payload), tuple(headers))
 
 
-def ok(data: Any, pagination: Mapping[str, Any] | None = None, precision: str = "ms") -> Response:
-    """A ``200`` success envelope around ``data``."""
+def ok(
+    data: Any,
+    pagination: Mapping[str, Any] | None = None,
+    precision: str = "ms",
+    server_time: str | None = None,
+) -> Response:
+    """A ``200`` success envelope around ``data`` (``server_time``: as for ``meta``)."""
     request_id = new_id("req_")
-    return json_response(
-        200, {"success": True, "data": data, "meta": meta(request_id, pagination, precision)}, request_id
-    )
+    envelope = {"success": True, "data": data, "meta": meta(request_id, pagination, precision, server_time)}
+    return json_response(200, envelope, request_id)
 
 
 def error(

@@ -198,14 +198,16 @@ def _repeat_pages(exchange: Exchange) -> Delivery:
         return Delivery(exchange.respond())
     first_page = exchange.respond(replace(exchange.request, query={**query, "page": ["1"]}))
     try:
-        repeated = json.loads(first_page.body)["data"][1:]
+        first = json.loads(first_page.body)["data"]
     except (ValueError, KeyError, TypeError):
         return Delivery(first_page)
     has_more = bool(exchange.options.get("has_more", True))
+    fresh = int(exchange.options.get("fresh", 0))
 
     def repeat(payload: Any) -> Any:
         if isinstance(payload, dict) and payload.get("success") is True:
-            payload["data"] = repeated
+            # ``fresh`` of the page's own leads, the rest of it page 1's; none fresh: page 1 but its first
+            payload["data"] = payload["data"][:fresh] + first[fresh:] if fresh else first[1:]
             payload["meta"]["pagination"]["hasMore"] = has_more
         return payload
 

@@ -37,7 +37,7 @@ _FAULT_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "nested": (frozenset(), frozenset({"depth", "status"})),
     "envelope": (frozenset(), frozenset({"success", "data", "meta", "error", "remove"})),
     "echo_key": (frozenset(), frozenset({"status", "message"})),
-    "repeat_pages": (frozenset(), frozenset({"has_more"})),
+    "repeat_pages": (frozenset(), frozenset({"has_more", "fresh"})),
     "transform": (frozenset({"function"}), frozenset()),
 }
 _LIST_ORDERS = ("insertion", "reversed", "shuffled")

@@ -30,7 +30,7 @@ from airflow_provider_octanist.testing._lead_fields import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
 _LEAD_TTL = timedelta(days=90)
 _DEFAULT_SOURCE = "inbound"
@@ -44,18 +44,39 @@ class LeadStore:
         (the organisation setting); without it such a request is answered ``409 CONFLICT``.
     :param timestamp_precision: ``ms`` (the API's format, default) or ``us``: how every timestamp
         the server writes (stored leads, ``meta.timestamp``) is rendered and how time filters compare.
+    :param printed_precision: the precision answers print timestamps in, when it differs from the
+        stored one: ``timestamp_precision="us", printed_precision="ms"`` is a server that stores
+        microseconds, compares filters with them, and prints milliseconds.
     """
 
-    def __init__(self, *, bulk_updates: bool = False, timestamp_precision: str = "ms") -> None:
-        if timestamp_precision not in PRECISIONS:
-            raise ValueError(
-                f"timestamp_precision must be one of {', '.join(PRECISIONS)}, got {timestamp_precision!r}."
-            )
+    def __init__(
+        self,
+        *,
+        bulk_updates: bool = False,
+        timestamp_precision: str = "ms",
+        printed_precision: str | None = None,
+    ) -> None:
+        for name, value in (
+            ("timestamp_precision", timestamp_precision),
+            ("printed_precision", printed_precision),
+        ):
+            if value not in PRECISIONS and (name == "timestamp_precision" or value is not None):
+                raise ValueError(f"{name} must be one of {', '.join(PRECISIONS)}, got {value!r}.")
         self.bulk_updates = bulk_updates
         self.timestamp_precision = timestamp_precision
         """``ms`` or ``us``; set it before adding leads (stored timestamps keep the format they got)."""
+        self.printed_precision = printed_precision
+        """``None`` (answers print what is stored), ``ms`` or ``us``."""
         self.lying_pagination = False
         """When true, list responses always claim ``hasMore`` and repeat the last page past the end."""
+        self.page_cap: int | None = None
+        """Serve at most this many leads per page whatever ``limit`` asks; ``meta.pagination`` says
+        the ``limit`` it used, and ``totalPages``/``hasMore`` follow it."""
+        self.clock_offset = timedelta(0)
+        """How far the server's clock is from the real one: it stamps changes and ``meta.timestamp``."""
+        self.stale_timestamp: str | None = None
+        """When set, every success answer's ``meta.timestamp`` is this text, as a stuck clock or cache."""
+        self._listing_changes: dict[int, list[Callable[[], Any]]] = {}
         self.leads_limit = 500
         """The plan's lead limit reported by ``POST /stats`` (``usage.leadsLimit``)."""
         self._lock = threading.RLock()
@@ -182,11 +203,61 @@ class LeadStore:
         with self._lock:
             yield
 
+    def delete_lead(self, lead_id: str) -> None:
+        """
+        Remove a lead, as a person deleting it in Octanist's web app would (the API has no DELETE).
+
+        :param lead_id: the lead's id; ``KeyError`` when there is none.
+        """
+        with self._lock:
+            self._stored(lead_id)
+            del self._leads[lead_id]
+
+    def change_during_listing(self, change: Callable[[], Any], *, page: int = 2) -> None:
+        """
+        Run ``change()`` once, right before the server answers the next ``GET /leads`` for ``page``.
+
+        The answer (and every later one) sees the change; earlier pages of the same walk did not:
+        a listing that shifts under a client paging through it.
+
+        :param change: what to do, e.g. ``lambda: server.set_status(lead_id, "lost")``.
+        :param page: the page number whose next request runs it first.
+        """
+        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+            raise ValueError(f"page must be a page number (1 or more), got {page!r}.")
+        with self._lock:
+            self._listing_changes.setdefault(page, []).append(change)
+
+    def _listing_page(self, page: int) -> None:
+        """Run the changes waiting for a listing of ``page`` (the list endpoint calls this)."""
+        with self._lock:
+            for change in self._listing_changes.pop(page, []):
+                change()
+
+    def now(self) -> datetime:
+        """The server's clock: the real time plus ``clock_offset``."""
+        return datetime.now(timezone.utc) + self.clock_offset
+
+    def server_time(self) -> str:
+        """``meta.timestamp`` of an answer: the server's clock as it prints it, or ``stale_timestamp``."""
+        if self.stale_timestamp is not None:
+            return self.stale_timestamp
+        return format_timestamp(self.now(), self.printed_precision or self.timestamp_precision)
+
+    def printed(self, lead: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of a stored lead as answers show it: its timestamps in ``printed_precision``."""
+        shown = dict(lead)
+        if self.printed_precision is not None and self.printed_precision != self.timestamp_precision:
+            for name in TIMESTAMP_FIELDS:
+                if shown.get(name) is not None:
+                    shown[name] = format_timestamp(parse_timestamp(shown[name]), self.printed_precision)
+        return shown
+
     def stamp(self) -> str:
         """The server clock as a timestamp string: UTC, never repeating or going back."""
         step = timedelta(microseconds=1) if self.timestamp_precision == "us" else timedelta(milliseconds=1)
         with self._lock:
-            moment = datetime.now(timezone.utc)
+            moment = self.now()
             if self.timestamp_precision != "us":
                 moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
             if self._last_stamp is not None and moment <= self._last_stamp:

@@ -64,6 +64,14 @@ class FakeOctanistServer(LeadStore):
     :param latency: seconds added before every response.
     :param timestamp_precision: ``ms`` (the API's format, default) or ``us``: the precision of every
         timestamp the server writes (stored leads, ``meta.timestamp``); time filters honour it.
+    :param printed_precision: print timestamps in this precision instead of the stored one
+        (``timestamp_precision="us", printed_precision="ms"``: microseconds stored and compared,
+        milliseconds printed, as a web app over a SQL database may do).
+
+    The quirks of a real deployment are switches on the instance, set at any time: ``page_cap``
+    (fewer leads per page than asked), ``clock_offset`` (a ``timedelta``: the server's clock is off),
+    ``stale_timestamp`` (a fixed ``meta.timestamp``), ``lying_pagination``, and the methods
+    ``change_during_listing`` (a listing that shifts while it is paged) and ``delete_lead``.
     """
 
     def __init__(
@@ -75,10 +83,15 @@ class FakeOctanistServer(LeadStore):
         bulk_updates: bool = False,
         latency: float = 0.0,
         timestamp_precision: str = "ms",
+        printed_precision: str | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ValueError("api_key must be a non-empty string.")
-        super().__init__(bulk_updates=bulk_updates, timestamp_precision=timestamp_precision)
+        super().__init__(
+            bulk_updates=bulk_updates,
+            timestamp_precision=timestamp_precision,
+            printed_precision=printed_precision,
+        )
         self.api_key = api_key
         self.host = host
         self.latency = latency
@@ -305,7 +318,8 @@ class FakeOctanistServer(LeadStore):
         - ``echo_key``: answer ``status`` (401) with an error envelope whose message is ``message``
           (``"Invalid API key: {key}"``) with ``{key}`` replaced by the ``X-API-KEY`` sent.
         - ``repeat_pages``: *normal*, except that a ``GET /leads`` for page 2 or later carries page
-          1's leads except the first, with ``hasMore`` ``has_more`` (``True``).
+          1's leads except the first, with ``hasMore`` ``has_more`` (``True``); with ``fresh`` (a
+          count), the page's own first ``fresh`` leads and then page 1's from position ``fresh``.
         - ``transform``: *normal*, then ``function(payload)`` gets the decoded JSON answer and
           returns the payload to send (written as JSON, non-finite floats as bare ``NaN`` /
           ``Infinity``) or ``str``/``bytes`` to send exactly; a non-JSON answer is sent unchanged.

@@ -235,8 +235,16 @@ def api_server_healthy(port: str) -> bool:
 
 
 def is_poll(request: Any) -> bool:
-    """A list request of a poll (the one-off seeding of the watcher's memory filters by status)."""
-    return bool(request.method == "GET" and request.path == "/api/leads" and "status" not in request.query)
+    """
+    A list request of a poll: not the one-off start of a watcher (reading the server's clock asks
+    for one lead; seeding its memory filters by status).
+    """
+    return bool(
+        request.method == "GET"
+        and request.path == "/api/leads"
+        and "status" not in request.query
+        and request.query.get("limit") != ["1"]
+    )
 
 
 def polls_since(server: FakeOctanistServer, moment: float) -> int:

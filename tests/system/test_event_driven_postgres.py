@@ -15,6 +15,8 @@ Octanist server (``dags/octanist_lead_won_scenarios.py``), written the way the R
     the DAG is unpaused;
 (d) failover: the triggerer running the watcher is SIGKILLed (whole process group), a lead is won,
     the other triggerer adopts the watcher;
+(e) a server's habits: microseconds stored but milliseconds printed, 50 leads a page whatever the
+    limit asked; 120 leads won in one bulk update, then more one by one;
 
 and what happens otherwise in (c): a DAG paused while a second DAG on the same asset keeps the
 watcher running gets the leads won meanwhile with the next event on its assets, not at the unpause.
@@ -33,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,8 +65,11 @@ STARTUP = 300.0
 LONG_AGO = "2026-01-01T00:00:00.000Z"
 SWEEP_LOG = "stranded asset event(s)"
 SWEEP_ASSETS = "octanist-event-sweep/"
-SCENARIOS = ("busy", "scheduler_pause", "unpause", "failover", "shared_unpause")
-"""One fake server, connection and watched asset each; ``shared_unpause_peer`` watches the last one's."""
+SCENARIOS = ("busy", "scheduler_pause", "unpause", "failover", "shared_unpause", "server_habits")
+"""One fake server, connection and watched asset each; ``shared_unpause_peer`` watches shared_unpause's."""
+HABITS = {"timestamp_precision": "us", "printed_precision": "ms"}
+"""How the ``server_habits`` server stores and prints time (it also serves at most ``PAGE_CAP`` a page)."""
+PAGE_CAP = 50
 
 
 def dag_id(scenario: str) -> str:
@@ -253,7 +259,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     if reason:
         pytest.fail(f"{postgres.REQUIRE_ENV} is set but {reason}")
     home, dags, bookings = _airflow.airflow_home(tmp_path_factory.mktemp("octanist-pg-e2e"), SCENARIO_DAGS)
-    servers = {s: FakeOctanistServer(api_key=f"e2e-key-{s}") for s in SCENARIOS}
+    servers = {
+        s: FakeOctanistServer(api_key=f"e2e-key-{s}", **(HABITS if s == "server_habits" else {}))
+        for s in SCENARIOS
+    }
+    servers["server_habits"].page_cap = PAGE_CAP
     with (
         postgres.throwaway_postgres() as url,
         celery_broker.throwaway_redis() as broker,
@@ -487,3 +497,41 @@ def test_a_sigkilled_triggerer_hands_the_watcher_to_the_other_one(
         },
     )
     assert latency[won["id"]] - (adopted - killed) <= DEADLINE, latency
+
+
+def test_microseconds_printed_as_milliseconds_and_a_page_cap_book_every_lead_once(
+    deployment: Deployment, record_property: Callable[[str, object], None]
+) -> None:
+    stack, scenario = deployment, "server_habits"
+    server = stack.servers[scenario]
+    bulk = server.add_leads(120, createdAt=LONG_AGO)
+    moment = time.monotonic()
+    with server.at_once():  # one bulk update: 120 microsecond stamps, printed as one millisecond
+        at = server.now()
+        for n, lead in enumerate(bulk):
+            server.set_status(lead["id"], "won", value=100, at=at + timedelta(microseconds=n + 1))
+    won = time.time()
+    leads = [lead["id"] for lead in bulk]
+    stack.wait_for(
+        lambda: {i for event in stack.db.lead_events(scenario) for i in event} >= set(leads),
+        POLL_SECONDS + 60,
+        "the asset events of the bulk",
+    )
+    later = [stack.win(scenario, name) for name in ("Jon", "Kim")]  # later wins keep being seen
+    leads += later
+    starts = stack.wait_booked(scenario, leads, won + 600, "every booking of the bulk and the later wins")
+    runs = stack.settle_and_check(scenario, leads)
+    reported = [lead_id for event in stack.db.lead_events(scenario) for lead_id in event]
+    assert sorted(reported) == sorted(leads), "each lead in exactly one event"
+    pages = [r for r in server.requests if _airflow.is_poll(r) and r.received_at >= moment]
+    _airflow.report(
+        record_property,
+        scenario,
+        {
+            "leads": len(leads),
+            "events": len(stack.db.lead_events(scenario)),
+            "runs": len(runs),
+            "list_requests_since_the_bulk": len(pages),
+            "last_booking_after_bulk_s": round(max(starts.values()) - won, 2),
+        },
+    )

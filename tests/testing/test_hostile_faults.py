@@ -276,6 +276,20 @@ def test_repeat_pages_serves_page_one_without_its_first_lead_on_every_later_page
         assert payload["meta"]["pagination"]["hasMore"] is True
 
 
+def test_repeat_pages_with_fresh_leads_mixes_each_pages_own_leads_with_page_ones(
+    server: FakeOctanistServer,
+) -> None:
+    add_out_of_order(server, 12)
+    server.inject("repeat_pages", count=None, method="GET", path="/api/leads", fresh=1)
+    query = "/api/leads?sort=updatedAt:asc&limit=4"
+    page_one = ids(get_json(server, query))
+    unrepeated = [ids(get_json(server, f"{query}&page={page}")) for page in (2, 3)]
+    server.clear_faults()
+    real = [ids(get_json(server, f"{query}&page={page}")) for page in (2, 3)]
+    for shown, own in zip(unrepeated, real, strict=True):
+        assert shown == own[:1] + page_one[1:]
+
+
 # 12. NaN and Infinity in a lead ----------------------------------------------------------------
 
 

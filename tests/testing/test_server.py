@@ -728,6 +728,99 @@ def test_lying_pagination_always_claims_more_and_repeats_the_last_page(server: F
     assert len(beyond.data) == 1
 
 
+# -- the quirks of a real deployment (issue 17) ------------------------------------------------
+
+
+def test_a_page_cap_serves_fewer_leads_than_asked_and_says_the_limit_it_used(
+    server: FakeOctanistServer,
+) -> None:
+    server.add_leads(120)
+    server.page_cap = 50
+    pages = [call(server, "GET", f"/api/leads?limit=100&page={n}") for n in (1, 2, 3)]
+    assert [len(page.data) for page in pages] == [50, 50, 20]
+    assert [page.json["meta"]["pagination"]["hasMore"] for page in pages] == [True, True, False]
+    assert pages[0].json["meta"]["pagination"] == {
+        "limit": 50,
+        "page": 1,
+        "totalPages": 3,
+        "total": 120,
+        "hasMore": True,
+    }
+    assert len(call(server, "GET", "/api/leads?limit=20").data) == 20, "a smaller limit is honoured"
+
+
+def test_microseconds_stored_and_milliseconds_printed_compare_filters_by_what_is_stored() -> None:
+    with FakeOctanistServer(KEY, timestamp_precision="us", printed_precision="ms") as server:
+        server.add_lead(id="lead_1", updatedAt="2026-01-01T00:00:00.123456Z")
+        (shown,) = call(server, "GET", "/api/leads").data
+        assert shown["updatedAt"] == "2026-01-01T00:00:00.123Z"
+        assert call(server, "GET", "/api/leads/lead_1").data["updatedAt"] == "2026-01-01T00:00:00.123Z"
+        # "strictly after what was printed" still holds the lead: the server compares microseconds
+        assert list_ids(server, "?updatedAt[gt]=2026-01-01T00:00:00.123Z") == ["lead_1"]
+        assert list_ids(server, "?updatedAt[gte]=2026-01-01T00:00:00.124Z") == []
+        assert TIMESTAMP_RE.match(call(server, "GET", "/api/leads").json["meta"]["timestamp"])
+
+
+def test_printed_precision_must_be_a_known_one() -> None:
+    with pytest.raises(ValueError, match="printed_precision must be one of ms, us"):
+        FakeOctanistServer(KEY, printed_precision="s")
+
+
+def test_a_clock_offset_moves_the_servers_stamps_and_meta_timestamp(server: FakeOctanistServer) -> None:
+    server.clock_offset = timedelta(minutes=-10)
+    before = datetime.now(timezone.utc)
+    lead = server.add_lead()
+    reply = call(server, "GET", "/api/leads")
+    after = datetime.now(timezone.utc)
+    for stamp in (parse(lead["updatedAt"]), parse(reply.json["meta"]["timestamp"])):
+        assert before - timedelta(minutes=10, milliseconds=1) <= stamp <= after - timedelta(minutes=10)
+
+
+def test_a_stale_timestamp_is_every_answers_meta_timestamp(server: FakeOctanistServer) -> None:
+    server.add_lead(id="lead_1")
+    server.stale_timestamp = "1970-01-01T00:00:00.000Z"
+    assert call(server, "GET", "/api/leads").json["meta"]["timestamp"] == "1970-01-01T00:00:00.000Z"
+    assert call(server, "GET", "/api/leads/lead_1").json["meta"]["timestamp"] == "1970-01-01T00:00:00.000Z"
+    assert parse(server.add_lead()["updatedAt"]).year > 2000, "its stamps keep the real clock"
+
+
+def test_a_change_during_listing_runs_once_before_the_answer_to_that_page(
+    server: FakeOctanistServer,
+) -> None:
+    leads = server.add_leads(4, updatedAt="2026-01-01T00:00:00.000Z")
+    ran: list[int] = []
+
+    def edit_the_first() -> None:
+        server.update_lead(leads[0]["id"], note="moved")
+        ran.append(1)
+
+    server.change_during_listing(edit_the_first, page=2)
+    query = "?sort=updatedAt:asc&limit=2&updatedAt[lte]=2026-01-01T00:00:00.000Z"
+    first = list_ids(server, query + "&page=1")
+    assert ran == []
+    second = list_ids(server, query + "&page=2")
+    assert ran == [1]
+    assert first == sorted(lead["id"] for lead in leads)[:2]
+    assert len(second) == 1, "the edited lead left the listing, so its last page shifted"
+    list_ids(server, query + "&page=2")
+    assert ran == [1], "it runs once"
+
+
+def test_a_change_during_listing_needs_a_page_number(server: FakeOctanistServer) -> None:
+    with pytest.raises(ValueError, match="page must be a page number"):
+        server.change_during_listing(lambda: None, page=0)
+
+
+def test_a_deleted_lead_is_gone_from_every_answer(server: FakeOctanistServer) -> None:
+    server.add_lead(id="lead_1")
+    server.add_lead(id="lead_2")
+    server.delete_lead("lead_1")
+    assert call(server, "GET", "/api/leads/lead_1").error_code == "NOT_FOUND"
+    assert list_ids(server) == ["lead_2"]
+    with pytest.raises(KeyError, match="lead_1"):
+        server.delete_lead("lead_1")
+
+
 # ----------------------------------------------------------------------------------------------
 # POST /leads
 # ----------------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ async def started(server: FakeOctanistServer, **kwargs: Any) -> Watching:
     watching._next()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
-    while server.request_count("GET", "/api/leads") <= before + 1:  # seeding, then a first poll
+    while server.request_count("GET", "/api/leads") <= before + 2:  # the clock, seeding, a first poll
         assert loop.time() < deadline, "the watcher never polled"
         await asyncio.sleep(0.005)
     return watching
@@ -345,7 +345,8 @@ def test_case_5_more_than_a_page_on_one_microsecond_makes_progress(us_server: Fa
             assert again.end == first.end
 
     asyncio.run(scenario())
-    assert any("updatedAt[gt]" in r.query for r in us_server.requests), "asked for what comes after"
+    after = ["2026-01-01T00:00:00.123457Z"]  # what comes after, asked from the next microsecond
+    assert any(r.query.get("updatedAt[gte]") == after for r in us_server.requests)
 
 
 def test_case_5_the_event_trigger_reports_leads_sharing_a_microsecond(us_server: FakeOctanistServer) -> None:
@@ -409,3 +410,248 @@ def test_case_4_a_full_page_without_one_readable_lead_is_an_error_not_silence(
 
     with pytest.raises(OctanistResponseError, match="full page without one readable lead"):
         asyncio.run(changes_after(Cursor(base - timedelta(seconds=1))))
+
+
+# == Round 2 (issue 17): a real deployment's habits ==================================================
+
+
+@pytest.fixture
+def ms_printing_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOctanistServer]:
+    """A fake API that stores (and filters by) microseconds but prints milliseconds."""
+    with _serving(monkeypatch, timestamp_precision="us", printed_precision="ms") as fake:
+        yield fake
+
+
+class Said:
+    """Stands in for a feed's logger: what it warned about."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, message: str, *args: Any) -> None:
+        self.warnings.append(message % args)
+
+
+# -- round 2, case 1: a crowded instant edited while it is paged --------------------------------------
+
+
+def test_round_2_case_1_a_crowded_instant_edited_while_paged_is_read_whole(
+    server: FakeOctanistServer,
+) -> None:
+    at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    leads = server.add_leads(150, updatedAt=at)
+    first = min(lead["id"] for lead in leads)  # on page 1 of the instant (ties are ordered by id)
+    # Page 2 of the instant is answered after a lead of page 1 moved on: page 2 shifts by one.
+    server.change_during_listing(lambda: server.update_lead(first, note="edited"), page=2)
+
+    changes = asyncio.run(changes_after(Cursor(at - timedelta(seconds=1))))
+
+    at_the_instant = [c.lead_id for c in changes.changes if c.at == at]
+    assert sorted(at_the_instant) == sorted(lead["id"] for lead in leads), "each of the 150 once"
+    assert changes.end.at > at, "and the edit after it"
+
+
+def test_round_2_case_1_the_event_trigger_reports_all_150_once(server: FakeOctanistServer) -> None:
+    leads = server.add_leads(150, createdAt=LONG_AGO)
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        at = datetime.now(timezone.utc)
+        first = min(lead["id"] for lead in leads)
+        server.change_during_listing(lambda: server.update_lead(first, note="edited, still won"), page=2)
+        with server.at_once():
+            for lead in leads:
+                server.set_status(lead["id"], "won", value=1, at=at)
+        reported = await watcher.collect(150)
+        assert sorted(reported) == sorted(lead["id"] for lead in leads), "each lead once"
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+# -- round 2, case 2: fewer leads per page than asked ---------------------------------------------------
+
+
+def test_round_2_case_2_a_page_cap_is_read_by_what_the_answer_says(server: FakeOctanistServer) -> None:
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    leads = [server.add_lead(updatedAt=base + timedelta(milliseconds=n)) for n in range(120)]
+    server.page_cap = 50
+
+    changes = asyncio.run(changes_after(Cursor(base - timedelta(seconds=1))))
+
+    assert [c.lead_id for c in changes.changes] == [lead["id"] for lead in leads]
+    assert changes.complete
+    assert server.request_count("GET", "/api/leads") >= 3, "every page of 50 was asked for"
+
+
+def test_round_2_case_2_the_event_trigger_reports_a_bulk_and_later_wins_under_a_page_cap(
+    server: FakeOctanistServer,
+) -> None:
+    bulk = server.add_leads(60, createdAt=LONG_AGO)
+    (later,) = server.add_leads(1, createdAt=LONG_AGO)
+    server.page_cap = 50
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        at = datetime.now(timezone.utc)
+        with server.at_once():
+            for lead in bulk:
+                server.set_status(lead["id"], "won", value=1, at=at)
+        reported = await watcher.collect(60)
+        assert sorted(reported) == sorted(lead["id"] for lead in bulk)
+        server.set_status(later["id"], "won", value=2)
+        assert await watcher.collect(1) == [later["id"]]
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+# -- round 2, case 3: microseconds stored, milliseconds printed ------------------------------------------
+
+
+def test_round_2_case_3_milliseconds_printed_over_microseconds_stored_make_progress(
+    ms_printing_server: FakeOctanistServer,
+) -> None:
+    server = ms_printing_server
+    at = datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=timezone.utc)
+    leads = [server.add_lead(updatedAt=at + timedelta(microseconds=n + 1)) for n in range(150)]
+
+    async def scenario() -> None:
+        async with OctanistAsyncHook() as hook:
+            first = await fetch_changes(hook, Cursor(datetime(2025, 12, 31, tzinfo=timezone.utc)))
+            assert sorted(c.lead_id for c in first.changes) == sorted(lead["id"] for lead in leads)
+            assert first.end.at == at  # as printed
+            again = await fetch_changes(hook, first.end)
+            assert again.changes == ()
+            assert again.end == first.end
+
+    asyncio.run(scenario())
+    after = ["2026-01-01T00:00:00.124Z"]  # "after T.123" asked as "from T.124", which every server means
+    assert any(r.query.get("updatedAt[gte]") == after for r in server.requests)
+
+
+def test_round_2_case_3_the_event_trigger_reports_every_lead_once_and_later_ones_too(
+    ms_printing_server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = ms_printing_server
+    leads = server.add_leads(150, createdAt=LONG_AGO)
+    (later,) = server.add_leads(1, createdAt=LONG_AGO)
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        now = datetime.now(timezone.utc)
+        at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        with server.at_once():  # one bulk update: 150 microsecond stamps printed as one millisecond
+            for n, lead in enumerate(leads):
+                server.set_status(lead["id"], "won", value=1, at=at + timedelta(microseconds=n + 1))
+        reported = await watcher.collect(150)
+        assert sorted(reported) == sorted(lead["id"] for lead in leads)
+        server.set_status(later["id"], "won", value=2)
+        assert await watcher.collect(1) == [later["id"]]
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    assert "made no progress" not in stdout_of(capsys)
+
+
+def test_round_2_case_3_a_server_printing_microseconds_steps_by_one_after_a_whole_millisecond(
+    us_server: FakeOctanistServer,
+) -> None:
+    crowd = us_server.add_leads(150, updatedAt="2026-01-01T00:00:00.123000Z")
+    (next_one,) = us_server.add_leads(1, updatedAt="2026-01-01T00:00:00.123001Z")
+
+    changes = asyncio.run(changes_after(Cursor(datetime(2025, 12, 31, tzinfo=timezone.utc))))
+
+    assert sorted(c.lead_id for c in changes.changes) == sorted(lead["id"] for lead in [*crowd, next_one])
+    after = ["2026-01-01T00:00:00.123001Z"]  # not .124: this server prints (and stores) microseconds
+    assert any(r.query.get("updatedAt[gte]") == after for r in us_server.requests)
+
+
+# -- round 2, case 4: the event trigger's start point comes from the server's clock ----------------------
+
+
+@pytest.mark.parametrize("minutes", [-10, 10], ids=["server-behind", "server-ahead"])
+def test_round_2_case_4_the_start_point_is_the_servers_clock(
+    server: FakeOctanistServer, minutes: int
+) -> None:
+    before, after = server.add_leads(2, createdAt=LONG_AGO)
+    server.clock_offset = timedelta(minutes=minutes)
+    server.set_status(before["id"], "won", value=1)  # won just before the watcher existed
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        server.set_status(after["id"], "won", value=2)  # won after it started
+        assert [lead["id"] for lead in await watcher.leads()] == [after["id"]]
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+# -- round 2, case 5: a lead once stamped in the future, then corrected ----------------------------------
+
+
+def test_round_2_case_5_a_corrected_future_leads_later_win_is_reported(server: FakeOctanistServer) -> None:
+    async def scenario() -> None:
+        watcher = await started(server)
+        lead = server.add_lead(status="won", updatedAt=datetime.now(timezone.utc) + timedelta(hours=1))
+        assert [entry["id"] for entry in await watcher.leads()] == [lead["id"]]
+        server.update_lead(lead["id"], status="qualified")  # corrected: a real stamp, out of won
+        await watcher.quiet()
+        server.set_status(lead["id"], "won", value=3)  # its re-entry into won
+        (entry,) = await watcher.leads()
+        assert (entry["id"], entry["previousStatus"]) == (lead["id"], None)
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+# -- round 2, case 7: a stale meta.timestamp ---------------------------------------------------------------
+
+
+def test_round_2_case_7_a_stale_server_clock_is_not_used_and_said_once(server: FakeOctanistServer) -> None:
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    leads = [server.add_lead(updatedAt=base + timedelta(milliseconds=n)) for n in range(30)]
+    server.stale_timestamp = "1970-01-01T00:00:00.000Z"
+    said = Said()
+    notes = FeedNotes(said)
+
+    async def scenario() -> None:
+        async with OctanistAsyncHook() as hook:
+            changes = await fetch_changes(hook, Cursor(base - timedelta(seconds=1)), notes=notes)
+            assert [c.lead_id for c in changes.changes] == [lead["id"] for lead in leads]
+            assert changes.end.at == base + timedelta(milliseconds=29), "the position moves on"
+            server.clear_requests()
+            for _ in range(5):
+                again = await fetch_changes(hook, changes.end, notes=notes)
+                assert again.changes == ()
+            assert server.request_count("GET", "/api/leads") == 5, "one request a poll, not a re-read"
+
+    asyncio.run(scenario())
+    stale = [line for line in said.warnings if "1970-01-01T00:00:00.000Z" in line]
+    assert len(stale) == 1, said.warnings
+    assert "not used as the server's clock" in stale[0]
+
+
+def test_round_2_case_7_the_event_trigger_under_a_stale_clock_reports_each_win_once(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = server.add_leads(2, createdAt=LONG_AGO)
+    server.stale_timestamp = "1970-01-01T00:00:00.000Z"
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        server.set_status(a["id"], "won", value=1)
+        assert await watcher.collect(1) == [a["id"]]
+        server.set_status(b["id"], "won", value=2)
+        assert await watcher.collect(1) == [b["id"]]
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    out = stdout_of(capsys)
+    assert out.count("meta.timestamp 1970-01-01T00:00:00.000Z, more than") == 1
+    assert "after the server's clock" not in out

@@ -17,7 +17,7 @@ import pytest
 from conftest import connection_json
 
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-from airflow_provider_octanist.triggers._feed import status_feed
+from airflow_provider_octanist.triggers._feed import health, status_feed
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.status_feed import CLOCK_MARGIN
 from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
@@ -285,6 +285,63 @@ def test_a_page_all_in_one_millisecond_is_read_whole(server: FakeOctanistServer,
     (event,) = run(scenario)
     assert event["status"] == "success"
     assert event["lead"]["id"] == watched
+
+
+def test_round_2_case_2_under_a_page_cap_a_win_is_seen_within_a_poll(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    leads = [lead["id"] for lead in server.add_leads(130)]
+    watched = leads[-1]
+    server.page_cap = 50  # fewer leads per page than the feed asks for
+
+    async def scenario() -> list[dict[str, Any]]:
+        (task,) = start(trigger(watched))
+        await joined(1)
+        await ticker.poll()
+        with server.at_once():  # a bulk update: the win is the 130th lead of one millisecond
+            at = server.now()
+            for lead_id in leads[:-1]:
+                server.set_status(lead_id, "qualified", at=at)
+            server.set_status(watched, "won", at=at)
+        await ticker.poll()
+        return (await results([task]))[0]
+
+    (event,) = run(scenario)
+    assert event["status"] == "success"
+    assert event["lead"]["id"] == watched
+
+
+def test_the_feed_publishes_its_polls_and_the_leads_it_hands_out(
+    server: FakeOctanistServer, ticker: Ticker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted: dict[str, int] = {}
+
+    class Metrics:
+        def incr(self, stat: str, count: int = 1, rate: float = 1, *, tags: Any = None) -> None:
+            counted[stat] = counted.get(stat, 0) + count
+
+        def gauge(
+            self, stat: str, value: float, rate: float = 1, delta: bool = False, *, tags: Any = None
+        ) -> None:
+            counted.setdefault(stat, 0)
+
+    monkeypatch.setattr(health, "stats", Metrics)
+    a, b = (lead["id"] for lead in server.add_leads(2))
+
+    async def scenario() -> None:
+        tasks = start(trigger(a), trigger(b))
+        await joined(2)
+        await ticker.poll()
+        server.set_status(a, "won")
+        await ticker.poll()
+        await asyncio.wait_for(tasks[0], 5)
+        tasks[1].cancel()
+        await asyncio.gather(tasks[1], return_exceptions=True)
+
+    run(scenario)
+    assert counted["octanist.status_feed.polls"] >= 2
+    assert counted["octanist.status_feed.leads_reported"] == 1
+    assert "octanist.status_feed.seconds_since_progress" in counted
 
 
 def test_a_lead_changed_while_the_feed_pages_is_not_missed(

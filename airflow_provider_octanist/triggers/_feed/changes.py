@@ -6,6 +6,7 @@ checking every answer it relies on and falling back to a read that cannot skip w
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,8 +35,29 @@ FUTURE_TOLERANCE = timedelta(minutes=1)
 """How far past the server's clock (``meta.timestamp``) an ``updatedAt`` may be and still move a cursor."""
 
 
+CLOCK_TRUSTED_WITHIN = timedelta(hours=1)
+"""A ``meta.timestamp`` further than this from this machine's clock is stale or wrong, and not used."""
+
+
 _REREADS = 3
-"""Times a page-numbered read is repeated when it found fewer leads than the listing's ``total``."""
+"""Times a page-numbered read is repeated while the listing moved under it (see ``_Walk.numbered``)."""
+
+_STALE_CLOCK_EVERY = 3600.0
+"""Seconds between two warnings of one feed about an unbelievable ``meta.timestamp``."""
+
+
+def believable(server_time: datetime | None, local_now: datetime | None = None) -> datetime | None:
+    """
+    ``server_time`` (an answer's ``meta.timestamp``) when it can be trusted as the server's clock.
+
+    A clock minutes off is the server's own truth and is used (its ``updatedAt`` stamps agree with
+    it); one more than ``CLOCK_TRUSTED_WITHIN`` away from this machine's clock ("1970-01-01",
+    a cached answer) would pin or scatter a feed's position, so it is ``None``.
+    """
+    if server_time is None:
+        return None
+    now = local_now if local_now is not None else utc_now()
+    return server_time if abs(server_time - now) <= CLOCK_TRUSTED_WITHIN else None
 
 
 @dataclass(frozen=True)
@@ -65,12 +87,16 @@ class FeedNotes:
     logger: Any = None
     unsorted: bool = False
     skipped: int = 0
-    _said: set[Any] = field(default_factory=set)
+    microseconds: bool = False
+    """The server prints ``updatedAt`` with microseconds (seen once, kept): its smallest step."""
+    _said: dict[Any, float] = field(default_factory=dict)
 
-    def say(self, key: Any, message: str, *args: Any) -> None:
-        """Log a warning the first time ``key`` comes up on this feed."""
-        if key not in self._said:
-            self._said.add(key)
+    def say(self, key: Any, message: str, *args: Any, every: float | None = None) -> None:
+        """Log a warning the first time ``key`` comes up on this feed (and every ``every`` seconds)."""
+        now = time.monotonic()
+        said = self._said.get(key)
+        if said is None or (every is not None and now - said >= every):
+            self._said[key] = now
             (self.logger if self.logger is not None else log).warning(message, *args)
 
 
@@ -144,6 +170,8 @@ class _Walk:
         self.status = status
         self.before = before
         self.requests = 0
+        self.served = PAGE_SIZE
+        """Leads on a full page as the server serves them (it may serve fewer than asked)."""
         self.skipped = 0
         self.server_now: datetime | None = None
         self.first_answer: datetime | None = None
@@ -165,12 +193,27 @@ class _Walk:
             number, skip_malformed=True, sort="updatedAt:asc", page_size=PAGE_SIZE, **filters
         )
         self.requests += 1
-        if page.server_time is not None:
-            self.server_now = max(self.server_now or page.server_time, page.server_time)
-            self.first_answer = self.first_answer or page.server_time
-        elif self.first_answer is None:
-            self.first_answer = utc_now()
+        server_time = believable(page.server_time)
+        if server_time is not None:
+            self.server_now = max(self.server_now or server_time, server_time)
+            self.first_answer = self.first_answer or server_time
+        else:
+            if page.server_time is not None:
+                self.notes.say(
+                    "stale clock",
+                    "Octanist answered with meta.timestamp %s, more than %s away from this machine's "
+                    "clock; it is not used as the server's clock (this machine's is, instead). Said "
+                    "again every hour while it lasts.",
+                    cursor_timestamp(page.server_time),
+                    CLOCK_TRUSTED_WITHIN,
+                    every=_STALE_CLOCK_EVERY,
+                )
+            if self.first_answer is None:
+                self.first_answer = utc_now()
         changes, rejected = positioned(page.items, "GET /leads")
+        # One text a page: a server that prints ".123000" steps by microseconds, not to ".124".
+        if changes and not self.notes.microseconds and _prints_microseconds(changes[-1].lead["updatedAt"]):
+            self.notes.microseconds = True
         key = (await self.hook.get_settings()).api_key
         for problem in [*page.malformed, *(scrub(text, key) for text in rejected)]:
             self.skipped += 1
@@ -184,7 +227,10 @@ class _Walk:
         return page, changes
 
     def window_filters(self, lower: datetime, *, strictly_after: bool = False) -> dict[str, Any]:
-        filters: dict[str, Any] = {"updated_gt" if strictly_after else "updated_gte": lower}
+        # "Strictly after" is asked as "from the next instant the server can print": a server that
+        # stores microseconds but prints milliseconds answers [gt]=T.123 with the leads of
+        # T.123456 forever, while [gte]=T.124 means what was asked on every server.
+        filters: dict[str, Any] = {"updated_gte": lower + self.step(lower) if strictly_after else lower}
         if self.before is not None:
             filters["updated_lt"] = self.before
         return filters
@@ -195,10 +241,11 @@ class _Walk:
         """Keyset paging from ``start``; ``None`` when a page shows that the API ignores ``sort``."""
         bound = start
         found: dict[tuple[datetime, str], Change] = {}
+        whole: datetime | None = None  # the instant this walk read whole, if any
         while True:
-            page, changes = await self.page(
-                1, **self.window_filters(bound.at, strictly_after=len(bound.ids) >= PAGE_SIZE)
-            )
+            # What comes strictly after the bound's instant, once every lead at it is known.
+            after = bound.at == whole or len(bound.ids) >= self.served
+            page, changes = await self.page(1, **self.window_filters(bound.at, strictly_after=after))
             if any(changes[i].at < changes[i - 1].at for i in range(1, len(changes))):
                 self.notes.unsorted = True
                 self.notes.say(
@@ -211,7 +258,7 @@ class _Walk:
             for change in changes:
                 if bound.admits(change.at, change.lead_id):
                     found.setdefault(change.key, change)
-            if not page.has_more or len(page.items) + len(page.malformed) < PAGE_SIZE:
+            if self.ends(page):
                 return found, True
             if not changes:
                 # A full page with nothing to place the bound by: stopping here would hide every
@@ -230,23 +277,54 @@ class _Walk:
                 bound = Cursor(newest, frozenset(c.lead_id for c in changes if c.at == newest))
             else:
                 bound = Cursor(bound.at, bound.ids | {c.lead_id for c in changes if c.at == bound.at})
-            if len(bound.ids) >= PAGE_SIZE:
+            if len(bound.ids) >= self.served and bound.at != whole:
                 # A whole page at one instant: read that instant on its own, by page number, so the
                 # next request can ask for what comes strictly after it.
                 for change in await self.instant(bound.at):
                     if previous.admits(change.at, change.lead_id):
                         found.setdefault(change.key, change)
                     bound = Cursor(bound.at, bound.ids | {change.lead_id})
-            _check_progress(previous, bound, page.request_id)
+                whole = bound.at
+            _check_progress(previous, bound, page.request_id, moved_on=not after and whole == bound.at)
+
+    def step(self, instant: datetime) -> timedelta:
+        """The smallest step the server can print after ``instant``: a millisecond, or a microsecond."""
+        if self.notes.microseconds or instant.microsecond % 1000:
+            return timedelta(microseconds=1)
+        return timedelta(milliseconds=1)
+
+    def ends(self, page: Page) -> bool:
+        """
+        Whether ``page`` is the last of its listing, by what the answer says.
+
+        ``hasMore`` false ends it. A page shorter than the ``limit`` the server says it used, whose
+        ``total`` (if given) it holds entirely, ends it too (a server that claims more forever). A
+        page shorter than asked is otherwise a server's page size, not the end: it is remembered as
+        the size of a full page.
+        """
+        held = len(page.items) + len(page.malformed)
+        if not page.has_more:
+            return True
+        short = held < (page.limit or PAGE_SIZE)
+        if short and (page.total is None or page.total <= held):
+            return True
+        if held:
+            self.served = min(self.served, held)
+        return False
 
     async def numbered(self, filters: dict[str, Any], keep: Any) -> list[Change]:
         """
-        Every change a filter matches, by page number until ``hasMore`` is false, read again (a few
-        times) while fewer distinct leads came than the listing's ``total`` (a lead moved meanwhile).
+        Every change a filter matches, by page number until ``hasMore`` is false, deduplicated by id.
+
+        A lead edited while the pages are read shifts the leads after it by one page, so one of them
+        can be on no page of the pass. A pass is therefore read again (up to ``_REREADS`` times,
+        keeping what every pass found) while its pages disagree on ``total`` or it found fewer
+        distinct leads than ``total``.
         """
         seen: dict[tuple[datetime, str], Change] = {}
         for _ in range(_REREADS):
             number, total, skipped = 1, None, self.skipped
+            totals: set[int | None] = set()
             ids: set[str] = set()
             while True:
                 page, changes = await self.page(number, **filters)
@@ -263,6 +341,7 @@ class _Walk:
                     if keep(change):
                         seen.setdefault(change.key, change)
                 total = page.total
+                totals.add(total)
                 if not page.has_more or not page.items:
                     break
                 if number >= MAX_PAGES_PER_POLL:
@@ -274,7 +353,7 @@ class _Walk:
                         hint="Too many changes in one window to read unsorted; please report it.",
                     )
                 number += 1
-            if total is None or len(ids) + self.skipped - skipped >= total:
+            if len(totals) == 1 and (total is None or len(ids) + self.skipped - skipped >= total):
                 break
         return list(seen.values())
 
@@ -287,16 +366,26 @@ class _Walk:
 
     async def instant(self, instant: datetime) -> list[Change]:
         """Every lead whose ``updatedAt`` is exactly ``instant`` (millisecond or microsecond)."""
-        step = timedelta(milliseconds=1) if instant.microsecond % 1000 == 0 else timedelta(microseconds=1)
+        step = self.step(instant)
         upper = instant + step if self.before is None else min(instant + step, self.before)
         return await self.numbered(
             {"updated_gte": instant, "updated_lt": upper}, lambda change: change.at == instant
         )
 
 
-def _check_progress(previous: Cursor, bound: Cursor, request_id: str | None) -> None:
-    """Stop a listing whose bound did not move: the API keeps answering with leads already handled."""
-    if bound == previous or not bound.covers(previous):
+def _prints_microseconds(text: str) -> bool:
+    """Whether a timestamp as the server wrote it has more than three fractional digits."""
+    fraction = text.rpartition(".")[2]
+    return len(fraction) - len(fraction.lstrip("0123456789")) > 3
+
+
+def _check_progress(previous: Cursor, bound: Cursor, request_id: str | None, *, moved_on: bool) -> None:
+    """
+    Stop a listing whose bound did not move: the API keeps answering with leads already handled.
+
+    ``moved_on``: the bound's instant was just read whole, so the next request asks past it.
+    """
+    if (bound == previous and not moved_on) or not bound.covers(previous):
         raise OctanistResponseError(
             "Listing lead changes made no progress: GET /leads returned a full page of leads "
             f"already handled at {cursor_timestamp(bound.at)} while claiming more",

@@ -11,10 +11,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
+from airflow_provider_octanist._timestamps import utc_now, whole_millisecond
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.statuses import status_of
-from airflow_provider_octanist.triggers._feed.changes import Changes, FeedNotes, fetch_changes
+from airflow_provider_octanist.triggers._feed.changes import Changes, FeedNotes, believable, fetch_changes
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist.triggers._feed.health import FeedHealth
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -35,19 +37,24 @@ class LeadSource:
 
     Transient API errors (5xx, 429, timeouts, garbled answers; the hook has already retried them)
     pause the loop with capped exponential backoff (see ``_backoff``). A rejected key (401/403), a
-    connection that cannot be read or any other error is logged as an error and retried no faster
+    connection that cannot be read or any other error is logged as a warning and retried no faster
     than every ``max(poll_interval, 5 min)``, with a fresh hook so a fixed connection is picked up.
-    The loop itself never ends because of an error.
+    The loop itself never ends because of an error; after a few failed polls in a row its
+    ``health`` logs at ERROR (once an hour), and every poll publishes metrics (see ``health``).
 
     :param octanist_conn_id: the Airflow connection to read leads with.
     :param poll_interval: seconds between polls; the base of every backoff.
     :param logger: where to log (the trigger's own logger).
+    :param kind: what polls (``event_trigger``, ``shared_poll``, ``status_feed``): names its metrics.
     """
 
-    def __init__(self, octanist_conn_id: str, poll_interval: float, logger: Any = None) -> None:
+    def __init__(
+        self, octanist_conn_id: str, poll_interval: float, logger: Any = None, kind: str = "event_trigger"
+    ) -> None:
         self.octanist_conn_id = octanist_conn_id
         self.poll_interval = poll_interval
         self.log = logger if logger is not None else log
+        self.health = FeedHealth(kind, octanist_conn_id, self.log)
         self._hook: OctanistAsyncHook | None = None
         self._retired: list[OctanistAsyncHook] = []
         self._failures = 0
@@ -67,7 +74,30 @@ class LeadSource:
         """:func:`fetch_changes` with this source's hook; a success resets the backoff."""
         changes = await fetch_changes(self.hook, start, notes=self.notes, **filters)
         self._failures = 0
+        self.health.progressed()
         return changes
+
+    async def server_now(self) -> datetime:
+        """
+        The server's clock (``meta.timestamp`` of one small list request), to whole milliseconds.
+
+        A watcher starts by it, as every ``updatedAt`` it compares with is stamped by that clock:
+        with the triggerer's own clock, a server minutes behind would hide the first wins and one
+        ahead would report wins from before the watcher existed. Without a believable server time
+        (none given, or far off) this machine's clock is used, and said so once.
+        """
+        # Only meta.timestamp counts here: a malformed lead on the page must not stop the start.
+        page = await self.hook.list_leads_page(1, skip_malformed=True, page_size=1)
+        now = believable(page.server_time)
+        if now is None:
+            self.notes.say(
+                "no server clock",
+                "Octanist's answer carried no believable server time (meta.timestamp %r); the lead "
+                "watcher starts at this machine's clock instead.",
+                None if page.server_time is None else page.server_time.isoformat(),
+            )
+            now = utc_now()
+        return whole_millisecond(now)
 
     async def seed(
         self, statuses: Sequence[str], start: datetime, remember_for: timedelta
@@ -95,6 +125,7 @@ class LeadSource:
     def pause_after(self, exc: BaseException, doing: str) -> float:
         """Log a failed attempt to do ``doing`` and return the seconds to wait before the next one."""
         self._failures += 1
+        self.health.failed(exc)
         slow = max(self.poll_interval, SLOW_RETRY_SECONDS)
         if is_transient(exc) or _is_airflow_runtime_error(exc):
             wait = backoff_seconds(self._failures, self.poll_interval, slow)
@@ -108,8 +139,9 @@ class LeadSource:
             )
             return wait
         self._retire_hook()
+        # WARNING each time; the health check says it at ERROR once the watcher is blind for real.
         if isinstance(exc, OctanistAuthError):
-            self.log.error(
+            self.log.warning(
                 "Octanist lead watcher could not %s: %s No lead changes are seen until connection %r "
                 "has a valid API key; trying again every %.0f s.",
                 doing,
@@ -118,7 +150,7 @@ class LeadSource:
                 slow,
             )
         else:
-            self.log.error(
+            self.log.warning(
                 "Octanist lead watcher (connection %r) could not %s: %s: %s. Trying again every %.0f s.",
                 self.octanist_conn_id,
                 doing,

@@ -171,7 +171,7 @@ class SharedLeadPoll(SharedStreamProducer):  # type: ignore[misc]
         self.key = key
         self.poll_interval = poll_interval
         self.token = uuid.uuid4().hex
-        self.source = LeadSource(octanist_conn_id, poll_interval)
+        self.source = LeadSource(octanist_conn_id, poll_interval, kind="shared_poll")
         self._seq = 0
 
     def get_advance_lane(self, broker_payload: Any) -> Hashable:
@@ -248,7 +248,7 @@ async def watch_shared(
     the segment for the confirmation that releases the state write.
     """
     logger = logger if logger is not None else log
-    source = LeadSource(config.octanist_conn_id, config.poll_interval, logger)
+    source = LeadSource(config.octanist_conn_id, config.poll_interval, logger, kind="shared_poll")
     slot = StateSlot.of(store, config.state_key)
     try:
         state, saved = await open_state(config, slot, source, logger, shared=True)
@@ -273,6 +273,7 @@ async def watch_shared(
             member.stage(segment)
             if entries:
                 log_entries(logger, entries, config.statuses)
+                source.health.reported(len(entries))
                 yield make_event(entries, config.statuses)
     finally:
         watchers.members.remove(member)

@@ -55,6 +55,7 @@ from airflow_provider_octanist._timestamps import parse_timestamp
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.statuses import status_of
 from airflow_provider_octanist.triggers._feed import lead_source
+from airflow_provider_octanist.triggers._feed.changes import believable
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
 
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._feed.changes import Changes
     from airflow_provider_octanist.triggers._feed.cursor import Change, RawLead
+    from airflow_provider_octanist.triggers._feed.health import FeedHealth
 
 CLOCK_MARGIN = timedelta(seconds=5)
 """How far before the server's answer time a joining trigger's feed must start (see the module)."""
@@ -83,9 +85,9 @@ def place(lead: RawLead, server_time: str | None) -> tuple[Cursor, datetime | No
     :param lead: the lead as ``GET /leads/{id}`` returned it.
     :param server_time: the answer's ``meta.timestamp``.
     """
-    now = parse_timestamp(server_time)
+    now = believable(parse_timestamp(server_time))
     if now is None:
-        return f"Octanist's answer carried no readable server time (meta.timestamp {server_time!r})"
+        return f"Octanist's answer carried no believable server time (meta.timestamp {server_time!r})"
     at = parse_timestamp(lead.get("updatedAt"))
     if at is None:
         return "the lead has no readable updatedAt, so the change feed cannot place its changes"
@@ -161,6 +163,7 @@ class Subscription:
         "last_error",
         "lead",
         "lead_id",
+        "newest",
         "polls_at_join",
         "seen_at",
         "since",
@@ -171,6 +174,8 @@ class Subscription:
         self.lead_id = lead_id
         self.since = since
         self.seen_at = seen_at
+        self.newest = seen_at
+        """``updatedAt`` of the newest row handed out (or read), for counting news."""
         self.wake = asyncio.Event()
         self.lead: RawLead | None = None
         """The newest row of the lead the feed handed out, if any."""
@@ -183,11 +188,23 @@ class Subscription:
         """Why the feed cannot serve this trigger; it polls on its own from then on."""
         self.polls_at_join = 0
 
-    def deliver(self, change: Change) -> None:
+    def deliver(self, change: Change) -> bool:
+        """
+        Hand ``change`` over unless it is older than what the trigger has; whether it is newer.
+
+        A row as old as the newest one handed out is handed over again (two changes may share a
+        millisecond) but does not count as news.
+        """
         if self.seen_at is not None and change.at < self.seen_at:
-            return
+            return False
+        # Only counted: ``seen_at`` stays what the trigger read, so a row dated in the future
+        # cannot make the lead's later, real changes look stale.
+        news = self.newest is None or change.at > self.newest
+        if news:
+            self.newest = change.at
         self.lead = change.lead
         self.wake.set()
+        return news
 
 
 class StatusFeed:
@@ -221,6 +238,7 @@ class StatusFeed:
         self._streak = 0
         self._max_backoff: dict[Subscription, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._health: FeedHealth | None = None
         self.refused: str | None = None
 
     # -- membership ----------------------------------------------------------------------------
@@ -283,7 +301,8 @@ class StatusFeed:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        source = LeadSource(self.octanist_conn_id, self.poll_interval, self.log)
+        source = LeadSource(self.octanist_conn_id, self.poll_interval, self.log, kind="status_feed")
+        self._health = source.health
         try:
             while self.size:
                 start = self.position
@@ -297,6 +316,7 @@ class StatusFeed:
                     raise
                 except Exception as exc:
                     self._in_flight = None
+                    source.health.failed(exc)
                     if self._rewind is not None:
                         self.position = Cursor.earliest((start, self._rewind))
                         self._rewind = None
@@ -321,9 +341,12 @@ class StatusFeed:
         self.polls += 1
         recovered = self._streak > 0
         self._streak = 0
+        delivered = 0
         for change in changes.changes:
             for subscription in tuple(self.subscribers.get(change.lead_id, ())):
-                subscription.deliver(change)
+                delivered += subscription.deliver(change)
+        if self._health is not None:
+            self._health.reported(delivered)
         if recovered:
             for subscription in self._everyone():
                 subscription.failures = 0

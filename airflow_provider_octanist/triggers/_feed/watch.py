@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist._timestamps import cursor_timestamp, utc_now, whole_millisecond
+from airflow_provider_octanist._timestamps import cursor_timestamp, utc_now
 from airflow_provider_octanist.events import LEADS_EVENT_KIND, LEADS_EVENT_VERSION
 from airflow_provider_octanist.triggers._feed import lead_source
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
@@ -49,9 +49,10 @@ async def open_state(
     """
     Resume a watcher from the asset state store, or start it at its start point (and log which).
 
-    A new watcher's start point is ``updated_since`` or, by default, now; its memory is seeded with
-    the leads already in a watched status, and the fresh state is written at once so a restart
-    resumes from this start point instead of a later "now". Returns the state and what is stored.
+    A new watcher's start point is ``updated_since`` or, by default, now by the server's clock; its
+    memory is seeded with the leads already in a watched status, and the fresh state is written at
+    once so a restart resumes from this start point instead of a later "now". Returns the state and
+    what is stored.
     """
     how = (
         f"shares the poll of connection {config.octanist_conn_id!r} (every {config.poll_interval:g} s)"
@@ -80,7 +81,7 @@ async def open_state(
                     how,
                 )
                 return state, state.to_json()
-    start = config.updated_since or whole_millisecond(utc_now())
+    start = config.updated_since or await source.until_done(source.server_now, "read Octanist's clock")
     memory = await source.until_done(
         lambda: source.seed(config.statuses, start, config.remember_for),
         f"list the leads already {'/'.join(config.statuses)}",
@@ -169,6 +170,7 @@ async def watch(config: WatchConfig, store: Any, logger: Any = None) -> AsyncIte
             state.advance_to(changes.end)
             if entries:
                 log_entries(logger, entries, config.statuses)
+                source.health.reported(len(entries))
                 yield make_event(entries, config.statuses)
             if changes.complete:
                 await lead_source.sleep(max(0.0, polled + config.poll_interval - loop.time()))

@@ -64,10 +64,15 @@ class WatchState:
         for change in sorted(changes, key=lambda c: c.key):
             if not self.cursor.admits(change.at, change.lead_id):
                 continue
-            if ceiling is None or change.at <= ceiling:
-                self.cursor = self.cursor.past(change.at, change.lead_id)
+            at = change.at
+            if ceiling is None or at <= ceiling:
+                self.cursor = self.cursor.past(at, change.lead_id)
+            else:
+                # A date past the server's clock is remembered as the cursor's instant: its bogus
+                # future must not make the lead's corrected, real changes look older than it.
+                at = self.cursor.at
             known = self.memory.get(change.lead_id)
-            if known is not None and change.at < known[1]:
+            if known is not None and at < known[1]:
                 continue  # older than what we already know of this lead
             status = status_of(change.lead)
             if status is not None and status in self.statuses:
@@ -76,7 +81,7 @@ class WatchState:
                     entry["status"] = status
                     entry["previousStatus"] = known[0] if known is not None else None
                     entries.append(entry)
-                self.memory[change.lead_id] = (status, change.at)
+                self.memory[change.lead_id] = (status, at)
             else:
                 self.memory.pop(change.lead_id, None)
         self.forget_before(self.cursor.at - self.remember_for)

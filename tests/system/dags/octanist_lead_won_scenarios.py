@@ -33,6 +33,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     # (c) otherwise: a second DAG on the same asset keeps its watcher running during the pause
     "shared_unpause": {"max_active_runs": 16, "book_seconds": 0.0},
     "shared_unpause_peer": {"max_active_runs": 16, "book_seconds": 0.0, "asset_of": "shared_unpause"},
+    # (e) a server that stores microseconds, prints milliseconds and serves 50 leads a page
+    "server_habits": {"max_active_runs": 16, "book_seconds": 0.0},
 }
 
 
