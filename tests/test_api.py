@@ -155,6 +155,15 @@ def test_custom_that_cannot_be_json_is_refused_naming_it(custom: Any, words: str
     assert str(caught.value).startswith("custom must")
 
 
+def test_request_ids_are_capped_wherever_they_come_from() -> None:
+    from_meta = api.request_id_of({"meta": {"requestId": "r" * 2_000_000}}, {})
+    from_header = api.request_id_of(None, {"X-Request-Id": "h" * 60_000})
+
+    assert from_meta == "r" * 99 + "\u2026"
+    assert from_header == "h" * 99 + "\u2026"
+    assert api.request_id_of(None, {"X-Request-Id": "req_a1b2c3d4e5f6"}) == "req_a1b2c3d4e5f6"
+
+
 def test_update_body_by_phone_with_a_numeric_string_value() -> None:
     body = api.update_lead_body(
         {

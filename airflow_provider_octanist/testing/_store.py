@@ -56,6 +56,8 @@ class LeadStore:
         """``ms`` or ``us``; set it before adding leads (stored timestamps keep the format they got)."""
         self.lying_pagination = False
         """When true, list responses always claim ``hasMore`` and repeat the last page past the end."""
+        self.strict_dates = False
+        """When true, a time filter finer than milliseconds (the documented format) is ``INVALID_DATE``."""
         self.leads_limit = 500
         """The plan's lead limit reported by ``POST /stats`` (``usage.leadsLimit``)."""
         self._lock = threading.RLock()
