@@ -383,30 +383,15 @@ class OctanistHook(_OctanistHookBase):
 async def _exchange(
     client: httpx.AsyncClient, request: httpx.Request, call: api.Call, settings: api.Settings
 ) -> tuple[httpx.Response, bytes]:
-    """
-    Send ``request`` and read its body as it is decoded, refusing it past ``max_response_bytes``.
+    """Send ``request`` and read its body within the size cap (see ``hooks/_async_body.py``)."""
+    from airflow_provider_octanist.hooks._async_body import ACCEPT_ENCODING, read_body
 
-    httpx decodes each piece that arrives whole (one read of up to 64 KiB on the wire), so memory
-    stays within the cap plus one decoded piece, and the connection is closed as soon as the
-    answer is refused.
-    """
-    import httpx
-
+    request.headers["Accept-Encoding"] = ACCEPT_ENCODING
     response = await client.send(request, stream=True)
     try:
-        pieces: list[bytes] = []
-        size = 0
-        try:
-            async for piece in response.aiter_bytes():
-                size += len(piece)
-                if size > settings.max_response_bytes:
-                    raise api.answer_too_large(call, response.status_code, settings)
-                pieces.append(piece)
-        except httpx.DecodingError:
-            raise api.undecodable_answer(call, response.status_code, response.headers) from None
+        return response, await read_body(response, call, settings)
     finally:
         await response.aclose()
-    return response, b"".join(pieces)
 
 
 class OctanistAsyncHook(_OctanistHookBase):
