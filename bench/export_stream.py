@@ -37,6 +37,7 @@ from _common import (
     child_env,
     connection_uri_json,
     median,
+    peak_rss_bytes,
     rss_bytes,
     run_json,
 )
@@ -104,15 +105,6 @@ def serve(leads: int) -> int:
 # -- one export pass, in a fresh process --------------------------------------------------------
 
 
-def _peak_rss_bytes() -> int:
-    # VmHWM, not getrusage's ru_maxrss: that one survives exec, so it would report the parent's size.
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("/proc/self/status has no VmHWM line")
-
-
 def _digest(path: Path) -> str:
     """The file's SHA-256, read in chunks (holding two 180 MB files would bloat this process)."""
     import hashlib
@@ -155,7 +147,7 @@ def one_pass(side: str, url: str, out: Path) -> int:
                 handle.write(encode(lead) + "\n")
                 rows += 1
     seconds, cpu = time.perf_counter() - started, time.process_time() - used
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": rows, "growth": _peak_rss_bytes() - before}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": rows, "growth": peak_rss_bytes() - before}))
     return 0
 
 

@@ -9,7 +9,7 @@ non-zero only when a benchmark crashed or reported a wrong result (a missed or d
 Each benchmark runs in a process of its own (``bench/<name>.py``, runnable alone too). The table
 is also written to ``.bench/results.md`` and ``.bench/results.json``.
 
-``python bench/run.py [--smoke] [--only parse hook triggerer feed events export] [--out DIR]``
+``python bench/run.py [--smoke] [--only parse hook triggerer feed events export size] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -49,8 +49,17 @@ BENCHMARKS: dict[str, str] = {
     "feed": "status_feed_scale.py",
     "events": "bench_event_trigger.py",
     "export": "export_stream.py",
+    "size": "size_cap.py",
 }
-TIMEOUT_SECONDS = {"parse": 600, "hook": 300, "triggerer": 900, "feed": 1200, "events": 600, "export": 900}
+TIMEOUT_SECONDS = {
+    "parse": 600,
+    "hook": 300,
+    "triggerer": 900,
+    "feed": 1200,
+    "events": 600,
+    "export": 900,
+    "size": 900,
+}
 
 
 class BenchmarkError(Exception):
