@@ -8,13 +8,13 @@ feed's items are in ``tests/triggers/``, the sensor's (13) in ``tests/sensors/``
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pickle
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import first_trigger_event
 
 from airflow_provider_octanist.exceptions import OctanistNotFoundError, OctanistResponseError
 from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
@@ -115,14 +115,8 @@ def test_case_17_10_a_huge_request_id_is_capped_in_a_trigger_event(
         "meta": {"requestId": "r" * 2_000_000},
     }
     octanist_server.inject("status", status=401, count=None, body=json.dumps(body))
-    trigger = OctanistLeadStatusTrigger("lead_1", poll_interval=0.05)
+    event = first_trigger_event(OctanistLeadStatusTrigger("lead_1", poll_interval=0.05))
 
-    async def first_event() -> Any:
-        async for event in trigger.run():
-            return event.payload
-        return None
-
-    event = asyncio.run(first_event())
     assert event["status"] == "error"
     assert len(repr(event)) < 2_000
 

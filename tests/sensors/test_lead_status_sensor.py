@@ -303,21 +303,10 @@ def test_case_17_13_soft_fail_never_skips_an_outage_in_poke_mode(
         sensor(soft_fail=True, timeout=30).execute({})
 
 
-def _first_trigger_event(trigger: OctanistLeadStatusTrigger) -> dict[str, Any]:
-    import asyncio
-
-    async def first() -> dict[str, Any]:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise AssertionError("the trigger ended without an event")
-
-    return asyncio.run(first())
-
-
 def test_case_17_13_soft_fail_never_skips_an_outage_the_trigger_reports(
     octanist_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import connection_json
+    from conftest import connection_json, first_trigger_event
 
     octanist_server.add_lead(id=LEAD)
     monkeypatch.setenv(
@@ -325,7 +314,7 @@ def test_case_17_13_soft_fail_never_skips_an_outage_the_trigger_reports(
         connection_json(octanist_server.url, octanist_server.api_key, retry_backoff=0.01, max_retries=0),
     )
     octanist_server.inject("status", status=503, count=None)
-    event = _first_trigger_event(
+    event = first_trigger_event(
         OctanistLeadStatusTrigger(lead_id=LEAD, poll_interval=0.05, max_consecutive_errors=1)
     )
     assert event["status"] == "error"
