@@ -12,7 +12,7 @@ The two formats differ on purpose:
   watermark must round-trip exactly through the asset state store (truncating it could report a
   change twice).
 
-:func:`filter_timestamp` writes the bound of a time filter in milliseconds too, as Octanist
+``filter_timestamp`` writes the bound of a time filter in milliseconds too, as Octanist
 documents them (a strict server refuses anything finer with ``INVALID_DATE``), rounded in the
 direction that keeps the filter's meaning for instants stored in whole milliseconds; only a
 server seen writing microseconds itself is asked in microseconds.
@@ -145,7 +145,7 @@ def filter_timestamp(value: datetime | date | str, what: str, op: str, *, exact:
     :param value: the bound: a datetime, a date or an ISO 8601 string (naive means UTC).
     :param what: the argument's name, for the message of the ``ValueError`` raised otherwise.
     :param op: the filter's operator: ``gt``, ``gte``, ``lt`` or ``lte``.
-    :param exact: keep microseconds, as :func:`cursor_timestamp` does: for a server that writes
+    :param exact: keep microseconds, as ``cursor_timestamp`` does: for a server that writes
         them itself, whose instants milliseconds could not tell apart.
     """
     moment = to_utc(value, what)

@@ -155,7 +155,7 @@ def _extra(extras: Mapping[str, Any], name: str) -> Any:
 
 
 def _setting(value: Any, name: str, conn_id: str) -> float:
-    """A numeric extra within its :data:`BOUNDS`, or a ``ValueError`` naming it and its range."""
+    """A numeric extra within its ``BOUNDS``, or a ``ValueError`` naming it and its range."""
     bound = BOUNDS[name]
     what = f"Connection {conn_id!r}: {name}"
     # Extras often hold strings: read them as numbers.

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import httpx
 
 ACCEPT_ENCODING = "gzip, deflate"
-"""What the async hook asks for: the encodings :class:`BodyDecoder` inflates itself."""
+"""What the async hook asks for: the encodings ``BodyDecoder`` inflates itself."""
 
 PIECE = 65_536
 """Decoded bytes produced per step, at most."""
@@ -30,7 +30,7 @@ class UndecodableError(Exception):
 
 class BodyDecoder:
     """
-    Inflate a body as its ``Content-Encoding`` says, never more than :data:`PIECE` bytes per step.
+    Inflate a body as its ``Content-Encoding`` says, never more than ``PIECE`` bytes per step.
 
     :param encoding: the answer's ``Content-Encoding`` header (empty for none).
     """
@@ -69,7 +69,7 @@ class BodyDecoder:
             data = self._inflater.unconsumed_tail
 
     def end(self) -> bytes:
-        """What is left once the whole body went through :meth:`decode` (at most a piece)."""
+        """What is left once the whole body went through ``decode`` (at most a piece)."""
         if self._inflater is None:
             return b""
         try:

@@ -179,7 +179,7 @@ def read_body(response: requests.Response, deadline: float, max_bytes: int) -> b
 
     Reads with ``read1``, which returns as soon as any bytes are there, and checks the clock between
     reads, so the deadline is overrun by at most one read (a pause of the server's, itself bounded by
-    the read timeout). The body is counted as it is decoded, and :class:`TooLargeError` raised as
+    the read timeout). The body is counted as it is decoded, and ``TooLargeError`` raised as
     soon as it holds more than ``max_bytes``: urllib3 decodes at most one piece per read, so a gzip
     bomb never unfolds in memory. Errors of urllib3 are raised as the requests exceptions they stand
     for; a body that does not decode as its ``Content-Encoding`` says is ``ContentDecodingError``.
