@@ -98,6 +98,12 @@ CONNECTION_FORM_EXTRAS: dict[str, dict[str, Any]] = {
         "default": 1,
         "description": "Wait before the first retry; doubled for each further one, with jitter.",
     },
+    "max_response_bytes": {
+        "label": "Max answer size (bytes)",
+        "type": "integer",
+        "default": 64 * 1024 * 1024,
+        "description": "An answer larger than this once decoded is refused while it arrives.",
+    },
     "verify": {
         "label": "Verify TLS",
         "type": "string",

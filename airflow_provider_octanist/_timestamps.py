@@ -10,20 +10,25 @@ The two formats differ on purpose:
   Octanist stores and the only one its filters understand;
 - :func:`cursor_timestamp` keeps **microseconds** when a value has them, because a watcher's
   watermark must round-trip exactly through the asset state store (truncating it could report a
-  change twice), and :func:`filter_timestamp` writes time filters the same way: a filter cut to
-  milliseconds could never ask for what comes after a microsecond the API itself returned.
+  change twice).
+
+``filter_timestamp`` writes the bound of a time filter in milliseconds too, as Octanist
+documents them (a strict server refuses anything finer with ``INVALID_DATE``), rounded in the
+direction that keeps the filter's meaning for instants stored in whole milliseconds; only a
+server seen writing microseconds itself is asked in microseconds.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 __all__ = [
     "api_timestamp",
     "cursor_timestamp",
     "filter_timestamp",
+    "finer_than_milliseconds",
     "format_day",
     "parse_timestamp",
     "to_utc",
@@ -123,13 +128,38 @@ def cursor_timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + fraction + "Z"
 
 
-def filter_timestamp(value: datetime | date | str, what: str) -> str:
-    """
-    Write a time filter: milliseconds (as :func:`api_timestamp`) unless the value is finer.
+ROUNDED_UP = frozenset({"gte", "lt"})
+"""Filter operators whose bound moves up to the next millisecond when it has a finer part."""
 
-    A whole millisecond, which is every instant Octanist documents, is written exactly as before.
+
+def filter_timestamp(value: datetime | date | str, what: str, op: str, *, exact: bool = False) -> str:
     """
-    return cursor_timestamp(to_utc(value, what))
+    Write the bound of a time filter (``updatedAt[op]``) in milliseconds, keeping the filter's meaning.
+
+    Octanist stores and documents milliseconds. A bound with a finer part (a user's ``datetime``,
+    say ``12:00:00.123456``) is moved to a millisecond that selects exactly the same instants
+    among whole milliseconds: ``gte`` and ``lt`` round up (``>= .123456`` is ``>= .124``, and
+    ``< .123456`` still takes ``.123`` as ``< .124``), ``gt`` and ``lte`` round down (``> .123``,
+    ``<= .123``). A whole millisecond is written as it is.
+
+    :param value: the bound: a datetime, a date or an ISO 8601 string (naive means UTC).
+    :param what: the argument's name, for the message of the ``ValueError`` raised otherwise.
+    :param op: the filter's operator: ``gt``, ``gte``, ``lt`` or ``lte``.
+    :param exact: keep microseconds, as ``cursor_timestamp`` does: for a server that writes
+        them itself, whose instants milliseconds could not tell apart.
+    """
+    moment = to_utc(value, what)
+    if exact:
+        return cursor_timestamp(moment)
+    whole = whole_millisecond(moment)
+    if whole != moment and op in ROUNDED_UP:
+        whole += timedelta(milliseconds=1)
+    return api_timestamp(whole, what)
+
+
+def finer_than_milliseconds(moment: datetime | None) -> bool:
+    """Whether ``moment`` (say, a server's ``meta.timestamp``) has a part below the millisecond."""
+    return moment is not None and moment.microsecond % 1000 != 0
 
 
 def whole_millisecond(moment: datetime) -> datetime:

@@ -3,8 +3,9 @@ Serve a ``FakeOctanistServer`` for the benchmarks, in its own process, driven ov
 
 Started by :class:`_common.ServerProcess`. It prints one JSON line ``{"url", "lead_ids"}`` once
 listening, then answers each JSON command line (``["arrivals"]``, ``["clear"]``, ``["connections"]``,
-``["cpu"]``, ``["won", lead_id]``, ``["quit"]``) with one JSON line. ``won`` sets a lead's status to
-``won``, creating the lead if there is none with that id.
+``["cpu"]``, ``["won", lead_id]``, ``["inject", kind, options]``, ``["quit"]``) with one JSON line.
+``won`` sets a lead's status to ``won``, creating the lead if there is none with that id; ``inject``
+queues one fault (``FakeOctanistServer.inject(kind, **options)``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def main() -> int:
                 except KeyError:
                     server.add_lead(id=args[0], status="won")
                 answer = time.monotonic()
+            elif command == "inject":
+                server.inject(args[0], **args[1])
             elif command == "quit":
                 print(json.dumps(None), flush=True)
                 break

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,17 @@ def connection_json(url: str, api_key: str = API_KEY, **extra: object) -> str:
     if extra:
         conn["extra"] = extra
     return json.dumps(conn)
+
+
+def first_trigger_event(trigger: Any) -> Any:
+    """Run ``trigger`` in a fresh event loop until its first event; return that event's payload."""
+
+    async def first() -> Any:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError(f"{type(trigger).__name__} ended without an event")
+
+    return asyncio.run(first())
 
 
 @pytest.fixture

@@ -162,13 +162,45 @@ class AirflowHome:
         return [p for p in self.home.rglob("*") if p.is_file() and raw in p.read_bytes()]
 
 
-class FlipWhenSeen:
+class WhenSeen:
     """
-    Change a lead's status once the fake server has answered ``after_requests`` GETs for it.
+    Act on the fake server once it has answered ``after_requests`` GETs for a lead (see ``_act``).
 
-    Proves a sensor was really waiting: it saw the old status at least once before the change.
+    Proves a sensor was really waiting: it saw the lead at least once before the change.
     Runs in a daemon thread and gives up after ``deadline`` seconds.
     """
+
+    def __init__(
+        self, server: Any, lead_id: str, *, after_requests: int = 2, deadline: float = 300.0
+    ) -> None:
+        self.server = server
+        self.lead_id = lead_id
+        self.after_requests = after_requests
+        self.flipped = threading.Event()
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + deadline
+        self._thread = threading.Thread(target=self._watch, daemon=True, name=f"when-seen-{lead_id}")
+        self._thread.start()
+
+    def _act(self) -> None:
+        raise NotImplementedError
+
+    def _watch(self) -> None:
+        path = f"/api/leads/{self.lead_id}"
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            if self.server.request_count("GET", path) >= self.after_requests:
+                self._act()
+                self.flipped.set()
+                return
+            self._stop.wait(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class FlipWhenSeen(WhenSeen):
+    """Change a lead's status (``set_status(lead_id, status, **kw)``) once it has been seen."""
 
     def __init__(
         self,
@@ -180,26 +212,16 @@ class FlipWhenSeen:
         deadline: float = 300.0,
         **kw: Any,
     ) -> None:
-        self.server = server
-        self.lead_id = lead_id
         self.status = status
-        self.after_requests = after_requests
         self.kw = kw
-        self.flipped = threading.Event()
-        self._stop = threading.Event()
-        self._deadline = time.monotonic() + deadline
-        self._thread = threading.Thread(target=self._watch, daemon=True, name=f"flip-{lead_id}")
-        self._thread.start()
+        super().__init__(server, lead_id, after_requests=after_requests, deadline=deadline)
 
-    def _watch(self) -> None:
-        path = f"/api/leads/{self.lead_id}"
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            if self.server.request_count("GET", path) >= self.after_requests:
-                self.server.set_status(self.lead_id, self.status, **self.kw)
-                self.flipped.set()
-                return
-            self._stop.wait(0.02)
+    def _act(self) -> None:
+        self.server.set_status(self.lead_id, self.status, **self.kw)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+
+class OutageWhenSeen(WhenSeen):
+    """Make the server answer every request with ``503`` from the moment a lead has been seen."""
+
+    def _act(self) -> None:
+        self.server.inject("status", status=503, count=None)

@@ -124,7 +124,44 @@ def test_create_body_drops_none_and_keeps_documented_fields() -> None:
         {"name": "Ada", "email": None, "custom": {"a": 1}, "analytics_storage": "granted", "sessionId": "s-1"}
     )
 
-    assert body == {"name": "Ada", "custom": {"a": 1}, "analytics_storage": "granted", "sessionId": "s-1"}
+    assert body == {"name": "Ada", "custom": '{"a":1}', "analytics_storage": "granted", "sessionId": "s-1"}
+
+
+@pytest.mark.parametrize(
+    ("custom", "sent"),
+    [
+        ({"company": "Acme", "seats": 12}, '{"company":"Acme","seats":12}'),
+        (["a", "b"], '["a","b"]'),
+        ({"city": "Zürich"}, '{"city":"Zürich"}'),
+        ('{"company": "Acme"}', '{"company": "Acme"}'),
+        ("free text, not JSON", "free text, not JSON"),
+    ],
+)
+def test_custom_is_sent_as_a_string_as_production_documents_it(custom: Any, sent: str) -> None:
+    assert api.create_lead_body({"name": "Ada", "custom": custom})["custom"] == sent
+
+
+@pytest.mark.parametrize(
+    ("custom", "words"),
+    [
+        ({"when": datetime(2026, 1, 1)}, "Object of type datetime is not JSON serializable"),
+        ({"value": float("nan")}, "Out of range float values are not JSON compliant"),
+        (3, "custom must be a string, a dict or a list, got int"),
+    ],
+)
+def test_custom_that_cannot_be_json_is_refused_naming_it(custom: Any, words: str) -> None:
+    with pytest.raises(ValueError, match=words) as caught:
+        api.create_lead_body({"name": "Ada", "custom": custom})
+    assert str(caught.value).startswith("custom must")
+
+
+def test_request_ids_are_capped_wherever_they_come_from() -> None:
+    from_meta = api.request_id_of({"meta": {"requestId": "r" * 2_000_000}}, {})
+    from_header = api.request_id_of(None, {"X-Request-Id": "h" * 60_000})
+
+    assert from_meta == "r" * 99 + "\u2026"
+    assert from_header == "h" * 99 + "\u2026"
+    assert api.request_id_of(None, {"X-Request-Id": "req_a1b2c3d4e5f6"}) == "req_a1b2c3d4e5f6"
 
 
 def test_update_body_by_phone_with_a_numeric_string_value() -> None:

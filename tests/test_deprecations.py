@@ -21,7 +21,15 @@ import airflow_provider_octanist
 
 DISTRIBUTION = "airflow-provider-octanist"
 PACKAGE_DIR = Path(airflow_provider_octanist.__file__).resolve().parent
-FORM_EXTRAS = {"timeout", "connect_timeout", "max_retries", "retry_backoff", "verify", "allow_insecure_http"}
+FORM_EXTRAS = {
+    "timeout",
+    "connect_timeout",
+    "max_retries",
+    "retry_backoff",
+    "max_response_bytes",
+    "verify",
+    "allow_insecure_http",
+}
 DEPRECATIONS = {"DeprecationWarning", "PendingDeprecationWarning", "FutureWarning"}
 _MARK = "OCTANIST-PROBE-RESULT:"
 

@@ -79,6 +79,7 @@ def test_the_declarative_form_matches_the_classic_one() -> None:
         "connect_timeout",
         "max_retries",
         "retry_backoff",
+        "max_response_bytes",
         "verify",
         "allow_insecure_http",
     }

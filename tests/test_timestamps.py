@@ -111,3 +111,33 @@ def test_the_cursor_format_keeps_microseconds_and_the_api_format_cuts_them() -> 
     assert timestamps.api_timestamp(moment, "x") == "2026-03-10T12:00:00.123Z"
     assert timestamps.cursor_timestamp(moment.replace(microsecond=123000)) == "2026-03-10T12:00:00.123Z"
     assert timestamps.parse_timestamp(timestamps.cursor_timestamp(moment)) == moment
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"),
+    [
+        ("gte", "2026-03-10T12:00:00.124Z"),  # a lead at .123 is not >= .123456
+        ("gt", "2026-03-10T12:00:00.123Z"),  # > .123 takes .124 on, as > .123456 does
+        ("lt", "2026-03-10T12:00:00.124Z"),  # a lead at .123 is < .123456: it stays in
+        ("lte", "2026-03-10T12:00:00.123Z"),
+    ],
+)
+def test_a_finer_time_filter_rounds_to_the_millisecond_that_keeps_its_meaning(op: str, expected: str) -> None:
+    moment = datetime(2026, 3, 10, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+    assert timestamps.filter_timestamp(moment, "updated_" + op, op) == expected
+    assert (
+        timestamps.filter_timestamp(moment, "updated_" + op, op, exact=True) == "2026-03-10T12:00:00.123456Z"
+    )
+
+
+@pytest.mark.parametrize("op", ["gt", "gte", "lt", "lte"])
+def test_a_whole_millisecond_filter_is_written_as_it_is(op: str) -> None:
+    assert timestamps.filter_timestamp("2026-03-10T12:00:00.123Z", "x", op) == "2026-03-10T12:00:00.123Z"
+    assert timestamps.filter_timestamp(date(2026, 3, 10), "x", op) == "2026-03-10T00:00:00.000Z"
+
+
+def test_rounding_up_carries_into_the_next_second_and_day() -> None:
+    moment = datetime(2026, 12, 31, 23, 59, 59, 999500, tzinfo=timezone.utc)
+
+    assert timestamps.filter_timestamp(moment, "x", "gte") == "2027-01-01T00:00:00.000Z"

@@ -43,6 +43,7 @@ from airflow_provider_octanist._api.paging import (
 )
 from airflow_provider_octanist._api.redact import MAX_SERVER_TEXT, cap, scrub, scrub_error
 from airflow_provider_octanist._api.responses import (
+    answer_too_large,
     check_lead,
     check_row,
     check_same_lead,
@@ -51,6 +52,7 @@ from airflow_provider_octanist._api.responses import (
     legacy_created,
     legacy_list,
     legacy_updated,
+    undecodable_answer,
     unwrap,
 )
 from airflow_provider_octanist._api.retries import (
@@ -66,6 +68,7 @@ from airflow_provider_octanist._api.settings import (
     DEFAULT_BACKOFF,
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_READ_TIMEOUT,
     MAX_RETRY_WAIT,
@@ -81,6 +84,7 @@ __all__ = [
     "DEFAULT_BACKOFF",
     "DEFAULT_BASE_URL",
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_READ_TIMEOUT",
@@ -99,6 +103,7 @@ __all__ = [
     "Settings",
     "ad_spend_body",
     "ad_spend_listing",
+    "answer_too_large",
     "attempt_limit",
     "cap",
     "check_api_key",
@@ -131,6 +136,7 @@ __all__ = [
     "should_continue",
     "stats_body",
     "too_late_to_retry",
+    "undecodable_answer",
     "unwrap",
     "update_lead_body",
 ]

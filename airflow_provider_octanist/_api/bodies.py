@@ -6,6 +6,7 @@ Each is validated before anything is sent; also the checks of page numbers and r
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._checks import check_lead_id, non_empty_text, positive_number, whole_number
@@ -33,9 +34,7 @@ def create_lead_body(fields: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if name == "custom":
-            if not isinstance(value, (str, dict, list)):
-                raise ValueError(f"custom must be a string, a dict or a list, got {type(value).__name__}.")
-            body[name] = value
+            body[name] = _custom_text(value)
         elif name in CONSENT_FIELDS:
             if not isinstance(value, bool) and value not in ("granted", "denied"):
                 raise ValueError(f"{name} must be true/false (or 'granted'/'denied'), got {value!r}.")
@@ -47,6 +46,26 @@ def create_lead_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     if not any(body.get(k) not in (None, "") for k in ("name", "email", "phone", "custom")):
         raise ValueError("A new lead needs at least one of name, email, phone or custom.")
     return body
+
+
+def _custom_text(value: Any) -> str:
+    """
+    ``custom`` as Octanist's production documentation has it, a string: a dict or list is sent as its JSON.
+
+    A string is sent unchanged (the API stores it as given, JSON or not).
+    """
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, (dict, list)):
+        raise ValueError(f"custom must be a string, a dict or a list, got {type(value).__name__}.")
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        # json's own words ("Object of type datetime is not JSON serializable") name the culprit.
+        raise ValueError(
+            f"custom must hold only JSON values (strings, finite numbers, booleans, null, lists and "
+            f"dicts with string keys): {exc}."
+        ) from None
 
 
 def update_lead_body(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
+from airflow_provider_octanist._api.redact import cap
 from airflow_provider_octanist._checks import check_lead_id
 
 if TYPE_CHECKING:
@@ -45,13 +46,20 @@ def lead_path(lead_id: Any) -> str:
     return "/leads/" + quote(check_lead_id(lead_id), safe="")
 
 
+MAX_REQUEST_ID = 100
+"""Characters of a request id kept (Octanist's are about 20): it travels into every error and log."""
+
+
 def request_id_of(payload: Any, headers: Mapping[str, str]) -> str | None:
-    """The request id of an answer: ``meta.requestId``, else the ``X-Request-Id`` header."""
+    """The request id of an answer, capped: ``meta.requestId``, else the ``X-Request-Id`` header."""
+    found: Any = None
     if isinstance(payload, dict):
         meta = payload.get("meta")
         if isinstance(meta, dict) and isinstance(meta.get("requestId"), str):
-            return str(meta["requestId"])
-    return headers.get("X-Request-Id")
+            found = meta["requestId"]
+    if found is None:
+        found = headers.get("X-Request-Id")
+    return None if found is None else cap(str(found), MAX_REQUEST_ID)
 
 
 def server_time_of(payload: Any) -> str | None:

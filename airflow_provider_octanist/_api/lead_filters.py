@@ -76,7 +76,11 @@ def _number_filter(value: Any, what: str) -> str:
 
 
 def lead_list_params(
-    *, page_size: int = DEFAULT_PAGE_SIZE, filters: Mapping[str, Any] | None = None, **named: Any
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    filters: Mapping[str, Any] | None = None,
+    exact_time: bool = False,
+    **named: Any,
 ) -> dict[str, str]:
     """
     Build the query of ``GET /leads`` from keyword filters, validating each before any request.
@@ -84,6 +88,8 @@ def lead_list_params(
     :param page_size: leads per page (1-100).
     :param filters: further raw API filters, e.g. ``{"gclid[exists]": True}``; their field and
         operator are checked against the documented ones.
+    :param exact_time: write time bounds with their microseconds (for a server that writes them
+        itself) instead of in milliseconds (see ``_timestamps.filter_timestamp``).
     :param named: the keyword filters of ``types.LeadFilters``; ``None`` means not given.
     """
     unknown = [name for name in named if name not in LIST_FILTERS]
@@ -95,13 +101,13 @@ def lead_list_params(
     for name in LIST_FILTERS:
         value = named.get(name)
         if value is not None:
-            params.update(_keyword_filter(name, value))
+            params.update(_keyword_filter(name, value, exact_time))
     for key, raw in (filters or {}).items():
-        params.update(_raw_filter(key, raw))
+        params.update(_raw_filter(key, raw, exact_time))
     return params
 
 
-def _keyword_filter(name: str, value: Any) -> dict[str, str]:
+def _keyword_filter(name: str, value: Any, exact_time: bool) -> dict[str, str]:
     """The query parameter of one keyword filter (``updated_gte`` -> ``updatedAt[gte]``)."""
     if name in _CONTROLS:
         return {name: _CONTROLS[name](value)}
@@ -109,7 +115,7 @@ def _keyword_filter(name: str, value: Any) -> dict[str, str]:
         return {EQUALITY_FILTERS[name]: non_empty_text(value, name)}
     prefix, op = name.rsplit("_", 1)
     if prefix in TIME_FILTERS:
-        return {f"{TIME_FILTERS[prefix]}[{op}]": filter_timestamp(value, name)}
+        return {f"{TIME_FILTERS[prefix]}[{op}]": filter_timestamp(value, name, op, exact=exact_time)}
     return {f"value[{op}]": _number_filter(value, name)}
 
 
@@ -127,7 +133,7 @@ _CONTROLS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def _raw_filter(key: str, value: Any) -> dict[str, str]:
+def _raw_filter(key: str, value: Any, exact_time: bool) -> dict[str, str]:
     match = _RAW_FILTER_RE.match(key) if isinstance(key, str) else None
     if not match or match.group(1) not in RAW_FILTER_FIELDS:
         raise ValueError(
@@ -144,7 +150,7 @@ def _raw_filter(key: str, value: Any) -> dict[str, str]:
             raise ValueError(f"Filter {key!r} takes true or false, got {value!r}.")
         return {key: str(value).lower()}
     if name in TIME_FILTERS.values():
-        return {key: filter_timestamp(value, key)}
+        return {key: filter_timestamp(value, key, op, exact=exact_time)}
     if name == "value":
         return {key: _number_filter(value, key)}
     return {key: _filter_value(value, key)}

@@ -24,6 +24,23 @@ def cap(text: str, limit: int = MAX_SERVER_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def without_userinfo(url: str) -> str:
+    """
+    ``url`` with any user information (``user:password@``) before its host replaced by ``***``.
+
+    A key pasted into a connection's host (``https://:KEY@octanist.com/api``) must not reach the
+    message that says the host is wrong. Works on text too broken for ``urlsplit``; a path holding
+    an ``@`` is redacted up to it as well, which costs nothing but a less precise message.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    if "@" not in rest:
+        return url
+    # Up to the last "@", not to the first "/": a key may hold "/", "?" or "#" itself.
+    return f"{scheme}{separator}{REDACTED}@{rest.rpartition('@')[2]}"
+
+
 FRAGMENT = 6
 """Characters of the start of a secret that, found in a text, are redacted with what follows of it."""
 

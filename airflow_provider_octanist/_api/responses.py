@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Call, request_id_of
 from airflow_provider_octanist._api.errors import error_fields, kind_of_code, make_error
+from airflow_provider_octanist._api.redact import cap
 from airflow_provider_octanist._lead_vocabulary import LEAD_STATUSES, LEGACY_ALIASES
 from airflow_provider_octanist.exceptions import OctanistResponseError
 
@@ -121,7 +122,7 @@ def decode_json(
             f"Octanist answered {call.label} with HTTP {status} and JSON nested too deeply to read "
             f"({content_type}, {len(content)} bytes: {_excerpt(content)!r})",
             status_code=status,
-            request_id=headers.get("X-Request-Id"),
+            request_id=request_id_of(None, headers),
             hint="The API may have changed; please report it with the request id.",
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -131,12 +132,37 @@ def decode_json(
             f"Octanist answered {call.label} with HTTP {status} and {what} "
             f"({content_type}, {len(content)} bytes: {_excerpt(content)!r})",
             status_code=status,
-            request_id=headers.get("X-Request-Id"),
+            request_id=request_id_of(None, headers),
             hint=f"Check that the connection {settings.conn_id!r} points at the Octanist API "
             f"(base URL {settings.base_url}); a proxy or an outage page can answer like this."
             if not strict
             else "The API may have changed; please report it with the request id.",
         ) from None
+
+
+def answer_too_large(call: Call, status: int, settings: Settings) -> OctanistResponseError:
+    """The error for an answer whose body, decoded, grew past the connection's ``max_response_bytes``."""
+    return OctanistResponseError(
+        f"Octanist's answer to {call.label} (HTTP {status}) exceeded {settings.max_response_bytes} bytes "
+        "once decoded, the connection's max_response_bytes; it was not read further",
+        status_code=status,
+        hint=f"Raise the extra max_response_bytes of connection {settings.conn_id!r} if answers this "
+        "large are expected, or ask for less per request (a smaller page_size); otherwise something "
+        "between here and Octanist is sending far more than an API answer.",
+    )
+
+
+def undecodable_answer(call: Call, status: int, headers: Mapping[str, str]) -> OctanistResponseError:
+    """The error for a body that is not what its ``Content-Encoding`` says (say, gzip that is not gzip)."""
+    encoding = cap(headers.get("Content-Encoding") or "its content encoding", 40)
+    return OctanistResponseError(
+        f"Octanist's answer to {call.label} (HTTP {status}) could not be decoded: it is labelled "
+        f"{encoding!r} but its body is not",
+        status_code=status,
+        request_id=request_id_of(None, headers),
+        hint="Something between here and Octanist (a proxy, a gateway) may be rewriting answers; "
+        "please report it with the request id if it persists.",
+    )
 
 
 def _check_envelope(call: Call, status: int, payload: dict[str, Any], request_id: str | None) -> None:

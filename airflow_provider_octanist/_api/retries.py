@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_octanist._api.calls import request_id_of
 from airflow_provider_octanist._api.errors import error_for
-from airflow_provider_octanist._api.redact import cap, scrub
+from airflow_provider_octanist._api.redact import scrub
 from airflow_provider_octanist._backoff import TRANSIENT_STATUS, backoff_seconds
 from airflow_provider_octanist.exceptions import OctanistConnectionError, OctanistError, OctanistTimeoutError
 
@@ -132,10 +133,10 @@ class Attempts:
             self.on_rate_limited(retry_after_seconds(headers))
         if self.retries >= self.settings.max_retries or not may_retry_status(self.call, status):
             return None
-        request_id = headers.get("X-Request-Id")
+        request_id = request_id_of(None, headers)
         if request_id:
-            # Logged: keep it short and free of the key, whatever the server put there.
-            request_id = scrub(cap(request_id, 100), self.settings.api_key)
+            # Logged: free of the key, whatever the server put there (request_id_of capped it).
+            request_id = scrub(request_id, self.settings.api_key)
         reason = f"HTTP {status}" + (f" (request {request_id})" if request_id else "")
         return self._next_wait(reason, retry_after_seconds(headers))
 

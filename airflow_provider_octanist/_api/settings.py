@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_octanist import __version__
+from airflow_provider_octanist._api.redact import without_userinfo
 from airflow_provider_octanist._checks import positive_number
 from airflow_provider_octanist.exceptions import OctanistAuthError
 
@@ -40,6 +41,36 @@ MAX_RETRY_WAIT = 60.0
 """No single wait, ``Retry-After`` included, is longer than this."""
 
 
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""Bytes an answer may hold once decoded (64 MiB); a page of 100 leads is well under 1 MiB."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The range a numeric extra must keep to: above 0 (or from 0, with ``zero``) and at most ``high``."""
+
+    high: float
+    unit: str
+    whole: bool = False
+    zero: bool = False
+
+    def words(self) -> str:
+        kind = f"a whole number of {self.unit}" if self.whole else f"a number of {self.unit}"
+        low = "from 0" if self.zero else "above 0"
+        return f"{kind} {low} and at most {self.high:g}"
+
+
+BOUNDS: dict[str, Bound] = {
+    # Beyond these a value is a typo, and some overflow deep in the socket and thread code.
+    "timeout": Bound(3600, "seconds"),
+    "connect_timeout": Bound(600, "seconds"),
+    "retry_backoff": Bound(MAX_RETRY_WAIT, "seconds"),
+    "max_retries": Bound(100, "retries", whole=True, zero=True),
+    "max_response_bytes": Bound(1024**3, "bytes", whole=True),
+}
+"""The allowed range of every numeric extra (and of the hook arguments that override them)."""
+
+
 API_KEY_HEADER = "X-API-KEY"
 
 
@@ -60,6 +91,8 @@ class Settings:
     backoff: float = DEFAULT_BACKOFF
     max_retry_wait: float = MAX_RETRY_WAIT
     verify: bool | str = True
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """An answer larger than this once decoded is refused while it is read (extra ``max_response_bytes``)."""
 
     @property
     def total_timeout(self) -> float:
@@ -121,9 +154,17 @@ def _extra(extras: Mapping[str, Any], name: str) -> Any:
     return None if value == "" else value
 
 
-def _setting(value: Any, what: str, conn_id: str, *, whole: bool = False) -> float:
-    # A count (max_retries) may be 0; a duration must be above 0. Extras often hold strings.
-    return positive_number(value, f"Connection {conn_id!r}: {what}", whole=whole, zero=whole, text=True)
+def _setting(value: Any, name: str, conn_id: str) -> float:
+    """A numeric extra within its ``BOUNDS``, or a ``ValueError`` naming it and its range."""
+    bound = BOUNDS[name]
+    what = f"Connection {conn_id!r}: {name}"
+    # Extras often hold strings: read them as numbers.
+    number = positive_number(
+        value, what, whole=bound.whole, zero=bound.zero, text=True, must_be=bound.words()
+    )
+    if number > bound.high:
+        raise ValueError(f"{what} must be {bound.words()}, got {value!r}.")
+    return number
 
 
 def _truthy(value: Any) -> bool:
@@ -168,7 +209,7 @@ def normalize_base_url(
         host_port = -1
     if parts.scheme not in ("http", "https") or not parts.hostname or host_port == -1:
         raise ValueError(
-            f"Connection {conn_id!r}: host {host!r} is not an http(s) URL. "
+            f"Connection {conn_id!r}: host {without_userinfo(host)!r} is not an http(s) URL. "
             f"Leave it empty for {DEFAULT_BASE_URL} or give a URL such as https://octanist.com/api."
         )
     if parts.username or parts.password or parts.query or parts.fragment:
@@ -248,6 +289,7 @@ def settings_from_connection(
     connect = connect_timeout if connect_timeout is not None else _extra(extras, "connect_timeout")
     retries = max_retries if max_retries is not None else _extra(extras, "max_retries")
     backoff = _extra(extras, "retry_backoff")
+    size_cap = _extra(extras, "max_response_bytes")
     verify = _extra(extras, "verify")
     return Settings(
         conn_id=conn_id,
@@ -267,7 +309,10 @@ def settings_from_connection(
         else _setting(connect, "connect_timeout", conn_id),
         max_retries=DEFAULT_MAX_RETRIES
         if retries is None
-        else int(_setting(retries, "max_retries", conn_id, whole=True)),
+        else int(_setting(retries, "max_retries", conn_id)),
         backoff=DEFAULT_BACKOFF if backoff is None else _setting(backoff, "retry_backoff", conn_id),
         verify=True if verify is None else _verify(verify, conn_id),
+        max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES
+        if size_cap is None
+        else int(_setting(size_cap, "max_response_bytes", conn_id)),
     )

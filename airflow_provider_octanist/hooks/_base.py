@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist import _api as api
 from airflow_provider_octanist._checks import check_conn_id, check_lead_id
+from airflow_provider_octanist._timestamps import finer_than_milliseconds
 from airflow_provider_octanist.exceptions import OctanistError
 
 if TYPE_CHECKING:
@@ -145,6 +146,9 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
             "max_retries": max_retries,
         }
         self._settings: api.Settings | None = None
+        # Time filters go out in milliseconds, as documented, until this server's own clock
+        # (meta.timestamp) shows microseconds: then its instants need them to be told apart.
+        self._server_writes_microseconds = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(octanist_conn_id={self.octanist_conn_id!r})"
@@ -176,6 +180,16 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
         status, headers, content = answer
         data, payload = api.unwrap(call, status, headers, content, settings, expect=expect, legacy=legacy)
         return data, api.request_id_of(payload, headers)
+
+    def _lead_query(self, filters: Mapping[str, Any]) -> dict[str, str]:
+        """The query of ``GET /leads`` for ``filters``, time bounds as precise as the server's own."""
+        return api.lead_list_params(exact_time=self._server_writes_microseconds, **filters)
+
+    def _note_precision(self, page: api.Page) -> api.Page:
+        """Remember when the server's clock shows microseconds (see ``_lead_query``); return ``page``."""
+        if finer_than_milliseconds(page.server_time):
+            self._server_writes_microseconds = True
+        return page
 
     @staticmethod
     def _lead_call(lead_id: str) -> api.Call:

@@ -27,6 +27,10 @@ class DeadlinePassedError(Exception):
     """The answer was still arriving when the attempt's total deadline passed."""
 
 
+class TooLargeError(Exception):
+    """The answer's body, decoded, grew past the bytes allowed; it was not read further."""
+
+
 _head_deadline: ContextVar[float | None] = ContextVar("octanist_head_deadline", default=None)
 
 
@@ -169,13 +173,16 @@ PIECE = 65_536
 """Bytes asked for per read; ``read1`` returns whatever has arrived, up to this."""
 
 
-def read_body(response: requests.Response, deadline: float) -> bytes:
+def read_body(response: requests.Response, deadline: float, max_bytes: int) -> bytes:
     """
     The whole body of a streamed ``response``, or :class:`DeadlinePassedError` at ``deadline`` (monotonic).
 
     Reads with ``read1``, which returns as soon as any bytes are there, and checks the clock between
     reads, so the deadline is overrun by at most one read (a pause of the server's, itself bounded by
-    the read timeout). Errors of urllib3 are raised as the requests exceptions they stand for.
+    the read timeout). The body is counted as it is decoded, and ``TooLargeError`` raised as
+    soon as it holds more than ``max_bytes``: urllib3 decodes at most one piece per read, so a gzip
+    bomb never unfolds in memory. Errors of urllib3 are raised as the requests exceptions they stand
+    for; a body that does not decode as its ``Content-Encoding`` says is ``ContentDecodingError``.
     """
     import requests
     import urllib3.exceptions
@@ -184,6 +191,7 @@ def read_body(response: requests.Response, deadline: float) -> bytes:
     # urllib3 < 2.3 has no read1; its read(amt) waits for amt bytes, so ask for less there.
     read1 = getattr(raw, "read1", None)
     pieces: list[bytes] = []
+    size = 0
     try:
         while True:
             if monotonic() > deadline:
@@ -191,9 +199,14 @@ def read_body(response: requests.Response, deadline: float) -> bytes:
             piece = read1(PIECE, decode_content=True) if read1 else raw.read(1024, decode_content=True)
             if not piece:
                 break  # read1 answers b"" only at the end of the body
+            size += len(piece)
+            if size > max_bytes:
+                raise TooLargeError
             pieces.append(piece)
     except urllib3.exceptions.ReadTimeoutError as exc:
         raise requests.exceptions.ReadTimeout(exc) from None
-    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as exc:
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
+    except urllib3.exceptions.ProtocolError as exc:
         raise requests.exceptions.ChunkedEncodingError(exc) from None
     return b"".join(pieces)

@@ -159,7 +159,12 @@ class OctanistHook(_OctanistHookBase):
     def _send_unscrubbed(self, call: api.Call, deadline: float | None) -> api.Answer:
         import requests
 
-        from airflow_provider_octanist.hooks._sync_body import DeadlinePassedError, head_deadline, read_body
+        from airflow_provider_octanist.hooks._sync_body import (
+            DeadlinePassedError,
+            TooLargeError,
+            head_deadline,
+            read_body,
+        )
 
         settings = self.settings
         session = self.get_conn()
@@ -182,11 +187,15 @@ class OctanistHook(_OctanistHookBase):
                         stream=True,
                     )
                 try:
-                    content = read_body(response, started + limit)
+                    content = read_body(response, started + limit, settings.max_response_bytes)
                 finally:
                     response.close()
             except DeadlinePassedError:
                 raise attempts.past_deadline(limit, settings) from None
+            except TooLargeError:
+                raise api.answer_too_large(call, response.status_code, settings) from None
+            except requests.exceptions.ContentDecodingError:
+                raise api.undecodable_answer(call, response.status_code, response.headers) from None
             except requests.exceptions.RequestException as exc:
                 reason, timed_out, reached = requests_failure(exc)
                 wait = attempts.after_failure(reason, may_have_reached_server=reached)
@@ -264,11 +273,11 @@ class OctanistHook(_OctanistHookBase):
             instead of refusing the page; a change feed must not stall on one bad lead.
         :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
         """
-        listing = api.leads_listing(api.lead_list_params(**filters), skip_malformed=skip_malformed)
+        listing = api.leads_listing(self._lead_query(filters), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
         answer = self._send(call, deadline)
         with self._scrubbed():
-            return listing.read(call, page, answer, self.settings)
+            return self._note_precision(listing.read(call, page, answer, self.settings))
 
     def iter_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> Iterator[Lead]:
         """
@@ -283,7 +292,7 @@ class OctanistHook(_OctanistHookBase):
 
         :param max_results: stop after this many leads.
         """
-        listing = api.leads_listing(api.lead_list_params(**filters))
+        listing = api.leads_listing(self._lead_query(filters))
         return cast("Iterator[Lead]", self._pages(listing, api.max_results_value(max_results)))
 
     def list_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> list[Lead]:
@@ -396,6 +405,20 @@ class OctanistHook(_OctanistHookBase):
         return self._pages(listing, api.max_results_value(max_results))
 
 
+async def _exchange(
+    client: httpx.AsyncClient, request: httpx.Request, call: api.Call, settings: api.Settings
+) -> tuple[httpx.Response, bytes]:
+    """Send ``request`` and read its body within the size cap (see ``hooks/_async_body.py``)."""
+    from airflow_provider_octanist.hooks._async_body import ACCEPT_ENCODING, read_body
+
+    request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    response = await client.send(request, stream=True)
+    try:
+        return response, await read_body(response, call, settings)
+    finally:
+        await response.aclose()
+
+
 class OctanistAsyncHook(_OctanistHookBase):
     """
     The async twin of :class:`OctanistHook` for triggers, over one ``httpx.AsyncClient``.
@@ -488,16 +511,14 @@ class OctanistAsyncHook(_OctanistHookBase):
             try:
                 # The whole exchange, body included, within the limit; a cancelled request gives its
                 # connection back to the shared client's pool at once (see _shared_client).
-                response = await within(
-                    limit,
-                    client.request(
-                        call.method,
-                        settings.url(call.path),
-                        params=call.params,
-                        json=call.body,
-                        headers=settings.headers(with_body=call.body is not None),
-                    ),
+                request = client.build_request(
+                    call.method,
+                    settings.url(call.path),
+                    params=call.params,
+                    json=call.body,
+                    headers=settings.headers(with_body=call.body is not None),
                 )
+                response, content = await within(limit, _exchange(client, request, call, settings))
             except asyncio.TimeoutError:
                 raise attempts.past_deadline(limit, settings) from None
             except httpx.HTTPError as exc:
@@ -514,10 +535,10 @@ class OctanistAsyncHook(_OctanistHookBase):
             status = response.status_code
             self.log.debug("Octanist %s -> %d in %.0f ms", call.label, status, (monotonic() - started) * 1000)
             if 200 <= status < 300:
-                return api.Answer(status, response.headers, response.content)
+                return api.Answer(status, response.headers, content)
             wait = attempts.after_status(status, response.headers)
             if wait is None or api.too_late_to_retry(wait, deadline, time.time()):
-                raise attempts.error(status, response.headers, response.content)
+                raise attempts.error(status, response.headers, content)
             await async_sleep(wait)
 
     async def _call(
@@ -591,17 +612,17 @@ class OctanistAsyncHook(_OctanistHookBase):
             instead of refusing the page; a change feed must not stall on one bad lead.
         :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
         """
-        listing = api.leads_listing(api.lead_list_params(**filters), skip_malformed=skip_malformed)
+        listing = api.leads_listing(self._lead_query(filters), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
         answer = await self._send(call, deadline)
         with self._scrubbed():
-            return listing.read(call, page, answer, await self.get_settings())
+            return self._note_precision(listing.read(call, page, answer, await self.get_settings()))
 
     def iter_leads(
         self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]
     ) -> AsyncIterator[Lead]:
         """Yield every matching lead, page by page (``async for``); see :meth:`OctanistHook.iter_leads`."""
-        listing = api.leads_listing(api.lead_list_params(**filters))
+        listing = api.leads_listing(self._lead_query(filters))
         return cast("AsyncIterator[Lead]", self._pages(listing, api.max_results_value(max_results)))
 
     async def list_leads(

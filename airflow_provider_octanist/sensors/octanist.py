@@ -34,6 +34,9 @@ __all__ = ["OctanistLeadStatusSensor"]
 _DEFERRAL_GRACE = timedelta(minutes=5)
 """How long after ``timeout`` Airflow itself ends a deferral whose trigger never answered."""
 
+_OUTCOMES = (AirflowSkipException, AirflowSensorTimeout)
+"""What a resumed sensor may end with that ``soft_fail`` turns into a skip: outcomes, not errors."""
+
 
 def describe_lead_failure(lead: Mapping[str, Any], failure_statuses: Iterable[str]) -> str:
     """
@@ -71,8 +74,9 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
     issued by Octanist, so a missing one is a wrong id (a typo, a template that rendered the wrong
     value, a lead from another organization's key), and retrying would only delay the error. With
     ``soft_fail=True`` both outcomes, and a timeout, mark the task skipped instead. Errors that may
-    pass (Octanist down, rate limiting) are retried by the hook; in poke and reschedule mode an error
-    that outlasts those retries fails the try and the task's ``retries`` apply.
+    pass (Octanist down, rate limiting) are retried by the hook; an error that outlasts those
+    retries (or a rejected API key) fails the try and the task's ``retries`` apply, in every mode
+    and with ``soft_fail=True`` too: an outage must never pass for a lead that will not be won.
 
     .. code-block:: python
 
@@ -96,7 +100,7 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
     :param timeout: seconds (or a timedelta) after which the sensor gives up, in every mode.
     :param mode: ``poke`` or ``reschedule`` (ignored when deferrable).
     :param soft_fail: mark the task skipped instead of failed on a failure status, a missing lead
-        or a timeout.
+        or a timeout (never on an error).
     """
 
     template_fields: Sequence[str] = ("lead_id", "octanist_conn_id")
@@ -215,6 +219,27 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
             timeout=timedelta(seconds=self.timeout) + _DEFERRAL_GRACE,
         )
         return None  # not reached: defer() raises
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """
+        Resume after the trigger fired, as Airflow does, except that an error is never skipped.
+
+        Airflow's sensor turns any ``AirflowException`` of the resumed method into a skip when
+        ``soft_fail`` is set (2.11 and every 3.x), which would let an outage or a rejected key
+        pass as an outcome. Here ``soft_fail`` covers what it covers in poke mode: a failure
+        status, an unknown lead and the timeout.
+
+        :param next_method: the method to resume with (``execute_complete``).
+        :param next_kwargs: its keyword arguments (the trigger's ``event``).
+        :param context: the task's context.
+        """
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as skip:
+            cause = skip.__cause__
+            if not self.soft_fail or cause is None or isinstance(cause, _OUTCOMES):
+                raise
+            raise cause from None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """

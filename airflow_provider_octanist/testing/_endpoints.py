@@ -150,7 +150,9 @@ def _list_leads(
     fields = [name.strip() for name in (first("fields") or "").split(",") if name.strip()]
     precision = store.timestamp_precision
     predicates = [
-        parse_filter(key, values[0], precision) for key, values in query.items() if key not in CONTROL_PARAMS
+        parse_filter(key, values[0], precision, strict_dates=store.strict_dates)
+        for key, values in query.items()
+        if key not in CONTROL_PARAMS
     ]
     wanted = list(dict.fromkeys(["id", *fields])) if fields else None
     with store._lock:

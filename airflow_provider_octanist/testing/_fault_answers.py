@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import struct
+import zlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ from airflow_provider_octanist.testing._faults import retry_after_header
 from airflow_provider_octanist.testing._http import Delivery
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from airflow_provider_octanist.testing._faults import Fault
     from airflow_provider_octanist.testing._records import RecordedRequest
@@ -237,6 +239,70 @@ def _transformed(exchange: Exchange, change: Callable[[Any], Any]) -> Delivery:
     return Delivery(replace(response, body=body))
 
 
+_PAD = b" " * (1 << 20)
+"""One mebibyte of the spaces a ``huge`` body is padded with (JSON allows any amount)."""
+
+
+def _huge(exchange: Exchange) -> Delivery:
+    size = int(exchange.options["decoded_bytes"])
+    head, tail = b'{"success": true, "data": {}', b"}"
+    pads, rest = divmod(size - len(head) - len(tail), len(_PAD))
+    headers: tuple[tuple[str, str], ...] = (("Content-Type", JSON_CONTENT_TYPE),)
+    if not exchange.options.get("gzip", False):
+        plain = _plain_pieces(head, pads, _PAD[:rest] + tail)
+        return Delivery(Response(200, b"", headers), stream=plain, stream_length=size)
+    pieces, length = _gzip_pieces(head, pads, _PAD[:rest] + tail)
+    return Delivery(
+        Response(200, b"", (*headers, ("Content-Encoding", "gzip"))), stream=pieces, stream_length=length
+    )
+
+
+def _plain_pieces(head: bytes, pads: int, end: bytes) -> Iterator[bytes]:
+    yield head
+    for _ in range(pads):
+        yield _PAD
+    yield end
+
+
+def _gzip_pieces(head: bytes, pads: int, end: bytes) -> tuple[Iterator[bytes], int]:
+    """
+    ``head``, ``pads`` mebibytes of spaces and ``end`` as one gzip member, made as it is sent.
+
+    A full flush ends each compressed mebibyte on a byte boundary with no reference behind it,
+    so one compressed mebibyte repeated is a valid stream: gigabytes cost nothing to produce.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = compressor.compress(head) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(_PAD) + compressor.flush(zlib.Z_FULL_FLUSH)
+    last = compressor.compress(end) + compressor.flush(zlib.Z_FINISH)
+    gzip_header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    length = len(gzip_header) + len(first) + pads * len(block) + len(last) + 8
+
+    def pieces() -> Iterator[bytes]:
+        yield gzip_header + first
+        for start in range(0, pads, _BLOCKS_PER_WRITE):
+            yield block * min(_BLOCKS_PER_WRITE, pads - start)
+        # The checksum only once the end is reached: a client that stops early costs nothing.
+        crc = zlib.crc32(head)
+        for _ in range(pads):
+            crc = zlib.crc32(_PAD, crc)
+        crc = zlib.crc32(end, crc)
+        size = len(head) + pads * len(_PAD) + len(end)
+        yield last + struct.pack("<II", crc, size & 0xFFFFFFFF)
+
+    return pieces(), length
+
+
+_BLOCKS_PER_WRITE = 64
+"""Compressed mebibytes per write of a gzip ``huge`` answer (about 64 KiB on the wire)."""
+
+
+def _mislabelled(exchange: Exchange) -> Delivery:
+    response = exchange.respond()
+    encoding = str(exchange.options.get("encoding", "gzip"))
+    return Delivery(replace(response, headers=(*response.headers, ("Content-Encoding", encoding))))
+
+
 _ANSWERS: dict[str, Callable[[Exchange], Delivery]] = {
     "status": _status,
     "delay": _delay,
@@ -253,6 +319,8 @@ _ANSWERS: dict[str, Callable[[Exchange], Delivery]] = {
     "echo_key": _echo_key,
     "repeat_pages": _repeat_pages,
     "transform": _transform,
+    "huge": _huge,
+    "mislabelled": _mislabelled,
 }
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 FAULT_KINDS: tuple[str, ...] = (
     "status", "delay", "garbage", "truncated", "drop", "json",
     "drip", "unsorted", "corrupt_lead", "wrong_lead", "nested", "envelope", "echo_key", "repeat_pages",
-    "transform",
+    "transform", "huge", "mislabelled",
 )  # fmt: skip
 """The kinds of misbehaviour ``FakeOctanistServer.inject`` knows."""
 _FAULT_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -39,6 +39,8 @@ _FAULT_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "echo_key": (frozenset(), frozenset({"status", "message"})),
     "repeat_pages": (frozenset(), frozenset({"has_more", "fresh"})),
     "transform": (frozenset({"function"}), frozenset()),
+    "huge": (frozenset({"decoded_bytes"}), frozenset({"gzip"})),
+    "mislabelled": (frozenset(), frozenset({"encoding"})),
 }
 _LIST_ORDERS = ("insertion", "reversed", "shuffled")
 
@@ -138,6 +140,8 @@ def _check_option_values(kind: str, options: Mapping[str, Any]) -> None:
         problem = f"order must be one of {', '.join(_LIST_ORDERS)}, got {options['order']!r}"
     elif kind == "corrupt_lead" and not isinstance(options["fields"], dict):
         problem = f"fields must be a dict of lead fields to overwrite, got {options['fields']!r}"
+    elif kind == "huge" and not _is_whole(options["decoded_bytes"], minimum=64):
+        problem = f"decoded_bytes must be a whole number of at least 64, got {options['decoded_bytes']!r}"
     elif kind == "transform" and not callable(options["function"]):
         problem = f"function must be callable, got {options['function']!r}"
     if problem is not None:

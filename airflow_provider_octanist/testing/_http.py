@@ -20,6 +20,7 @@ from airflow_provider_octanist.testing._records import API_KEY_HEADER, HeaderDic
 
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Iterable
 
     from airflow_provider_octanist.testing._envelope import Response
 
@@ -39,6 +40,8 @@ class Delivery:
         before each piece; ``None`` sends it at once.
     :param drip_chunk: bytes per piece when dripping.
     :param drip_headers: drip the status line and headers too, not only the body.
+    :param stream: the body as pieces made while it is sent (``response.body`` is then ignored),
+        ``stream_length`` bytes in all; the host hears how many were written (``_stream_ended``).
     """
 
     response: Response | None
@@ -46,6 +49,8 @@ class Delivery:
     drip_interval: float | None = None
     drip_chunk: int = 1
     drip_headers: bool = False
+    stream: Iterable[bytes] | None = None
+    stream_length: int = 0
 
 
 class Host(Protocol):
@@ -60,6 +65,8 @@ class Host(Protocol):
     def _answer(self, request: RecordedRequest, key: str | None) -> Delivery: ...
 
     def _pause(self, seconds: float) -> None: ...
+
+    def _stream_ended(self, bytes_written: int) -> None: ...
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -203,6 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
         if delivery.drip_interval is not None and delivery.drip_headers:
             self._drip(self._head(response) + response.body, delivery)
             return
+        if delivery.stream is not None:
+            self._stream(response, delivery.stream, delivery.stream_length)
+            return
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -215,6 +225,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             self.wfile.write(response.body)
+
+    def _stream(self, response: Response, pieces: Iterable[bytes], length: int) -> None:
+        """Send a body made piece by piece, stopping when the client stops reading (it closed)."""
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        written = 0
+        try:
+            for piece in pieces:
+                self.wfile.write(piece)
+                written += len(piece)
+        except OSError:
+            self.close_connection = True
+        finally:
+            self.server.host._stream_ended(written)
 
     def _head(self, response: Response) -> bytes:
         """The status line and headers of ``response`` as bytes, for sending them slowly."""

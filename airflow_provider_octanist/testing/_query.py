@@ -148,14 +148,15 @@ def matches_search(lead: Mapping[str, Any], needle: str) -> bool:
     return any(needle in str(lead.get(name) or "").lower() for name in ("name", "email", "phone"))
 
 
-def parse_filter(key: str, raw: str, precision: str = "ms") -> Predicate:
+def parse_filter(key: str, raw: str, precision: str = "ms", *, strict_dates: bool = False) -> Predicate:
     """
     One ``field=value`` / ``field[op]=value`` query parameter (or a legacy one) as a predicate.
 
     :param precision: the precision of stored timestamps (``ms`` or ``us``).
+    :param strict_dates: refuse a time finer than milliseconds, as the documented format has them.
     """
     if key == "updated_after":
-        return _time_filter("updatedAt", "gt", raw, key, precision)
+        return _time_filter("updatedAt", "gt", raw, key, precision, strict_dates=strict_dates)
     match = _FILTER_KEY_RE.match(key)
     if match is None or match.group(1) not in _FILTER_OPERATORS:
         raise ApiError(400, "INVALID_FILTER", f"Unknown filter {key!r}", {"filter": key})
@@ -180,7 +181,7 @@ def parse_filter(key: str, raw: str, precision: str = "ms") -> Predicate:
     if name == "value":
         return _value_filter(op, raw, key)
     if op in _COMPARISONS:
-        return _time_filter(name, op, raw, key, precision)
+        return _time_filter(name, op, raw, key, precision, strict_dates=strict_dates)
     return lambda lead: lead.get(name) == raw
 
 
@@ -211,6 +212,9 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+_FRACTION_RE = re.compile(r"T\d{2}:\d{2}:\d{2}\.(\d+)")
+
+
 def _filter_date(raw: str, key: str) -> datetime:
     try:
         return parse_timestamp(raw)
@@ -220,7 +224,14 @@ def _filter_date(raw: str, key: str) -> datetime:
         ) from None
 
 
-def _time_filter(name: str, op: str, raw: str, key: str, precision: str) -> Predicate:
+def _time_filter(name: str, op: str, raw: str, key: str, precision: str, *, strict_dates: bool) -> Predicate:
+    if strict_dates and (fraction := _FRACTION_RE.search(raw)) is not None and len(fraction.group(1)) > 3:
+        raise ApiError(
+            400,
+            "INVALID_DATE",
+            f"{key} must be an ISO 8601 date with at most milliseconds, got {raw!r}",
+            {"field": key, "value": raw},
+        )
     bound = _filter_date(raw, key)
     compare = _COMPARISONS[op]
     if precision == "us" or bound.microsecond % 1000 == 0:

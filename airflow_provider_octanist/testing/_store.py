@@ -77,6 +77,8 @@ class LeadStore:
         self.stale_timestamp: str | None = None
         """When set, every success answer's ``meta.timestamp`` is this text, as a stuck clock or cache."""
         self._listing_changes: dict[int, list[Callable[[], Any]]] = {}
+        self.strict_dates = False
+        """When true, a time filter finer than milliseconds (the documented format) is ``INVALID_DATE``."""
         self.leads_limit = 500
         """The plan's lead limit reported by ``POST /stats`` (``usage.leadsLimit``)."""
         self._lock = threading.RLock()

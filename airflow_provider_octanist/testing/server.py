@@ -67,6 +67,8 @@ class FakeOctanistServer(LeadStore):
     :param printed_precision: print timestamps in this precision instead of the stored one
         (``timestamp_precision="us", printed_precision="ms"``: microseconds stored and compared,
         milliseconds printed, as a web app over a SQL database may do).
+    :param strict_dates: answer ``400 INVALID_DATE`` to a time filter finer than milliseconds, as
+        a server holding to the documented format would (also settable later as ``strict_dates``).
 
     The quirks of a real deployment are switches on the instance, set at any time: ``page_cap``
     (fewer leads per page than asked), ``clock_offset`` (a ``timedelta``: the server's clock is off),
@@ -84,6 +86,7 @@ class FakeOctanistServer(LeadStore):
         latency: float = 0.0,
         timestamp_precision: str = "ms",
         printed_precision: str | None = None,
+        strict_dates: bool = False,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ValueError("api_key must be a non-empty string.")
@@ -92,6 +95,7 @@ class FakeOctanistServer(LeadStore):
             timestamp_precision=timestamp_precision,
             printed_precision=printed_precision,
         )
+        self.strict_dates = strict_dates
         self.api_key = api_key
         self.host = host
         self.latency = latency
@@ -101,6 +105,8 @@ class FakeOctanistServer(LeadStore):
         self._timers: list[threading.Timer] = []
         self._connections: dict[int, socket.socket] = {}
         self._connections_opened = 0
+        self._streamed: list[int] = []
+        self._stream_ended_cond = threading.Condition()
         self._stopping = threading.Event()
         self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -271,6 +277,22 @@ class FakeOctanistServer(LeadStore):
         with self._lock:
             return self._connections_opened
 
+    def streamed_bytes(self, answers: int = 1, *, timeout: float = 10.0) -> list[int]:
+        """
+        Body bytes written for each ``huge`` answer, in order, once ``answers`` of them have ended.
+
+        An answer ends when all of it was written or when the client closed the connection; a
+        client that stops reading early leaves a number well below the answer's length. Waits at
+        most ``timeout`` seconds for the answers to end, then raises ``TimeoutError``.
+        """
+        with self._stream_ended_cond:
+            if not self._stream_ended_cond.wait_for(lambda: len(self._streamed) >= answers, timeout):
+                raise TimeoutError(
+                    f"{len(self._streamed)} of {answers} huge answer(s) ended within {timeout} s: "
+                    "the client is still reading (or never asked)."
+                )
+            return list(self._streamed)
+
     # -- fault injection ------------------------------------------------------------------------
 
     def inject(
@@ -320,6 +342,12 @@ class FakeOctanistServer(LeadStore):
         - ``repeat_pages``: *normal*, except that a ``GET /leads`` for page 2 or later carries page
           1's leads except the first, with ``hasMore`` ``has_more`` (``True``); with ``fresh`` (a
           count), the page's own first ``fresh`` leads and then page 1's from position ``fresh``.
+        - ``huge``: answer 200 with a JSON body of ``decoded_bytes`` bytes (an envelope padded with
+          spaces), generated as it is sent; ``gzip=True`` sends it gzip-compressed (about a
+          thousandth of the size on the wire: a gzip bomb). ``streamed_bytes()`` tells how much
+          of it was written before the client stopped reading.
+        - ``mislabelled``: *normal*, then the answer says ``Content-Encoding: <encoding>``
+          (``gzip``) while its body stays plain JSON.
         - ``transform``: *normal*, then ``function(payload)`` gets the decoded JSON answer and
           returns the payload to send (written as JSON, non-finite floats as bare ``NaN`` /
           ``Infinity``) or ``str``/``bytes`` to send exactly; a non-JSON answer is sent unchanged.
@@ -369,6 +397,11 @@ class FakeOctanistServer(LeadStore):
     def _connection_closed(self, connection_id: int) -> None:
         with self._lock:
             self._connections.pop(connection_id, None)
+
+    def _stream_ended(self, bytes_written: int) -> None:
+        with self._stream_ended_cond:
+            self._streamed.append(bytes_written)
+            self._stream_ended_cond.notify_all()
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:

@@ -5,17 +5,19 @@ JSON Lines: one JSON object per line, UTF-8, strict JSON (no ``NaN``), keys in t
 
 Parquet (pyarrow): a schema fixed before the first row, so every page and every day's file agree
 whatever fields a given lead has. Leads get one column per documented lead field (strings, ``value``
-as float64, consent flags as booleans, timestamps as ``timestamp[ms, UTC]``); other rows (ad spend,
+as float64, consent flags as booleans, timestamps as ``timestamp[us, UTC]``); other rows (ad spend,
 whose shape Octanist does not document) get the columns of the first page, typed by their first
 value. Nested values in a string column are JSON-encoded; fields outside the schema, and values
-that do not fit their column's type, go to the ``extra_fields`` column as a JSON object (null when
-there are none), so nothing is lost.
+that do not fit their column's type exactly (an integer a float64 would round, a number outside
+int64, a time finer than microseconds), go to the ``extra_fields`` column as a JSON object (null
+when there are none), so nothing is lost and nothing is rounded.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_octanist._timestamps import parse_timestamp
@@ -112,18 +114,28 @@ def _string(value: Any) -> tuple[Any, bool]:
 def _float(value: Any) -> tuple[Any, bool]:
     if value is None:
         return None, True
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value), True
+    if isinstance(value, float):
+        return value, True
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Above 2**53 not every integer has a float64: one that would be rounded is kept whole.
+        try:
+            number = float(value)
+        except OverflowError:
+            return None, False
+        return (number, True) if number == value else (None, False)
     return None, False
+
+
+_INT64 = range(-(2**63), 2**63)
 
 
 def _int(value: Any) -> tuple[Any, bool]:
     if value is None:
         return None, True
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value, True
     if isinstance(value, float) and value.is_integer():
-        return int(value), True
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
+        return value, True
     return None, False
 
 
@@ -131,10 +143,14 @@ def _bool(value: Any) -> tuple[Any, bool]:
     return (value, True) if value is None or isinstance(value, bool) else (None, False)
 
 
+_BEYOND_MICROSECONDS = re.compile(r"\.\d{6}0*[1-9]")
+"""A fraction of a second with a digit past the sixth that is not zero."""
+
+
 def _timestamp(value: Any) -> tuple[Any, bool]:
     if value is None:
         return None, True
-    if isinstance(value, str):
+    if isinstance(value, str) and not _BEYOND_MICROSECONDS.search(value):
         parsed = parse_timestamp(value)
         return (parsed, True) if parsed is not None else (None, False)
     return None, False
@@ -194,7 +210,7 @@ class ParquetWriter:
             "float": pa.float64(),
             "int": pa.int64(),
             "bool": pa.bool_(),
-            "timestamp": pa.timestamp("ms", tz="UTC"),
+            "timestamp": pa.timestamp("us", tz="UTC"),
         }
         self._columns = tuple(columns)
         fields = [pa.field(name, types[kind]) for name, kind in self._columns]

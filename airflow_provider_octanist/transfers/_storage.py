@@ -96,20 +96,36 @@ def check_path(path: Any, storage_conn_id: str | None) -> None:
 
 def resolve(path: Any, storage_conn_id: str | None) -> Any:
     """
-    Return the ``ObjectStoragePath`` of a rendered ``path``.
+    Return the ``ObjectStoragePath`` of a rendered ``path``, which must name one object.
+
+    A path ending in ``/`` or naming an existing directory (a prefix holding objects, on an object
+    store) is refused here, before any request: the write would otherwise land in a hidden
+    temporary object inside it, or make a file of what was meant as a folder.
 
     :param path: a URL string such as ``s3://bucket/key.jsonl`` or an ``ObjectStoragePath``.
     :param storage_conn_id: the connection the store needs, for a URL path.
     """
-    if not isinstance(path, str):
-        return path
-    url = path.strip()
-    if "://" not in url:
+    if isinstance(path, str):
+        url = path.strip()
+        if "://" not in url:
+            raise ValueError(
+                f"path must be a URL with a scheme, such as file:///data/leads.jsonl or "
+                f"s3://bucket/leads.jsonl, got {path!r}."
+            )
+        if url.endswith("/"):
+            raise ValueError(
+                f"path {url!r} ends with '/', so it names a folder, not an object; add the object's "
+                "name, such as leads.jsonl."
+            )
+        target = object_storage_path(url, storage_conn_id)
+    else:
+        target = path
+    if target.fs.isdir(target.path):
         raise ValueError(
-            f"path must be a URL with a scheme, such as file:///data/leads.jsonl or "
-            f"s3://bucket/leads.jsonl, got {path!r}."
+            f"path {describe(target)} is an existing directory, not an object; add the name of the "
+            "object to write in it, such as leads.jsonl."
         )
-    return object_storage_path(url, storage_conn_id)
+    return target
 
 
 def describe(target: Any) -> str:

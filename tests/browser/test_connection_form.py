@@ -255,10 +255,16 @@ def test_every_documented_extra_is_a_form_field(octanist_form: Locator) -> None:
         "Connect timeout (seconds)",
         "Max retries",
         "Retry backoff (seconds)",
+        "Max answer size (bytes)",
         "Verify TLS",
         "Allow plain http:// to a non-loopback host",
     ]
-    expected_numbers = {"Read timeout (seconds)": "30", "Connect timeout (seconds)": "10", "Max retries": "3"}
+    expected_numbers = {
+        "Read timeout (seconds)": "30",
+        "Connect timeout (seconds)": "10",
+        "Max retries": "3",
+        "Max answer size (bytes)": "67108864",
+    }
     for label, value in expected_numbers.items():
         assert extras.get_by_role("spinbutton", name=label).input_value() == value, label
     insecure = extras.get_by_role("checkbox", name="Allow plain http:// to a non-loopback host")
@@ -305,6 +311,7 @@ def test_saving_the_form_stores_an_octanist_connection(
         "connect_timeout": 10,
         "max_retries": 5,
         "retry_backoff": 1,
+        "max_response_bytes": 67108864,
         "verify": "true",
         "allow_insecure_http": False,
     }

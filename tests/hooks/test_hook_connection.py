@@ -238,6 +238,15 @@ def test_extras_set_timeouts_retries_and_backoff(monkeypatch: pytest.MonkeyPatch
     )
 
 
+def test_the_size_cap_extra_is_read_and_defaults_to_64_mib(monkeypatch: pytest.MonkeyPatch) -> None:
+    def cap_of(extra: dict[str, Any]) -> int:
+        value = json.dumps({"conn_type": "octanist", "password": "K", "extra": extra})
+        return _settings_of(monkeypatch, value).max_response_bytes
+
+    assert cap_of({}) == 64 * 1024 * 1024
+    assert cap_of({"max_response_bytes": "1048576"}) == 1024 * 1024
+
+
 def test_prefixed_extras_of_older_forms_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     extra = {"extra__octanist__timeout": 9, "extra__octanist__max_retries": 0, "timeout": ""}
     settings = _settings_of(
@@ -259,14 +268,15 @@ def test_hook_arguments_override_the_extras(monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize(
     ("extra", "words"),
     [
-        ({"timeout": 0}, "timeout must be a positive number, got 0"),
-        ({"timeout": -1}, "timeout must be a positive number"),
+        ({"timeout": 0}, "timeout must be a number of seconds above 0 and at most 3600, got 0"),
+        ({"timeout": -1}, "timeout must be a number of seconds above 0"),
         ({"timeout": "soon"}, "timeout must be a number, got 'soon'"),
         ({"timeout": True}, "timeout must be a number"),
-        ({"connect_timeout": "inf"}, "connect_timeout must be a positive number"),
+        ({"connect_timeout": "inf"}, "connect_timeout must be a number of seconds above 0"),
         ({"max_retries": 1.5}, "max_retries must be a whole number"),
-        ({"max_retries": -1}, "max_retries must be a positive number"),
-        ({"retry_backoff": 0}, "retry_backoff must be a positive number"),
+        ({"max_retries": -1}, "max_retries must be a whole number of retries from 0 and at most 100"),
+        ({"retry_backoff": 0}, "retry_backoff must be a number of seconds above 0 and at most 60"),
+        ({"max_response_bytes": "lots"}, "max_response_bytes must be a number, got 'lots'"),
         ({"verify": "/no/such/ca.pem"}, "verify must be true, false or the path of a CA bundle"),
     ],
 )

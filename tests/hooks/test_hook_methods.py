@@ -260,7 +260,7 @@ def test_create_lead_returns_the_new_id_and_stores_the_fields(
     assert request.body == {
         "name": "Linus",
         "email": "linus@example.com",
-        "custom": {"company": "Acme"},
+        "custom": '{"company":"Acme"}',  # a string, as production documents it
         "gclid": "g-1",
         "ad_storage": True,
         "utm_source": "newsletter",

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import first_trigger_event
 
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
@@ -235,14 +236,8 @@ def test_case_9_an_echoed_key_reaches_no_trigger_event(
 ) -> None:
     connect()
     octanist_server.inject("echo_key", count=None)
-    trigger = OctanistLeadStatusTrigger("lead_1", poll_interval=0.05)
+    event = first_trigger_event(OctanistLeadStatusTrigger("lead_1", poll_interval=0.05))
 
-    async def first_event() -> Any:
-        async for event in trigger.run():
-            return event.payload
-        return None
-
-    event = asyncio.run(first_event())
     assert event["status"] == "error"
     assert octanist_server.api_key not in repr(event)
 

@@ -270,3 +270,82 @@ def test_soft_fail_skips_on_failure_and_not_found_events() -> None:
         s.execute_complete({}, {"status": "failure", "lead": {"id": LEAD, "status": "lost"}})
     with pytest.raises(AirflowSkipException):
         s.execute_complete({}, {"status": "not_found", "message": "gone"})
+
+
+# -- soft_fail skips outcomes, never errors (issue 17, item 13) ---------------------------------------
+
+
+def test_case_17_13_soft_fail_never_skips_a_rejected_key_in_poke_mode(
+    octanist_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import connection_json
+
+    from airflow_provider_octanist.exceptions import OctanistAuthError
+
+    octanist_server.add_lead(id=LEAD)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OCTANIST_DEFAULT", connection_json(octanist_server.url, "wrong-key-0000")
+    )
+
+    with pytest.raises(OctanistAuthError, match="rejected the API key"):
+        sensor(soft_fail=True, timeout=30).execute({})
+
+
+def test_case_17_13_soft_fail_never_skips_an_outage_in_poke_mode(
+    octanist_server: Any, octanist_conn: str
+) -> None:
+    from airflow_provider_octanist.exceptions import OctanistServerError
+
+    octanist_server.add_lead(id=LEAD)
+    octanist_server.inject("status", status=503, count=None)
+
+    with pytest.raises(OctanistServerError):
+        sensor(soft_fail=True, timeout=30).execute({})
+
+
+def test_case_17_13_soft_fail_never_skips_an_outage_the_trigger_reports(
+    octanist_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import connection_json, first_trigger_event
+
+    octanist_server.add_lead(id=LEAD)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OCTANIST_DEFAULT",
+        connection_json(octanist_server.url, octanist_server.api_key, retry_backoff=0.01, max_retries=0),
+    )
+    octanist_server.inject("status", status=503, count=None)
+    event = first_trigger_event(
+        OctanistLeadStatusTrigger(lead_id=LEAD, poll_interval=0.05, max_consecutive_errors=1)
+    )
+    assert event["status"] == "error"
+
+    # Airflow's own resumption, as the task runner calls it after the trigger fired.
+    with pytest.raises(AirflowException) as failure:
+        sensor(soft_fail=True).resume_execution("execute_complete", {"event": event}, {})
+    assert not isinstance(failure.value, AirflowSkipException)
+
+
+def test_case_17_13_soft_fail_never_skips_a_trigger_that_failed(octanist_server: Any) -> None:
+    with pytest.raises(Exception, match="Trigger crashed") as failure:
+        sensor(soft_fail=True).resume_execution("__fail__", {"error": "Trigger crashed"}, {})
+    assert not isinstance(failure.value, AirflowSkipException)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"status": "failure", "lead": {"id": LEAD, "status": "lost", "lossReason": "Too pricey"}},
+        {"status": "not_found", "message": f"Octanist has no lead {LEAD!r}"},
+        {"status": "timeout", "message": f"Lead {LEAD} did not become won"},
+    ],
+)
+def test_case_17_13_soft_fail_still_skips_the_outcomes_on_resume(event: dict[str, Any]) -> None:
+    with pytest.raises(AirflowSkipException):
+        sensor(soft_fail=True).resume_execution("execute_complete", {"event": event}, {})
+
+
+def test_case_17_13_without_soft_fail_an_error_event_fails_as_before() -> None:
+    event = {"status": "error", "message": "Gave up watching after 1 failed check"}
+    with pytest.raises(AirflowException, match="Gave up") as failure:
+        sensor().resume_execution("execute_complete", {"event": event}, {})
+    assert not isinstance(failure.value, (AirflowSkipException, AirflowFailException))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from dags_test_runner import AirflowHome, DagsTestRun, FlipWhenSeen
+from dags_test_runner import AirflowHome, DagsTestRun, FlipWhenSeen, OutageWhenSeen
 
 from airflow_provider_octanist.testing import FakeOctanistServer
 
@@ -52,25 +52,37 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    with FakeOctanistServer(api_key=API_KEY) as server:
+    with FakeOctanistServer(api_key=API_KEY) as server, FakeOctanistServer(api_key=API_KEY) as outage:
         for lead_id in ("lead_poke_flip", "lead_reschedule_flip", "lead_defer_flip", "lead_defer_lost"):
             server.add_lead(id=lead_id)
         server.add_lead(id="lead_lost", status="lost", lossReason="Chose a competitor")
+        outage.add_lead(id="lead_outage")
         flips = {
             "poke": FlipWhenSeen(server, "lead_poke_flip", "won", value=1200),
             "reschedule": FlipWhenSeen(server, "lead_reschedule_flip", "qualified", value=300),
             "deferred": FlipWhenSeen(server, "lead_defer_flip", "won", value=900),
             "deferred_lost": FlipWhenSeen(server, "lead_defer_lost", "lost", loss_reason="Budget cut"),
+            "outage": OutageWhenSeen(outage, "lead_outage", after_requests=1),
         }
         try:
             home = AirflowHome(tmp_path_factory.mktemp("airflow-sensor"), [DAG_FILE])
-            conn = {
-                "conn_type": "octanist",
-                "host": server.url,
-                "password": API_KEY,
-                "extra": {"retry_backoff": 0.01},
+
+            def conn(url: str, key: str, **extra: Any) -> str:
+                return json.dumps(
+                    {
+                        "conn_type": "octanist",
+                        "host": url,
+                        "password": key,
+                        "extra": {"retry_backoff": 0.01, **extra},
+                    }
+                )
+
+            env = {
+                "AIRFLOW_CONN_OCTANIST_DEFAULT": conn(server.url, API_KEY),
+                "AIRFLOW_CONN_OCTANIST_REJECTED": conn(server.url, "a-key-octanist-rejects"),
+                "AIRFLOW_CONN_OCTANIST_OUTAGE": conn(outage.url, API_KEY, max_retries=0),
             }
-            run = home.dags_test(DAG_ID, env={"AIRFLOW_CONN_OCTANIST_DEFAULT": json.dumps(conn)})
+            run = home.dags_test(DAG_ID, env=env)
         finally:
             for flip in flips.values():
                 flip.stop()
@@ -131,6 +143,18 @@ def test_an_unknown_lead_fails_clearly_without_retries(scenario: Scenario) -> No
     assert scenario.run.tasks["unknown_lead"].try_number == 1, scenario.run.describe()
     assert re.search(r"Octanist has no lead 'lead_does_not_exist'.*404 NOT_FOUND", scenario.run.output)
     assert scenario.gets("lead_does_not_exist") == 1
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferred"])
+def test_case_17_13_soft_fail_never_skips_a_rejected_key(scenario: Scenario, mode: str) -> None:
+    scenario.assert_task(f"rejected_key_soft_fail_{mode}", "failed")
+    assert "Octanist rejected the API key of connection 'octanist_rejected'" in scenario.run.output
+
+
+def test_case_17_13_soft_fail_never_skips_an_outage_reported_while_deferred(scenario: Scenario) -> None:
+    assert scenario.flips["outage"].flipped.is_set(), "the sensor never checked the lead before deferring"
+    assert "Deferring: the triggerer checks lead lead_outage" in scenario.run.output
+    scenario.assert_task("outage_soft_fail_deferred", "failed")
 
 
 def test_the_api_key_appears_nowhere(scenario: Scenario) -> None:

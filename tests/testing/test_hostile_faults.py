@@ -367,6 +367,9 @@ def test_answering_faults_still_let_the_request_take_effect_and_check_the_key(
         ("corrupt_lead", {"fields": {}, "index": "1"}, "index"),
         ("transform", {"function": "upper"}, "callable"),
         ("envelope", {"succes": "false"}, "unknown succes"),
+        ("huge", {}, "missing decoded_bytes"),
+        ("huge", {"decoded_bytes": 10}, "decoded_bytes"),
+        ("mislabelled", {"encodng": "gzip"}, "unknown encodng"),
     ],
 )
 def test_inject_rejects_bad_options_of_the_hostile_kinds(
@@ -392,3 +395,62 @@ def test_stop_does_not_wait_for_a_drip_in_progress() -> None:
         assert time.monotonic() - started < 5
     finally:
         sock.close()
+
+
+def test_huge_sends_a_valid_json_body_of_the_size_asked(server: FakeOctanistServer) -> None:
+    server.inject("huge", decoded_bytes=3 * 1024 * 1024 + 5)
+
+    status, body = fetch(server, "POST", "/api/stats")
+
+    assert status == 200
+    assert len(body) == 3 * 1024 * 1024 + 5
+    assert json.loads(body) == {"success": True, "data": {}}
+    assert server.streamed_bytes() == [len(body)]
+
+
+def test_huge_with_gzip_is_a_valid_gzip_member_a_thousandth_of_its_size(server: FakeOctanistServer) -> None:
+    import gzip
+
+    server.inject("huge", decoded_bytes=8 * 1024 * 1024, gzip=True)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        conn.request("POST", "/api/stats", headers={"X-API-KEY": KEY})
+        response = conn.getresponse()
+        wire = response.read()
+        assert response.getheader("Content-Encoding") == "gzip"
+        assert int(response.getheader("Content-Length")) == len(wire)
+    finally:
+        conn.close()
+
+    assert len(wire) < 8 * 1024 * 1024 // 500
+    decoded = gzip.decompress(wire)  # checks the CRC and the size in the trailer too
+    assert len(decoded) == 8 * 1024 * 1024
+    assert json.loads(decoded) == {"success": True, "data": {}}
+
+
+def test_mislabelled_says_gzip_over_a_plain_json_body(server: FakeOctanistServer) -> None:
+    lead = server.add_lead()
+    server.inject("mislabelled")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        conn.request("GET", f"/api/leads/{lead['id']}", headers={"X-API-KEY": KEY})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+
+    assert response.getheader("Content-Encoding") == "gzip"
+    assert json.loads(body)["data"]["id"] == lead["id"]
+
+
+def test_strict_dates_refuse_a_time_filter_finer_than_milliseconds() -> None:
+    with FakeOctanistServer(api_key=KEY, strict_dates=True) as strict:
+        status, body = fetch(strict, "GET", "/api/leads?updatedAt%5Bgte%5D=2026-03-10T12:00:00.123456Z")
+        assert status == 400
+        assert json.loads(body)["error"]["code"] == "INVALID_DATE"
+        assert "at most milliseconds" in json.loads(body)["error"]["message"]
+        assert get_json(strict, "/api/leads?updatedAt%5Bgte%5D=2026-03-10T12:00:00.123Z")["data"] == []
+
+
+def test_dates_finer_than_milliseconds_are_read_when_not_strict(server: FakeOctanistServer) -> None:
+    assert get_json(server, "/api/leads?updatedAt%5Bgte%5D=2026-03-10T12:00:00.123456Z")["data"] == []

@@ -1326,7 +1326,7 @@ def test_every_fault_kind_is_documented_and_injectable(server: FakeOctanistServe
     assert set(FAULT_KINDS) == {
         "status", "delay", "garbage", "truncated", "drop", "json",
         "drip", "unsorted", "corrupt_lead", "wrong_lead", "nested", "envelope", "echo_key", "repeat_pages",
-        "transform",
+        "transform", "huge", "mislabelled",
     }  # fmt: skip
     docs = (REPO_ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
     for kind in FAULT_KINDS:

@@ -404,7 +404,7 @@ def test_parquet_has_the_fixed_lead_schema_and_every_lead(
     assert first["ad_storage"] is True
     assert first["createdAt"] == datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
     assert first["extra_fields"] is None
-    assert str(table.schema.field("createdAt").type) == "timestamp[ms, tz=UTC]"
+    assert str(table.schema.field("createdAt").type) == "timestamp[us, tz=UTC]"
     assert summary["format"] == "parquet"
     assert summary["bytes"] == target.stat().st_size
 
@@ -627,3 +627,110 @@ def test_an_objectstoragepath_that_rejects_the_url_says_which_universal_pathlib_
     monkeypatch.setattr(path_module, "ObjectStoragePath", incompatible)
     with pytest.raises(RuntimeError, match=r"universal-pathlib<0\.3"):
         _storage.object_storage_path("file:///tmp/x.jsonl")
+
+
+# -- issue 17, items 14 and 15: a path that names no object; Parquet that rounds nothing --------------
+
+
+def test_case_17_14_a_path_that_is_an_existing_directory_is_refused_before_any_request(
+    octanist_server: Any, octanist_conn: str, tmp_path: Path
+) -> None:
+    octanist_server.add_lead()
+    (tmp_path / "kept.txt").write_text("already here")
+
+    with pytest.raises(ValueError, match=r"is an existing directory, not an object; add the name"):
+        run(OctanistLeadsToObjectStorageOperator(task_id="export", path=f"file://{tmp_path}"))
+
+    assert octanist_server.requests == []
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"], "no hidden temporary file was left"
+
+
+@pytest.mark.parametrize("suffix", ["out/", "out/leads/"])
+def test_case_17_14_a_path_ending_in_a_slash_is_refused_before_any_request(
+    octanist_server: Any, octanist_conn: str, tmp_path: Path, suffix: str
+) -> None:
+    with pytest.raises(ValueError, match=r"ends with '/', so it names a folder, not an object"):
+        run(OctanistLeadsToObjectStorageOperator(task_id="export", path=f"file://{tmp_path}/{suffix}"))
+
+    assert octanist_server.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_case_17_14_an_object_store_prefix_holding_objects_is_refused(
+    octanist_server: Any, octanist_conn: str
+) -> None:
+    folder = memory_path().rsplit("/", 1)[0]
+    run(OctanistLeadsToObjectStorageOperator(task_id="first", path=f"{folder}/day-1.jsonl"))
+    octanist_server.clear_requests()
+
+    with pytest.raises(ValueError, match="is an existing directory"):
+        run(OctanistLeadsToObjectStorageOperator(task_id="export", path=folder))
+    assert octanist_server.requests == []
+
+
+@needs_pyarrow
+def test_case_17_15_parquet_keeps_the_microseconds_octanist_sends(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+    from conftest import connection_json
+
+    from airflow_provider_octanist.testing import FakeOctanistServer
+
+    with FakeOctanistServer(timestamp_precision="us") as server:
+        monkeypatch.setenv("AIRFLOW_CONN_OCTANIST_DEFAULT", connection_json(server.url, server.api_key))
+        server.add_lead(id="lead_us", updatedAt="2026-03-01T10:00:00.123456Z")
+        target = tmp_path / "leads.parquet"
+        run(OctanistLeadsToObjectStorageOperator(task_id="export", path=f"file://{target}", format="parquet"))
+
+    row = pq.read_table(target).to_pylist()[0]
+    assert row["updatedAt"] == datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=timezone.utc)
+    assert row["extra_fields"] is None
+
+
+@needs_pyarrow
+def test_case_17_15_a_lead_value_a_float_would_round_is_kept_whole_in_extra_fields(
+    octanist_server: Any, octanist_conn: str, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    octanist_server.add_lead(id="lead_big", value=2**53 + 1)
+    octanist_server.add_lead(id="lead_fits", value=2**53)
+    target = tmp_path / "leads.parquet"
+    run(OctanistLeadsToObjectStorageOperator(task_id="export", path=f"file://{target}", format="parquet"))
+
+    big, fits = pq.read_table(target).to_pylist()
+    assert big["value"] is None
+    assert json.loads(big["extra_fields"]) == {"value": 2**53 + 1}
+    assert fits["value"] == float(2**53)
+    assert fits["extra_fields"] is None
+
+
+@needs_pyarrow
+def test_case_17_15_what_no_column_type_holds_exactly_goes_to_extra_fields(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from airflow_provider_octanist.transfers._formats import ParquetWriter
+
+    columns = (("clicks", "int"), ("spend", "float"), ("at", "timestamp"))
+    rows = [
+        {"clicks": 2**63, "spend": 10**400, "at": "2026-03-01T10:00:00.1234567Z"},
+        {"clicks": -(2**63), "spend": 0.1, "at": "2026-03-01T10:00:00.123456000Z"},
+    ]
+    path = tmp_path / "x.parquet"
+    with path.open("wb") as stream:
+        writer = ParquetWriter(stream, columns)
+        writer.write(rows)
+        writer.close()
+
+    misfits, fits = pq.read_table(path).to_pylist()
+    assert (misfits["clicks"], misfits["spend"], misfits["at"]) == (None, None, None)
+    assert json.loads(misfits["extra_fields"]) == {
+        "clicks": 2**63,
+        "spend": 10**400,
+        "at": "2026-03-01T10:00:00.1234567Z",
+    }
+    assert fits["clicks"] == -(2**63)
+    assert fits["spend"] == 0.1
+    assert fits["at"] == datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=timezone.utc)
+    assert fits["extra_fields"] is None

@@ -39,3 +39,34 @@ with DAG(
     OctanistLeadStatusSensor(task_id="already_lost", lead_id="lead_lost", **WAIT)
     OctanistLeadStatusSensor(task_id="lost_soft_fail", lead_id="lead_lost", soft_fail=True, **WAIT)
     OctanistLeadStatusSensor(task_id="unknown_lead", lead_id="lead_does_not_exist", **WAIT)
+    # soft_fail skips outcomes, never errors: a rejected key fails in every mode, and so does an
+    # outage that the trigger reports after the sensor deferred.
+    for mode in ("poke", "reschedule"):
+        OctanistLeadStatusSensor(
+            task_id=f"rejected_key_soft_fail_{mode}",
+            lead_id="lead_lost",
+            octanist_conn_id="octanist_rejected",
+            mode=mode,
+            soft_fail=True,
+            retries=0,
+            **WAIT,
+        )
+    OctanistLeadStatusSensor(
+        task_id="rejected_key_soft_fail_deferred",
+        lead_id="lead_lost",
+        octanist_conn_id="octanist_rejected",
+        deferrable=True,
+        soft_fail=True,
+        retries=0,
+        **WAIT,
+    )
+    OctanistLeadStatusSensor(
+        task_id="outage_soft_fail_deferred",
+        lead_id="lead_outage",
+        octanist_conn_id="octanist_outage",
+        deferrable=True,
+        soft_fail=True,
+        max_consecutive_errors=1,
+        retries=0,
+        **WAIT,
+    )
