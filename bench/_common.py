@@ -387,16 +387,6 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def peak_rss_bytes() -> int:
-    """The peak resident set size of this process so far (Linux ``VmHWM``)."""
-    # VmHWM, not getrusage's ru_maxrss: that one survives exec, so it would report the parent's size.
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("/proc/self/status has no VmHWM line")
-
-
 # ------------------------------------------------------------------------------------------------
 # Trigger workers: one side of a triggerer benchmark, many triggers in one event loop of a process
 # ------------------------------------------------------------------------------------------------
