@@ -9,7 +9,7 @@ raw text. Converting them here, when the docs are built, keeps the docstrings as
 - a role becomes the name in code, linked to its page of the reference where there is one (an
   optional cross-reference: a private or external name stays plain code, without a warning);
 - ``.. code-block:: python`` and ``text::`` followed by an indented block become fenced code;
-- private base classes (``_LeadListing``) are left out of a class's "Bases".
+- a private base class (``_LeadListing``) gives way, in a class's "Bases", to its own public bases.
 
 ``docs/_hooks/check_rendered.py`` then fails the build if anything raw is left.
 """
@@ -30,7 +30,7 @@ LITERAL = re.compile(r"^(?P<text>.*?)(?P<space>\s?)::\s*$")
 
 
 class RstDocstrings(griffe.Extension):
-    """Turn the reST of each docstring into Markdown, and hide private base classes."""
+    """Turn the reST of each docstring into Markdown, and show public base classes only."""
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         """Rewrite ``obj``'s docstring as it is loaded.
@@ -40,8 +40,16 @@ class RstDocstrings(griffe.Extension):
         """
         if obj.docstring is not None:
             obj.docstring.value = to_markdown(obj.docstring.value, lambda target: _identifier(obj, target))
-        if isinstance(obj, griffe.Class):
-            obj.bases = [base for base in obj.bases if not _private(str(base))]
+
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+        """Show each class's public bases: a private base gives way to its own bases.
+
+        :param pkg: the package griffe just loaded, with every module.
+        :param loader: the loader, whose collection resolves a base's path.
+        :param kwargs: the other arguments griffe passes (unused).
+        """
+        for cls in _classes(pkg):
+            cls.bases = _public_bases(cls.bases, loader)
 
 
 def to_markdown(text: str, identify: Any) -> str:
@@ -131,3 +139,31 @@ def _identifier(obj: griffe.Object, target: str) -> str:
 
 def _private(path: str) -> bool:
     return path.rsplit(".", 1)[-1].startswith("_")
+
+
+def _classes(obj: griffe.Object) -> list[griffe.Class]:
+    found: list[griffe.Class] = []
+    for member in obj.members.values():
+        if member.is_alias or not isinstance(member, (griffe.Module, griffe.Class)):
+            continue
+        if isinstance(member, griffe.Class):
+            found.append(member)
+        found.extend(_classes(member))
+    return found
+
+
+def _public_bases(bases: list[Any], loader: griffe.GriffeLoader) -> list[Any]:
+    """``bases`` with each private one replaced by its own public bases (none repeated)."""
+    public: list[Any] = []
+    for base in bases:
+        path = getattr(base, "canonical_path", str(base))
+        if not _private(path):
+            replacement = [base]
+        else:
+            try:
+                parent = loader.modules_collection[path]
+            except (KeyError, ValueError, griffe.AliasResolutionError):
+                continue  # a private base outside the package: left out
+            replacement = _public_bases(list(parent.bases), loader)
+        public.extend(b for b in replacement if str(b) not in {str(p) for p in public})
+    return public
