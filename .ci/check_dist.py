@@ -1,4 +1,4 @@
-"""Check the built distributions: what the wheel holds, the version, and the classifiers.
+"""Check the built distributions: what the wheel holds, the version, the classifiers, the README's links.
 
 Usage: ``python .ci/check_dist.py DIST_DIR`` after ``python -m build --outdir DIST_DIR``.
 Exits non-zero with one line per problem.
@@ -35,7 +35,7 @@ REQUIRED_FILES = [
 REQUIRED_KEYWORDS = {"airflow-provider", "octanist"}
 # Development tools are PEP 735 dependency groups, never extras: the published metadata lists only
 # what users install. Neither these extras nor these tools may appear in the wheel's METADATA.
-DEVELOPMENT_EXTRAS = {"test", "dev", "lint", "package", "docs", "browser", "bench"}
+DEVELOPMENT_EXTRAS = {"test", "dev", "lint", "package", "docs", "browser", "bench", "s3", "postgres"}
 DEVELOPMENT_TOOLS = {
     "pytest",
     "pytest-timeout",
@@ -51,8 +51,22 @@ DEVELOPMENT_TOOLS = {
     "pymdown-extensions",
     "playwright",
     "apache-airflow-providers-http",
+    "moto",
+    "flask",
+    "flask-cors",
 }
-DOCS_URL = "https://airflow-provider-octanist.readthedocs.io/"
+DOCS_URL = "https://airflow-provider-octanist.readthedocs.io/en/latest/"
+# The package index renders the README (the wheel's METADATA description) with no idea where the
+# repository is: a relative link there is a broken link. Each of these must be in [project.urls].
+REQUIRED_URLS = ("Homepage", "Documentation", "Source", "Issues", "Changelog")
+# Markdown links [text](target), reference definitions "[name]: target", <autolinks>, HTML attributes.
+LINK_TARGETS = (
+    re.compile(r"\]\(\s*<?([^)\s>]+)"),
+    re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.MULTILINE),
+    re.compile(r"<((?:[a-zA-Z][a-zA-Z0-9+.-]*:)[^>\s]*)>"),
+    re.compile(r"\b(?:href|src)=[\"']([^\"']+)[\"']"),
+)
+CODE = re.compile(r"^(```|~~~).*?^\1[^\n]*$|`[^`\n]+`", re.MULTILINE | re.DOTALL)
 
 
 def _source_version(root: Path) -> str:
@@ -91,6 +105,7 @@ def check_wheel(wheel: Path, version: str) -> list[str]:
     problems += [f"keyword {k!r} missing" for k in sorted(REQUIRED_KEYWORDS - keywords)]
     problems += check_classifiers(metadata.get_all("Classifier") or [])
     problems += check_requirements(metadata)
+    problems += check_readme_links(metadata.get_payload() or "", project_urls(metadata))
     if "apache_airflow_provider" not in entry_points or f"{PACKAGE}:get_provider_info" not in entry_points:
         problems.append("wheel lacks the apache_airflow_provider entry point")
     return problems
@@ -107,9 +122,64 @@ def check_requirements(metadata: Message) -> list[str]:
         name = re.split(r"[\s\[<>=!~;(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
         if name in DEVELOPMENT_TOOLS:
             problems.append(f"METADATA requires the development tool {requirement!r}")
-    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [] if ", " in u)
+    urls = project_urls(metadata)
     if urls.get("Documentation") != DOCS_URL:
         problems.append(f"Documentation URL is {urls.get('Documentation')!r}, not {DOCS_URL!r}")
+    problems += [f"[project.urls] lacks {name!r}" for name in REQUIRED_URLS if name not in urls]
+    source = urls.get("Source")
+    if source and not urls.get("Issues", source).startswith(source):
+        problems.append(f"Issues URL {urls['Issues']!r} is not under the Source URL {source!r}")
+    return problems
+
+
+def project_urls(metadata: Message) -> dict[str, str]:
+    """Return the ``Project-URL`` entries of METADATA by label.
+
+    :param metadata: the wheel's parsed METADATA.
+    """
+    return dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [] if ", " in u)
+
+
+def readme_links(readme: str) -> list[str]:
+    """Return every link target of a Markdown README, outside code.
+
+    :param readme: the README's text.
+    """
+    text = CODE.sub(" ", readme)
+    return [match.group(1) for pattern in LINK_TARGETS for match in pattern.finditer(text)]
+
+
+def check_readme_links(readme: str, urls: dict[str, str]) -> list[str]:
+    """Return the README's links that would break on the package index, or stray from the project's home.
+
+    Every link must be absolute (``https://``, or ``mailto:``); a link to the repository must start
+    with the ``Source`` URL, so the repository is named one way, from one place.
+
+    :param readme: the README's text (the wheel's METADATA description).
+    :param urls: the ``[project.urls]`` entries by label.
+    """
+    if not readme.strip():
+        return ["METADATA has no description: the package index would show no README"]
+    links = readme_links(readme)
+    if not links:
+        return ["the README has no links: the link check would see nothing"]
+    problems = [
+        f"README link {link!r} is not absolute: the package index cannot follow it; link to the docs "
+        f"site ({DOCS_URL}) or the repository ({urls.get('Source', 'the Source URL')})"
+        for link in links
+        if not re.match(r"^(https://|mailto:)", link)
+    ]
+    source = urls.get("Source", "").rstrip("/")
+    name = source.split("/")[4:5]
+    # Another spelling of the repository (another owner, another case) is a second home: refuse it.
+    problems += [
+        f"README link {link!r} names the repository otherwise than the Source URL {source!r}"
+        for link in links
+        if name
+        and link.startswith("https://github.com/")
+        and [part.lower() for part in link.split("/")[4:5]] == [name[0].lower()]
+        and not (link == source or link.startswith((source + "/", source + "#")))
+    ]
     return problems
 
 
@@ -144,6 +214,7 @@ def check_sdist(sdist: Path, version: str) -> list[str]:
         "README.md",
         "LICENSE",
         "CHANGELOG.md",
+        "SECURITY.md",
         "example_dags/example_octanist_lead_won.py",
     ]
     return [f"sdist lacks {name}" for name in wanted if prefix + name not in names]

@@ -43,8 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from datetime import datetime
 
-    from airflow.sdk import Asset
-    from airflow.sdk.definitions.asset import AssetAny
+    from airflow.sdk import Asset, AssetAny
 
 __all__ = [
     "SWEEP_ASSET_PREFIX",
@@ -89,7 +88,10 @@ def lead_event_schedule(*assets: Asset, dag_id: str) -> AssetAny:
     :raises RuntimeError: on Airflow 2, which has no event-driven scheduling.
     """
     _require_airflow_3("lead_event_schedule()")
-    from airflow.sdk.definitions.asset import AssetAny
+    try:
+        from airflow.sdk import AssetAny
+    except ImportError:  # Task SDK releases that do not export it yet
+        from airflow.sdk.definitions.asset import AssetAny
 
     if not assets:
         raise ValueError("lead_event_schedule() needs at least one asset to watch.")
@@ -116,26 +118,33 @@ def sweep_stranded_events(
     """
     _require_airflow_3("sweep_stranded_events()")
     from airflow.sdk import task
-    from airflow.sdk.definitions._internal.contextmanager import DagContext
 
-    dag = DagContext.get_current()
-    if dag is None:
+    watched: list[Asset] = []
+    own: list[Asset] = []
+
+    def sweep(**context: Any) -> dict[str, Any]:
+        return _sweep(context, watched=watched, own=own[0], max_events=max_events)
+
+    # Airflow has no public name for "the DAG being defined"; a task created here is added to it,
+    # so the task itself says which DAG that is, and its inlets and outlets are filled in after.
+    output = task(task_id=task_id)(sweep)()
+    operator = output.operator
+    if not operator.has_dag():
         raise RuntimeError(
             "sweep_stranded_events() adds a task to a DAG: call it inside the DAG's definition."
         )
-    own = sweep_asset(dag.dag_id)
+    dag = operator.dag
+    own.append(sweep_asset(dag.dag_id))
     scheduled = _assets_in(dag.schedule)
-    if own not in scheduled:
+    if own[0] not in scheduled:
         raise ValueError(
-            f"DAG {dag.dag_id!r} is not scheduled on its sweep asset {own.name!r}, so a sweep could not "
-            f"start a run. Use schedule=lead_event_schedule(<lead asset>, dag_id={dag.dag_id!r})."
+            f"DAG {dag.dag_id!r} is not scheduled on its sweep asset {own[0].name!r}, so a sweep could "
+            f"not start a run. Use schedule=lead_event_schedule(<lead asset>, dag_id={dag.dag_id!r})."
         )
-    watched = [asset for asset in scheduled if asset != own]
-
-    def sweep(**context: Any) -> dict[str, Any]:
-        return _sweep(context, watched=watched, own=own, max_events=max_events)
-
-    return task(task_id=task_id, inlets=watched, outlets=[own])(sweep)()
+    watched.extend(asset for asset in scheduled if asset != own[0])
+    operator.inlets = list(watched)
+    operator.outlets = list(own)
+    return output
 
 
 def _sweep(context: Any, *, watched: Sequence[Asset], own: Asset, max_events: int) -> dict[str, Any]:

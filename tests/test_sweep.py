@@ -209,6 +209,39 @@ def test_a_dag_not_scheduled_on_its_sweep_asset_is_refused_when_parsed() -> None
         sweep_stranded_events()
 
 
+@airflow_3
+def test_the_schedule_is_the_task_sdks_public_asset_any() -> None:
+    import airflow.sdk
+    from airflow.sdk import Asset
+
+    from airflow_provider_octanist.sweep import lead_event_schedule, sweep_asset
+
+    public = getattr(airflow.sdk, "AssetAny", None)
+    if public is None:  # a Task SDK that does not export it: the module that defines it
+        from airflow.sdk.definitions import asset
+
+        public = asset.AssetAny
+    won = Asset("octanist_lead_won")
+    schedule = lead_event_schedule(won, dag_id=DAG_ID)
+    assert type(schedule) is public
+    assert list(schedule.objects) == [won, sweep_asset(DAG_ID)]
+
+
+def test_the_module_imports_no_private_airflow_module() -> None:
+    import ast
+    from pathlib import Path
+
+    import airflow_provider_octanist.sweep as sweep
+
+    tree = ast.parse(Path(sweep.__file__).read_text(encoding="utf-8"))
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+    imported += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+    airflow_modules = [name for name in imported if name.split(".")[0] == "airflow"]
+    assert airflow_modules, "the check would not see the module's Airflow imports"
+    private = [name for name in airflow_modules if any(part.startswith("_") for part in name.split("."))]
+    assert private == []
+
+
 @pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="the Airflow 2 behaviour")
 def test_on_airflow_2_the_helpers_say_they_need_airflow_3() -> None:
     from airflow_provider_octanist.sweep import lead_event_schedule

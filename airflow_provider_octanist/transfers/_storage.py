@@ -3,11 +3,12 @@ Where an export goes: Airflow's ``ObjectStoragePath`` on every Airflow line, and
 all or nothing.
 
 An export is written to a temporary sibling (``.<name>.<token>.tmp``, a dot name that Hadoop, Spark
-and Hive listings skip) and moved onto ``path`` only once it is complete; any failure deletes the
-temporary object. On a local file system the move is a ``rename``, atomic; on object stores (S3,
-GCS, Azure, ``memory://``) fsspec moves by a server-side copy and a delete, and the copy makes the
-object appear whole. Either way a reader of ``path`` sees the previous object or the complete new
-one, never a part, and a task retry writes the whole object again.
+and Hive listings skip) and moved onto ``path`` only once it is complete; any failure aborts the
+upload in flight (an S3 multipart upload included) and deletes the temporary object. On a local
+file system the move is a ``rename``, atomic; on object stores (S3, GCS, Azure, ``memory://``)
+fsspec moves by a server-side copy and a delete, and the copy makes the object appear whole. Either
+way a reader of ``path`` sees the previous object or the complete new one, never a part, and a task
+retry writes the whole object again.
 """
 
 from __future__ import annotations
@@ -157,8 +158,13 @@ def write_whole(target: Any, write: Callable[[IO[bytes]], T]) -> tuple[T, int]:
     try:
         # Through the file system, not ObjectStoragePath.open, which would report the temporary
         # object to Airflow's lineage on every write; the target is reported once, below.
-        with fs.open(temporary.path, "wb") as stream:
+        stream = fs.open(temporary.path, "wb")
+        try:
             result = write(stream)
+        except BaseException:
+            _abandon(stream)
+            raise
+        stream.close()
         size = int(fs.size(temporary.path))
         fs.mv(temporary.path, target.path)
     except BaseException:
@@ -178,6 +184,28 @@ def _report_lineage(target: Any) -> None:
     collector = get_hook_lineage_collector()
     if hasattr(collector, "add_output_asset"):
         collector.add_output_asset(context=target, uri=describe(target))
+
+
+def _abandon(stream: Any) -> None:
+    """
+    Close a failed write without committing it.
+
+    Closing an fsspec buffered file uploads what it holds: s3fs would complete the multipart upload
+    (or PUT the part written so far) and gcsfs finish its resumable upload, only for the temporary
+    object to be deleted after. ``discard()`` aborts the upload instead (s3fs's abort of the
+    multipart upload, so no unfinished upload is left to be billed), and the file is marked closed
+    so that nothing flushes it. Other files (local, ``memory://``) are simply closed; the temporary
+    object is deleted after either way.
+    """
+    from fsspec.spec import AbstractBufferedFile  # type: ignore[import-untyped,unused-ignore]
+
+    if isinstance(stream, AbstractBufferedFile) and "w" in stream.mode:
+        try:
+            stream.discard()
+        finally:
+            stream.closed = True
+        return
+    stream.close()
 
 
 def _discard(fs: Any, temporary: Any) -> None:
