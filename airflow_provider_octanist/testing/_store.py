@@ -237,8 +237,16 @@ class LeadStore:
                 change()
 
     def now(self) -> datetime:
-        """The server's clock: the real time plus ``clock_offset``."""
-        return datetime.now(timezone.utc) + self.clock_offset
+        """
+        The server's clock: the real time plus ``clock_offset``, never before a stamp it gave.
+
+        Stamps never repeat, so leads added faster than one a millisecond are stamped ahead of the
+        real time; a clock behind them would date a later change before an earlier one.
+        """
+        moment = datetime.now(timezone.utc) + self.clock_offset
+        with self._lock:
+            last = self._last_stamp
+        return moment if last is None or moment > last else last
 
     def server_time(self) -> str:
         """``meta.timestamp`` of an answer: the server's clock as it prints it, or ``stale_timestamp``."""

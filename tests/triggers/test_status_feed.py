@@ -299,7 +299,9 @@ def test_round_2_case_2_under_a_page_cap_a_win_is_seen_within_a_poll(
         await joined(1)
         await ticker.poll()
         with server.at_once():  # a bulk update: the win is the 130th lead of one millisecond
-            at = server.now()
+            # Later than every stamp so far, as a real server's next change is: a lead's change in
+            # the millisecond of its previous one is the same (id, updatedAt) to any client.
+            at = server.now() + timedelta(milliseconds=1)
             for lead_id in leads[:-1]:
                 server.set_status(lead_id, "qualified", at=at)
             server.set_status(watched, "won", at=at)
