@@ -245,7 +245,10 @@ def measure(smoke: bool) -> list[Row]:
                 goal=f"<= {GOALS['requests']:g} at 1,000 sensors",
                 met=feed["requests"] <= GOALS["requests"] if count <= 1000 else None,
                 peer=http["requests"],
-                note=f"{feed['list_requests']:.1f} of them GET /leads (the feed); the rest single-lead reads",
+                note=(
+                    f"{feed['list_requests']:.1f} of them GET /leads (the feed's listing and its count "
+                    "of leads, which notices deletions); the rest single-lead reads"
+                ),
                 **common,
             ),
             Row(

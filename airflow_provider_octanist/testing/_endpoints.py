@@ -149,6 +149,9 @@ def _list_leads(
     search = (first("search") or "").strip().lower()
     fields = [name.strip() for name in (first("fields") or "").split(",") if name.strip()]
     precision = store.timestamp_precision
+    for key in query:
+        if key not in CONTROL_PARAMS and key.partition("[")[0] in store.refused_filters:
+            raise ApiError(400, "INVALID_FILTER", f"Unknown filter {key!r}", {"filter": key})
     predicates = [
         parse_filter(key, values[0], precision, strict_dates=store.strict_dates)
         for key, values in query.items()

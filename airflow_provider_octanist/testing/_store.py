@@ -74,6 +74,9 @@ class LeadStore:
         the ``limit`` it used, and ``totalPages``/``hasMore`` follow it."""
         self.clock_offset = timedelta(0)
         """How far the server's clock is from the real one: it stamps changes and ``meta.timestamp``."""
+        self.refused_filters: frozenset[str] = frozenset()
+        """Lead fields whose list filters (``createdAt[lt]``, ...) are answered 400 INVALID_FILTER, as
+        by a deployment that does not support them."""
         self.stale_timestamp: str | None = None
         """When set, every success answer's ``meta.timestamp`` is this text, as a stuck clock or cache."""
         self._listing_changes: dict[int, list[Callable[[], Any]]] = {}

@@ -72,7 +72,8 @@ class FakeOctanistServer(LeadStore):
 
     The quirks of a real deployment are switches on the instance, set at any time: ``page_cap``
     (fewer leads per page than asked), ``clock_offset`` (a ``timedelta``: the server's clock is off),
-    ``stale_timestamp`` (a fixed ``meta.timestamp``), ``lying_pagination``, and the methods
+    ``stale_timestamp`` (a fixed ``meta.timestamp``), ``lying_pagination``, ``refused_filters``
+    (lead fields whose list filters are answered ``400 INVALID_FILTER``), and the methods
     ``change_during_listing`` (a listing that shifts while it is paged) and ``delete_lead``.
     """
 

@@ -53,6 +53,8 @@ class _Progress:
         self.last_error: str | None = None
         self.checks = 0
         self.next_report = time.monotonic() + trigger.still_waiting_every
+        self.read_from = float("-inf")
+        """When (``time.monotonic()``) the last successful read of the lead began."""
 
 
 class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
@@ -72,11 +74,13 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
 
     It reads the lead once with ``GET /leads/{id}``. Then, with ``shared_feed`` (the default), it
     joins the change feed shared by every status trigger of its connection and poll interval in the
-    triggerer: one ``GET /leads`` per interval for all of them, each woken only for its own lead
-    (see ``triggers/_feed/status_feed.py``). Where the feed cannot serve (the API refuses its
-    filter or sort, the answer carries no server time, the lead no ``updatedAt``) or with
-    ``shared_feed=False``, it polls ``GET /leads/{id}`` every ``poll_interval`` on its own, and
-    says why once in its log. At the end time it checks the lead once more before timing out.
+    triggerer: one ``GET /leads`` per interval for all of them, plus a count of leads that notices
+    deleted ones, each woken only for its own lead or, when that count changed, to read its lead
+    once (see ``triggers/_feed/status_feed.py`` and ``deletions.py``). Where the feed cannot serve
+    (the API refuses its filter or sort, the answer carries no server time, the lead no
+    ``updatedAt``) or with ``shared_feed=False``, it polls ``GET /leads/{id}`` every
+    ``poll_interval`` on its own, and says why once in its log. At the end time it checks the lead
+    once more before timing out.
     Every ``STILL_WAITING_EVERY`` seconds (an hour) it logs a "still waiting" line.
 
     Transient errors (5xx, 429, connection failures, timeouts, unreadable answers; each after the
@@ -196,6 +200,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         """
         progress.checks += 1
         progress.last_error = None
+        began = time.monotonic()
         try:
             # The end time bounds the request too, so a slow answer cannot hold the trigger past it.
             lead, server_time = await hook.get_lead_with_server_time(self.lead_id, deadline=self.end_time)
@@ -218,6 +223,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
                 return self._error_event(f"Watching lead {self.lead_id} failed: {exc}"), None
             return self._transient_failure(progress, exc), None
         progress.failures = 0
+        progress.read_from = began
         return self._judge(lead, progress), server_time
 
     def _transient_failure(self, progress: _Progress, exc: BaseException | str) -> TriggerEvent | None:
@@ -308,6 +314,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
 
     async def _wait_with_feed(self, hook: OctanistAsyncHook) -> TriggerEvent:
         from airflow_provider_octanist.triggers._feed import status_feed
+        from airflow_provider_octanist.triggers._feed.deletions import created_at
 
         progress = _Progress(self)
         read = await self._first_read(hook, progress)
@@ -325,7 +332,12 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             return why
         if why is not None or isinstance(placed, str):
             return await self._fall_back(hook, progress, why or "")
-        subscription = status_feed.Subscription(self.lead_id, *placed)
+        subscription = status_feed.Subscription(
+            self.lead_id,
+            *placed,
+            created_at=created_at(cast("dict[str, Any]", progress.lead)),
+            read_from=progress.read_from,
+        )
         feed = status_feed.subscribe(
             self.octanist_conn_id, self.poll_interval, subscription, self.max_backoff, self.log
         )
@@ -392,17 +404,15 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         progress: _Progress,
     ) -> TriggerEvent | None:
         """Wait on the feed until it ends the wait; ``None`` when the feed cannot serve this trigger."""
-        from airflow_provider_octanist.triggers._feed import status_feed
-
         loop = asyncio.get_running_loop()
         reported_failures = 0
         while True:
-            if subscription.lead is not None:
-                lead = cast("Lead", status_feed.as_lead(subscription.lead))
-                subscription.lead = None
-                event = self._judge(lead, progress)
-                if event is not None:
-                    return event
+            # Cleared before reading what the feed said: whatever it says meanwhile (while the
+            # lead is read, say) ends the next wait at once.
+            subscription.wake.clear()
+            event = await self._news(subscription, hook, progress)
+            if event is not None:
+                return event
             if subscription.fatal is not None:
                 exc = subscription.fatal
                 self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
@@ -428,12 +438,33 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             timeout = max(0.0, progress.next_report - time.monotonic())
             if left is not None:
                 timeout = min(timeout, left)
-            subscription.wake.clear()
             timer = loop.call_later(timeout, subscription.wake.set)
             try:
                 await subscription.wake.wait()
             finally:
                 timer.cancel()
+
+    async def _news(
+        self, subscription: Subscription, hook: OctanistAsyncHook, progress: _Progress
+    ) -> TriggerEvent | None:
+        """Judge what the feed handed over: a newer row of the lead, or a request to read it once."""
+        from airflow_provider_octanist.triggers._feed import status_feed
+
+        if subscription.lead is not None:
+            lead = cast("Lead", status_feed.as_lead(subscription.lead))
+            subscription.lead = None
+            event = self._judge(lead, progress)
+            if event is not None:
+                return event
+        if subscription.check:
+            # The feed's count of leads changed: this lead may be the one deleted. A lone
+            # trigger's read: 404 fires not_found; a lead still there goes back to waiting.
+            # Cleared first, so an ask that comes during the read is not lost.
+            subscription.check = False
+            event, _ = await self._check(hook, progress)
+            subscription.checked(ok=progress.failures == 0)
+            return event
+        return None
 
     async def _fall_back(self, hook: OctanistAsyncHook, progress: _Progress, reason: str) -> TriggerEvent:
         self.log.warning(

@@ -821,6 +821,16 @@ def test_a_deleted_lead_is_gone_from_every_answer(server: FakeOctanistServer) ->
         server.delete_lead("lead_1")
 
 
+def test_a_refused_filter_is_answered_invalid_filter_and_other_filters_still_work(
+    server: FakeOctanistServer,
+) -> None:
+    server.add_lead(id="lead_1")
+    server.refused_filters = frozenset({"createdAt"})
+    refused = call(server, "GET", "/api/leads?createdAt[lt]=2030-01-01T00:00:00.000Z&limit=1")
+    assert (refused.status, refused.error_code) == (400, "INVALID_FILTER")
+    assert list_ids(server, "?updatedAt[lt]=2030-01-01T00:00:00.000Z") == ["lead_1"]
+
+
 # ----------------------------------------------------------------------------------------------
 # POST /leads
 # ----------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigge
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from airflow_provider_octanist.testing.server import FakeOctanistServer
+    from airflow_provider_octanist.testing.server import FakeOctanistServer, RecordedRequest
 
 INTERVAL = 30.0  # the feed never waits it out: the Ticker decides when the next poll starts
 LIST = "/api/leads"
@@ -77,6 +77,24 @@ def ticker(monkeypatch: pytest.MonkeyPatch) -> Ticker:
     return clock
 
 
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The metrics the feed publishes, by name (Airflow's ``Stats`` replaced)."""
+    published: dict[str, int] = {}
+
+    class Metrics:
+        def incr(self, stat: str, count: int = 1, rate: float = 1, *, tags: Any = None) -> None:
+            published[stat] = published.get(stat, 0) + count
+
+        def gauge(
+            self, stat: str, value: float, rate: float = 1, delta: bool = False, *, tags: Any = None
+        ) -> None:
+            published.setdefault(stat, 0)
+
+    monkeypatch.setattr(health, "stats", Metrics)
+    return published
+
+
 def trigger(lead_id: str, **kwargs: Any) -> OctanistLeadStatusTrigger:
     return OctanistLeadStatusTrigger(lead_id, poll_interval=kwargs.pop("poll_interval", INTERVAL), **kwargs)
 
@@ -110,8 +128,18 @@ async def results(tasks: list[asyncio.Task[list[dict[str, Any]]]]) -> list[list[
     return list(await asyncio.wait_for(asyncio.gather(*tasks), 10))
 
 
+def is_count(request: RecordedRequest) -> bool:
+    """A request of the feed's deletion check (``GET /leads?createdAt[lt]=...&limit=1``)."""
+    return request.path == LIST and "createdAt[lt]" in request.query
+
+
 def lists(server: FakeOctanistServer) -> int:
-    return server.request_count("GET", LIST)
+    """The feed's listings of changes (and the triggers' own look-ups), not its deletion counts."""
+    return sum(1 for r in server.requests if r.method == "GET" and r.path == LIST and not is_count(r))
+
+
+def counts(server: FakeOctanistServer) -> int:
+    return sum(1 for r in server.requests if is_count(r))
 
 
 def gets(server: FakeOctanistServer, lead_id: str) -> int:
@@ -161,10 +189,11 @@ def test_many_triggers_share_one_list_request_per_interval(
         tasks = start(*(trigger(lead_id) for lead_id in ids))
         await joined(len(ids))
         await ticker.poll()
-        polls_before = lists(server)
+        polls_before, counts_before = lists(server), counts(server)
         for _ in range(3):
             await ticker.poll()
         assert lists(server) - polls_before == 3  # one list request per interval for 40 triggers
+        assert counts(server) - counts_before == 3  # and one count of leads (deletions), for all of them
         assert all(gets(server, lead_id) == 1 for lead_id in ids)  # each read its lead once, on joining
         server.set_status(ids[7], "won")
         await ticker.poll()
@@ -313,21 +342,194 @@ def test_round_2_case_2_under_a_page_cap_a_win_is_seen_within_a_poll(
     assert event["lead"]["id"] == watched
 
 
-def test_the_feed_publishes_its_polls_and_the_leads_it_hands_out(
-    server: FakeOctanistServer, ticker: Ticker, monkeypatch: pytest.MonkeyPatch
+# -- round 2, case 6: a lead deleted while its trigger waits on the feed ----------------------------
+
+LONG_AGO = timedelta(days=3)
+
+
+def old_leads(server: FakeOctanistServer, n: int) -> list[str]:
+    """Leads created days ago (the feed's count covers them as soon as it has a baseline)."""
+    return [lead["id"] for lead in server.add_leads(n, createdAt=server_now() - LONG_AGO)]
+
+
+async def read_once_more(server: FakeOctanistServer, reads: dict[str, int]) -> None:
+    """Wait until each lead of ``reads`` was read once more than it says (by its own trigger)."""
+    await until(
+        lambda: all(gets(server, lead_id) == n + 1 for lead_id, n in reads.items()),
+        "each trigger to read its lead once",
+    )
+
+
+async def watching(server: FakeOctanistServer, ticker: Ticker, ids: list[str]) -> list[asyncio.Task[Any]]:
+    """Triggers on ``ids`` that joined a fresh feed, and the read each made after its first count."""
+    tasks = start(*(trigger(lead_id) for lead_id in ids))
+    await joined(len(ids))
+    await ticker.poll()
+    # Read before the feed's first count, a lead is read once more after it: the count proves
+    # nothing about a lead that could have gone between the trigger's read and the count.
+    await read_once_more(server, dict.fromkeys(ids, 1))
+    return tasks
+
+
+async def cancelled(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_round_2_case_6_a_deleted_lead_fires_not_found_within_a_poll_and_the_others_keep_waiting(
+    server: FakeOctanistServer, ticker: Ticker
 ) -> None:
-    counted: dict[str, int] = {}
+    ids = old_leads(server, 5)
+    deleted = ids[2]
 
-    class Metrics:
-        def incr(self, stat: str, count: int = 1, rate: float = 1, *, tags: Any = None) -> None:
-            counted[stat] = counted.get(stat, 0) + count
+    async def scenario() -> None:
+        tasks = await watching(server, ticker, ids)
+        server.delete_lead(deleted)
+        polls = ticker.waits
+        await ticker.poll()
+        await until(tasks[2].done, "the deleted lead's trigger to fire")
+        assert ticker.waits - polls == 1, "noticed at the first poll after the deletion"
+        assert tasks[2].result()[0]["status"] == "not_found"
+        others = [lead_id for lead_id in ids if lead_id != deleted]
+        await read_once_more(server, dict.fromkeys(others, 2))  # each read its lead once, and only once
+        await ticker.poll()
+        await ticker.poll()
+        assert all(gets(server, lead_id) == 3 for lead_id in others), "an unchanged count wakes nobody"
+        assert not any(task.done() for i, task in enumerate(tasks) if i != 2)
+        await cancelled([task for i, task in enumerate(tasks) if i != 2])
 
-        def gauge(
-            self, stat: str, value: float, rate: float = 1, delta: bool = False, *, tags: Any = None
-        ) -> None:
-            counted.setdefault(stat, 0)
+    run(scenario)
 
-    monkeypatch.setattr(health, "stats", Metrics)
+
+def test_round_2_case_6_a_lead_created_after_the_feed_started_and_then_deleted_fires_not_found(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    (old,) = old_leads(server, 1)
+
+    async def scenario() -> None:
+        first = await watching(server, ticker, [old])
+        new = server.add_lead()["id"]  # created now: after the feed's bound
+        (second,) = start(trigger(new))
+        await joined(2)
+        await ticker.poll()
+        # The server's clock moves past the lead's creation and its margin: the next poll takes a
+        # later bound whose count includes the new lead, and asks its trigger to read it once.
+        server.clock_offset = CLOCK_MARGIN * 2
+        await ticker.poll()
+        await read_once_more(server, {new: 1})
+        server.delete_lead(new)
+        polls = ticker.waits
+        await ticker.poll()
+        await until(second.done, "the new lead's trigger to fire")
+        assert ticker.waits - polls == 1
+        assert second.result()[0]["status"] == "not_found"
+        assert not first[0].done()
+        await cancelled(first)
+
+    run(scenario)
+
+
+def test_round_2_case_6_a_deleted_lead_nobody_waits_for_costs_one_read_per_trigger_and_no_event(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    ids = old_leads(server, 3)
+    (unwatched,) = old_leads(server, 1)
+
+    async def scenario() -> None:
+        tasks = await watching(server, ticker, ids)
+        server.delete_lead(unwatched)
+        await ticker.poll()
+        await read_once_more(server, dict.fromkeys(ids, 2))
+        await ticker.poll()
+        assert all(gets(server, lead_id) == 3 for lead_id in ids), "one read each, once"
+        assert not any(task.done() for task in tasks)
+        await cancelled(tasks)
+
+    run(scenario)
+
+
+def test_round_2_case_6_a_trigger_joining_a_running_feed_is_covered_without_another_read(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    first_id, joiner_id = old_leads(server, 2)
+
+    async def scenario() -> None:
+        first = await watching(server, ticker, [first_id])
+        (joiner,) = start(trigger(joiner_id))  # its read begins after the feed's count: covered
+        await joined(2)
+        await ticker.poll()
+        await ticker.poll()
+        assert gets(server, joiner_id) == 1
+        server.delete_lead(joiner_id)
+        await ticker.poll()
+        assert (await results([joiner]))[0][0]["status"] == "not_found"
+        await cancelled(first)
+
+    run(scenario)
+
+
+def test_round_2_case_6_a_failing_count_is_part_of_its_poll_and_the_next_count_covers_the_gap(
+    server: FakeOctanistServer,
+    ticker: Ticker,
+    counted: dict[str, int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def failing_counts(payload: Any) -> Any:
+        # Only the count asks for one lead a page; the feed's listing and the lead reads pass.
+        if ((payload.get("meta") or {}).get("pagination") or {}).get("limit") != 1:
+            return payload
+        error = {"code": "INTERNAL_ERROR", "message": "Counting failed"}
+        return {"success": False, "error": error, "meta": payload["meta"]}
+
+    ids = old_leads(server, 2)
+
+    async def scenario() -> None:
+        tasks = await watching(server, ticker, ids)
+        server.inject("transform", function=failing_counts, count=None, path=LIST)
+        server.delete_lead(ids[1])
+        await ticker.poll()
+        await ticker.poll()
+        assert not tasks[1].done(), "no count, no news"
+        assert counted["octanist.status_feed.polls"] == ticker.waits, "one poll each, counts included"
+        assert counted.get("octanist.status_feed.errors", 0) == 0, "a failed count is no failed poll"
+        server.clear_faults()
+        await ticker.poll()  # the same bound counted again: its window spans the failed counts
+        assert (await results([tasks[1]]))[0][0]["status"] == "not_found"
+        assert not tasks[0].done()
+        await cancelled(tasks[:1])
+
+    run(scenario)
+    assert len(Printed(capsys).lines("could not count leads")) == 1
+
+
+def test_round_2_case_6_a_server_refusing_the_count_filter_is_said_once_and_the_feed_goes_on(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (lead,) = old_leads(server, 1)
+    server.refused_filters = frozenset({"createdAt"})
+
+    async def scenario() -> list[dict[str, Any]]:
+        (task,) = start(trigger(lead))
+        await joined(1)
+        for _ in range(3):
+            await ticker.poll()
+        assert counts(server) == 1, "refused once, not asked again"
+        assert gets(server, lead) == 1, "no read of the lead without a count"
+        server.set_status(lead, "won")
+        await ticker.poll()
+        return (await results([task]))[0]
+
+    (event,) = run(scenario)
+    assert event["status"] == "success"
+    said = Printed(capsys).lines("cannot notice deleted leads")
+    assert len(said) == 1
+    assert "INVALID_FILTER" in said[0]
+
+
+def test_the_feed_publishes_its_polls_and_the_leads_it_hands_out(
+    server: FakeOctanistServer, ticker: Ticker, counted: dict[str, int]
+) -> None:
     a, b = (lead["id"] for lead in server.add_leads(2))
 
     async def scenario() -> None:

@@ -73,6 +73,8 @@ class Changes:
     """No cursor may move past this instant (the server's clock plus :data:`FUTURE_TOLERANCE`)."""
     skipped: int = 0
     """Malformed leads left out of ``changes`` on this poll."""
+    server_time: datetime | None = None
+    """The server's clock (the latest believable ``meta.timestamp`` of the poll), if it gave one."""
 
 
 @dataclass
@@ -156,7 +158,7 @@ async def fetch_changes(
                 cursor_timestamp(change.at),
                 cursor_timestamp(ceiling - FUTURE_TOLERANCE),
             )
-    return Changes(start, end, ordered, complete, ceiling, walk.skipped)
+    return Changes(start, end, ordered, complete, ceiling, walk.skipped, walk.server_now)
 
 
 class _Walk:

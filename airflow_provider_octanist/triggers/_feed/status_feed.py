@@ -5,7 +5,10 @@ A triggerer runs all its triggers in one event loop, so the status triggers wait
 one connection can share one poll of ``GET /leads?updatedAt[gte]=…&sort=updatedAt:asc`` (see
 ``changes``): one list request per poll interval, plus one per 100 changed leads, however many
 triggers wait. Each change is handed only to the triggers waiting on that lead (a dict lookup);
-the others are not woken.
+the others are not woken. A deleted lead leaves the listings without a change to list, so each
+poll also counts the leads created before a bound in the past (``deletions``: one small request,
+two when a lead created after the bound joins); only when that count changes are the triggers
+whose lead could be the deleted one asked to read their lead once.
 
 **Where the feed starts, and why no change is missed.** A trigger joins in this order:
 
@@ -57,6 +60,7 @@ from airflow_provider_octanist.statuses import status_of
 from airflow_provider_octanist.triggers._feed import lead_source
 from airflow_provider_octanist.triggers._feed.changes import believable
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist.triggers._feed.deletions import DeletionCheck
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
 
 if TYPE_CHECKING:
@@ -154,9 +158,15 @@ class Subscription:
     :param lead_id: the lead the trigger waits on.
     :param since: the lower bound the trigger needs (see the module docstring).
     :param seen_at: ``updatedAt`` of the state the trigger read itself; older rows are stale.
+    :param created_at: the lead's ``createdAt`` (``None`` when unknown), for the deletion check.
+    :param read_from: when (``time.monotonic()``) the trigger's read of its lead began.
     """
 
     __slots__ = (
+        "check",
+        "covered",
+        "created_at",
+        "doubt",
         "failures",
         "fallback",
         "fatal",
@@ -165,15 +175,32 @@ class Subscription:
         "lead_id",
         "newest",
         "polls_at_join",
+        "read_from",
         "seen_at",
         "since",
         "wake",
     )
 
-    def __init__(self, lead_id: str, since: Cursor, seen_at: datetime | None) -> None:
+    def __init__(
+        self,
+        lead_id: str,
+        since: Cursor,
+        seen_at: datetime | None,
+        *,
+        created_at: datetime | None = None,
+        read_from: float = float("-inf"),
+    ) -> None:
         self.lead_id = lead_id
         self.since = since
         self.seen_at = seen_at
+        self.created_at = created_at
+        self.read_from = read_from
+        self.check = False
+        """The feed asks the trigger to read its lead once (it may have been deleted)."""
+        self.covered = False
+        """The feed's deletion count is known to include the lead (see ``deletions``)."""
+        self.doubt = False
+        """The last read the feed asked for failed: it asks again at the next poll."""
         self.newest = seen_at
         """``updatedAt`` of the newest row handed out (or read), for counting news."""
         self.wake = asyncio.Event()
@@ -205,6 +232,15 @@ class Subscription:
         self.lead = change.lead
         self.wake.set()
         return news
+
+    def ask_to_check(self) -> None:
+        """Wake the trigger to read its lead once (``check`` is set by the deletion check)."""
+        self.wake.set()
+
+    def checked(self, *, ok: bool) -> None:
+        """The trigger read its lead as asked: it exists (``ok``), or the read failed."""
+        self.covered = self.covered or ok
+        self.doubt = not ok
 
 
 class StatusFeed:
@@ -240,6 +276,8 @@ class StatusFeed:
         self._task: asyncio.Task[None] | None = None
         self._health: FeedHealth | None = None
         self.refused: str | None = None
+        self.deletions: DeletionCheck | None = None
+        """The count that notices deleted leads; made with the poll loop's notes."""
 
     # -- membership ----------------------------------------------------------------------------
 
@@ -249,6 +287,8 @@ class StatusFeed:
         self.size += 1
         self._max_backoff[subscription] = max_backoff
         subscription.polls_at_join = self.polls
+        if self.deletions is not None:
+            self.deletions.join(subscription)
         self._cover(subscription.since)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="octanist-status-feed")
@@ -303,6 +343,7 @@ class StatusFeed:
         loop = asyncio.get_running_loop()
         source = LeadSource(self.octanist_conn_id, self.poll_interval, self.log, kind="status_feed")
         self._health = source.health
+        self.deletions = deletions = DeletionCheck(source.notes, CLOCK_MARGIN)
         try:
             while self.size:
                 start = self.position
@@ -325,6 +366,10 @@ class StatusFeed:
                         return
                     await self._wait(wait)
                     continue
+                if changes.complete:
+                    # Part of this poll (its failures are never the poll's), made while the poll is
+                    # still in flight so that a trigger joining meanwhile is covered by a rewind.
+                    await deletions.after_poll(source.hook, changes.server_time, self._everyone())
                 self._in_flight = None
                 self._handed_out(changes)
                 if changes.complete:
