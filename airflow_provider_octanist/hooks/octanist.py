@@ -18,6 +18,7 @@ from airflow_provider_octanist.hooks._base import (
     requests_failure,
     within,
 )
+from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -194,12 +195,17 @@ class OctanistHook(_OctanistHookBase):
         with self._scrubbed():
             return self._read(call, answer, self.settings, expect=expect, legacy=legacy)
 
-    def _pages(self, listing: api.Listing, max_results: int | None) -> Iterator[dict[str, Any]]:
-        paging = api.Paging(listing, self.settings, max_results)
+    def _pages(self, listing: api.Listing, max_results: int | None, dataset: str) -> Iterator[dict[str, Any]]:
+        settings = self.settings
+        paging = api.Paging(listing, settings, max_results)
+        reported = False
         while (call := paging.next_call()) is not None:
             answer = self._send(call)
             with self._scrubbed():
                 items = paging.read(call, answer)
+            if not reported:  # once per listing, not once per page
+                self._report_lineage(settings, dataset)
+                reported = True
             yield from items
 
     # -- the API --------------------------------------------------------------------------------
@@ -226,7 +232,9 @@ class OctanistHook(_OctanistHookBase):
         call = self._lead_call(lead_id)
         data, request_id = self._call(call, expect=dict, deadline=deadline)
         with self._scrubbed():
-            return self._the_lead(lead_id, call, data, request_id)
+            lead = self._the_lead(lead_id, call, data, request_id)
+        self._report_lineage(self.settings, LEADS)
+        return lead
 
     def list_leads_page(
         self,
@@ -248,7 +256,9 @@ class OctanistHook(_OctanistHookBase):
         call = listing.call(api.page_number(page))
         answer = self._send(call, deadline)
         with self._scrubbed():
-            return listing.read(call, page, answer, self.settings)
+            read = listing.read(call, page, answer, self.settings)
+        self._report_lineage(self.settings, LEADS)
+        return read
 
     def iter_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> Iterator[Lead]:
         """
@@ -264,7 +274,7 @@ class OctanistHook(_OctanistHookBase):
         :param max_results: stop after this many leads.
         """
         listing = api.leads_listing(api.lead_list_params(**filters))
-        return cast("Iterator[Lead]", self._pages(listing, api.max_results_value(max_results)))
+        return cast("Iterator[Lead]", self._pages(listing, api.max_results_value(max_results), LEADS))
 
     def list_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> list[Lead]:
         """Return every lead matching the filters, across all pages (see :meth:`iter_leads`)."""
@@ -287,6 +297,7 @@ class OctanistHook(_OctanistHookBase):
                 request_id=request_id,
                 hint="The lead may have been created; check with list_leads(search=...) before repeating.",
             )
+        self._report_lineage(self.settings, LEADS, output=True)
         return dict(data)
 
     def update_lead(self, **fields: Unpack[LeadUpdate]) -> dict[str, Any]:
@@ -307,6 +318,7 @@ class OctanistHook(_OctanistHookBase):
         """
         body = api.update_lead_body(fields)
         data, _ = self._call(api.Call("PATCH", "/leads", body=body), expect=dict, legacy=api.legacy_updated)
+        self._report_lineage(self.settings, LEADS, output=True)
         return dict(data)
 
     def get_stats(
@@ -324,6 +336,7 @@ class OctanistHook(_OctanistHookBase):
         :param end_date: last day of a custom period.
         """
         data, _ = self._call(self._stats_call(period, start_date, end_date), expect=dict)
+        self._report_lineage(self.settings, LEADS)
         return dict(data)
 
     def get_ad_spend(
@@ -368,7 +381,7 @@ class OctanistHook(_OctanistHookBase):
     ) -> Iterator[dict[str, Any]]:
         """Yield the ad-spend rows page after page, as consumed; see :meth:`get_ad_spend`."""
         listing = self._ad_spend_listing(start_date, end_date, platform, group_by, page_size)
-        return self._pages(listing, api.max_results_value(max_results))
+        return self._pages(listing, api.max_results_value(max_results), AD_SPEND)
 
 
 class OctanistAsyncHook(_OctanistHookBase):
@@ -502,12 +515,19 @@ class OctanistAsyncHook(_OctanistHookBase):
         with self._scrubbed():
             return self._read(call, answer, await self.get_settings(), expect=expect, legacy=legacy)
 
-    async def _pages(self, listing: api.Listing, max_results: int | None) -> AsyncIterator[dict[str, Any]]:
-        paging = api.Paging(listing, await self.get_settings(), max_results)
+    async def _pages(
+        self, listing: api.Listing, max_results: int | None, dataset: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        settings = await self.get_settings()
+        paging = api.Paging(listing, settings, max_results)
+        reported = False
         while (call := paging.next_call()) is not None:
             answer = await self._send(call)
             with self._scrubbed():
                 items = paging.read(call, answer)
+            if not reported:  # once per listing, not once per page
+                self._report_lineage(settings, dataset)
+                reported = True
             for item in items:
                 yield item
 
@@ -549,6 +569,7 @@ class OctanistAsyncHook(_OctanistHookBase):
             settings = await self.get_settings()
             data, payload = api.unwrap(call, status, headers, content, settings, expect=dict)
             lead = self._the_lead(lead_id, call, data, api.request_id_of(payload, headers))
+        self._report_lineage(settings, LEADS)
         return lead, api.server_time_of(payload)
 
     async def list_leads_page(
@@ -569,15 +590,18 @@ class OctanistAsyncHook(_OctanistHookBase):
         listing = api.leads_listing(api.lead_list_params(**filters), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
         answer = await self._send(call, deadline)
+        settings = await self.get_settings()
         with self._scrubbed():
-            return listing.read(call, page, answer, await self.get_settings())
+            read = listing.read(call, page, answer, settings)
+        self._report_lineage(settings, LEADS)
+        return read
 
     def iter_leads(
         self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]
     ) -> AsyncIterator[Lead]:
         """Yield every matching lead, page by page (``async for``); see :meth:`OctanistHook.iter_leads`."""
         listing = api.leads_listing(api.lead_list_params(**filters))
-        return cast("AsyncIterator[Lead]", self._pages(listing, api.max_results_value(max_results)))
+        return cast("AsyncIterator[Lead]", self._pages(listing, api.max_results_value(max_results), LEADS))
 
     async def list_leads(
         self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]
@@ -594,6 +618,7 @@ class OctanistAsyncHook(_OctanistHookBase):
     ) -> dict[str, Any]:
         """Return dashboard statistics; see :meth:`OctanistHook.get_stats`."""
         data, _ = await self._call(self._stats_call(period, start_date, end_date), expect=dict)
+        self._report_lineage(await self.get_settings(), LEADS)
         return dict(data)
 
     async def get_ad_spend(
@@ -608,4 +633,4 @@ class OctanistAsyncHook(_OctanistHookBase):
     ) -> list[dict[str, Any]]:
         """Return the ad-spend rows between two days, all pages; see :meth:`OctanistHook.get_ad_spend`."""
         listing = self._ad_spend_listing(start_date, end_date, platform, group_by, page_size)
-        return [row async for row in self._pages(listing, api.max_results_value(max_results))]
+        return [row async for row in self._pages(listing, api.max_results_value(max_results), AD_SPEND)]

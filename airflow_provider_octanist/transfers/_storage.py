@@ -153,14 +153,11 @@ def write_whole(target: Any, write: Callable[[IO[bytes]], T]) -> tuple[T, int]:
 
 
 def _report_lineage(target: Any) -> None:
-    """Tell Airflow's hook-lineage collector that the task wrote ``target`` (Airflow 2.10+)."""
-    try:
-        from airflow.sdk.lineage import get_hook_lineage_collector
-    except ImportError:  # Airflow 2
-        from airflow.lineage.hook import get_hook_lineage_collector
+    """Tell Airflow's hook lineage collector that the task wrote ``target``."""
+    from airflow_provider_octanist.lineage import hook_lineage_collector
 
-    collector = get_hook_lineage_collector()
-    if hasattr(collector, "add_output_asset"):
+    collector = hook_lineage_collector()
+    if collector is not None:
         collector.add_output_asset(context=target, uri=describe(target))
 
 
