@@ -30,9 +30,12 @@ __all__ = [
     "SCHEME",
     "asset_uri",
     "convert_asset_to_openlineage",
+    "hook_lineage_collector",
+    "lead_schema",
     "namespace",
     "object_to_octanist_lineage",
     "octanist_to_object_lineage",
+    "report_to_hook_lineage",
     "sanitize_uri",
     "sql_to_octanist_lineage",
     "storage_name",
@@ -320,8 +323,7 @@ def hook_lineage_collector() -> Any:
     """
     Airflow's hook lineage collector, or ``None`` when it collects nothing (no lineage reader).
 
-    Without a reader, the common case, this costs well under a microsecond: the hooks ask on
-    every call.
+    Without a reader, the common case, this costs about a microsecond: the hooks ask on every call.
     """
     collector = _airflow_collector_getter()()
     if type(collector).__name__ == "NoOpCollector":
@@ -336,12 +338,10 @@ def hook_lineage_collector() -> Any:
 
 @functools.cache
 def _airflow_collector_getter() -> Any:
-    """Airflow's ``get_hook_lineage_collector`` (``airflow.sdk.lineage``; ``airflow.lineage.hook`` on 2)."""
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
-
-    if AIRFLOW_V_3_0_PLUS:
+    """Airflow's ``get_hook_lineage_collector``, looked up once per process."""
+    try:
         from airflow.sdk.lineage import get_hook_lineage_collector
-    else:
+    except ImportError:  # Airflow 2.11 and 3.0 keep it in core
         from airflow.lineage.hook import get_hook_lineage_collector
     return get_hook_lineage_collector
 
