@@ -14,14 +14,11 @@ that builds OpenLineage objects returns ``None``.
 from __future__ import annotations
 
 import functools
-import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "AD_SPEND",
@@ -148,7 +145,7 @@ def convert_asset_to_openlineage(asset: Any, lineage_context: Any) -> Any:
 
 
 def octanist_to_object_lineage(
-    base_url: str, dataset: str, url: str, summary: dict[str, Any] | None = None
+    base_url: str, dataset: str, url: str, *, rows: int | None = None, size: int | None = None
 ) -> Any:
     """
     The ``OperatorLineage`` of an export: the Octanist dataset in, the object at ``url`` out.
@@ -156,41 +153,38 @@ def octanist_to_object_lineage(
     :param base_url: the Octanist connection's base URL.
     :param dataset: ``leads`` or ``ad-spend``.
     :param url: the object's URL (``file:///...``, ``s3://bucket/key``...).
-    :param summary: the export's summary; its ``rows`` and ``bytes`` become output statistics.
+    :param rows: the rows written, once known (the output's statistics).
+    :param size: the object's size in bytes, once known.
     :returns: ``None`` when the OpenLineage provider is not installed.
     """
-    facets = _openlineage()
-    if facets is None:
+    if (found := _openlineage()) is None:
         return None
-    facet, operator_lineage = facets
-    out_namespace, out_name = storage_name(url)
+    facet, operator_lineage = found
+    namespace_, name = storage_name(url)
+    written = facet.OutputDataset(
+        namespace=namespace_, name=name, outputFacets=_statistics(facet, rows, size)
+    )
     return operator_lineage(
-        inputs=[_octanist_dataset(facet.InputDataset, base_url, dataset)],
-        outputs=[
-            facet.OutputDataset(
-                namespace=out_namespace, name=out_name, outputFacets=_statistics(facet, summary)
-            )
-        ],
+        inputs=[_octanist_dataset(facet.InputDataset, base_url, dataset)], outputs=[written]
     )
 
 
-def object_to_octanist_lineage(url: str, base_url: str, summary: dict[str, Any] | None = None) -> Any:
+def object_to_octanist_lineage(url: str, base_url: str, *, rows: int | None = None) -> Any:
     """
     The ``OperatorLineage`` of a write-back from object storage: the object at ``url`` in, the leads out.
 
     :param url: the object's URL (``file:///...``, ``s3://bucket/key``...).
     :param base_url: the Octanist connection's base URL.
-    :param summary: the write-back's summary; its ``rows`` become output statistics.
+    :param rows: the leads updated, once known (the output's statistics).
     :returns: ``None`` when the OpenLineage provider is not installed.
     """
-    facets = _openlineage()
-    if facets is None:
+    if (found := _openlineage()) is None:
         return None
-    facet, operator_lineage = facets
-    in_namespace, in_name = storage_name(url)
+    facet, operator_lineage = found
+    namespace_, name = storage_name(url)
     return operator_lineage(
-        inputs=[facet.InputDataset(namespace=in_namespace, name=in_name)],
-        outputs=[_octanist_dataset(facet.OutputDataset, base_url, LEADS, _statistics(facet, summary))],
+        inputs=[facet.InputDataset(namespace=namespace_, name=name)],
+        outputs=[_octanist_dataset(facet.OutputDataset, base_url, LEADS, _statistics(facet, rows))],
     )
 
 
@@ -199,7 +193,8 @@ def sql_to_octanist_lineage(
     sql: str | Sequence[str],
     conn_id: str,
     base_url: str,
-    summary: dict[str, Any] | None = None,
+    *,
+    rows: int | None = None,
 ) -> Any:
     """
     The ``OperatorLineage`` of a write-back from SQL: the tables ``sql`` reads in, the leads out.
@@ -213,13 +208,12 @@ def sql_to_octanist_lineage(
     :param sql: the query (or queries).
     :param conn_id: the hook's connection id.
     :param base_url: the Octanist connection's base URL.
-    :param summary: the write-back's summary; its ``rows`` become output statistics.
+    :param rows: the leads updated, once known (the output's statistics).
     :returns: ``None`` when the OpenLineage provider is not installed.
     """
-    facets = _openlineage()
-    if facets is None:
+    if (found_facets := _openlineage()) is None:
         return None
-    facet, operator_lineage = facets
+    facet, operator_lineage = found_facets
     statements = sql if isinstance(sql, str) else list(sql)
     from airflow.providers.common.compat.openlineage.utils.sql import get_openlineage_facets_with_sql
 
@@ -228,7 +222,7 @@ def sql_to_octanist_lineage(
         found = _parsed_sql_lineage(hook, statements, conn_id)
     return operator_lineage(
         inputs=list(found.inputs),
-        outputs=[_octanist_dataset(facet.OutputDataset, base_url, LEADS, _statistics(facet, summary))],
+        outputs=[_octanist_dataset(facet.OutputDataset, base_url, LEADS, _statistics(facet, rows))],
         run_facets=dict(found.run_facets),
         job_facets=dict(found.job_facets),
     )
@@ -305,15 +299,10 @@ def _type_name(annotation: Any) -> str:
     return {bool: "boolean", float: "float", int: "integer"}.get(first, "string")
 
 
-def _statistics(facet: Any, summary: dict[str, Any] | None) -> dict[str, Any]:
-    if not summary or not isinstance(summary.get("rows"), int):
+def _statistics(facet: Any, rows: int | None, size: int | None = None) -> dict[str, Any]:
+    if rows is None:
         return {}
-    size = summary.get("bytes")
-    return {
-        "outputStatistics": facet.OutputStatisticsOutputDatasetFacet(
-            rowCount=summary["rows"], size=size if isinstance(size, int) else None
-        )
-    }
+    return {"outputStatistics": facet.OutputStatisticsOutputDatasetFacet(rowCount=rows, size=size)}
 
 
 # -- hook lineage -----------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import typing
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,6 +76,19 @@ def test_the_lead_schema_is_every_field_of_a_lead_but_the_triggers_own() -> None
     assert (schema["value"], schema["ad_storage"], schema["status"]) == ("float", "boolean", "string")
 
 
+def test_the_module_airflow_imports_for_the_asset_scheme_imports_no_openlineage() -> None:
+    # Airflow imports the normalizer and the converter while it discovers providers.
+    code = (
+        "import sys; before = set(sys.modules); import airflow_provider_octanist.lineage; "
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    added = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    assert [name for name in added if "openlineage" in name or name.split(".")[0] == "airflow"] == []
+
+
 # -- the octanist:// asset scheme ---------------------------------------------------------------
 
 
@@ -119,7 +134,7 @@ def test_an_octanist_asset_reaches_openlineage_as_the_dataset_the_operators_repo
 
 @needs_openlineage
 def test_a_write_back_from_an_object_reads_the_object_and_writes_the_leads() -> None:
-    found = lineage.object_to_octanist_lineage("s3://crm/outcomes/2026-03-02.csv", OCTANIST, {"rows": 12})
+    found = lineage.object_to_octanist_lineage("s3://crm/outcomes/2026-03-02.csv", OCTANIST, rows=12)
 
     [source], [target] = found.inputs, found.outputs
     assert (source.namespace, source.name) == ("s3://crm", "outcomes/2026-03-02.csv")
@@ -141,9 +156,7 @@ def test_a_write_back_from_sql_reads_the_tables_of_the_query_and_writes_the_lead
     monkeypatch.setenv("AIRFLOW_CONN_CRM", json.dumps({"conn_type": "sqlite", "host": str(database)}))
     sql = "SELECT lead_id AS id, outcome AS status, amount AS value FROM outcomes WHERE outcome = 'won'"
 
-    found = lineage.sql_to_octanist_lineage(
-        SqliteHook(sqlite_conn_id="crm"), sql, "crm", OCTANIST, {"rows": 3}
-    )
+    found = lineage.sql_to_octanist_lineage(SqliteHook(sqlite_conn_id="crm"), sql, "crm", OCTANIST, rows=3)
 
     assert [(d.namespace, d.name) for d in found.inputs] == [(f"sqlite://{database}", "main.outcomes")]
     assert [(d.namespace, d.name) for d in found.outputs] == [("octanist://octanist.com", "leads")]
@@ -163,7 +176,7 @@ def test_without_openlineage_the_lineage_functions_return_none(monkeypatch: pyte
 
     monkeypatch.setattr(builtins, "__import__", without_openlineage)
 
-    assert lineage.octanist_to_object_lineage(OCTANIST, "leads", "file:///x.jsonl", {"rows": 1}) is None
+    assert lineage.octanist_to_object_lineage(OCTANIST, "leads", "file:///x.jsonl", rows=1) is None
     assert lineage.object_to_octanist_lineage("file:///x.jsonl", OCTANIST) is None
     assert lineage.sql_to_octanist_lineage(object(), "SELECT 1", "crm", OCTANIST) is None
     assert urlsplit(lineage.asset_uri(OCTANIST, "leads")).scheme == "octanist"

@@ -112,6 +112,14 @@ def resolve(path: Any, storage_conn_id: str | None) -> Any:
     return object_storage_path(url, storage_conn_id)
 
 
+def url_of(path: Any) -> str:
+    """
+    The URL a rendered ``path`` names, without resolving it: the URL string itself, or an
+    ``ObjectStoragePath``'s (see ``describe``).
+    """
+    return path.strip() if isinstance(path, str) else describe(path)
+
+
 def describe(target: Any) -> str:
     """
     The URL of ``target`` for the summary and the logs: ``protocol://path``.

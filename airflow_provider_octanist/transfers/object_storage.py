@@ -122,13 +122,12 @@ class _ToObjectStorageOperator(_OctanistOperator):
     def _lineage(self, summary: dict[str, Any] | None) -> Any:
         from airflow_provider_octanist.lineage import octanist_to_object_lineage
 
-        if summary is not None:
-            url = summary["path"]
-        elif isinstance(self.path, str):
-            url = self.path.strip()
-        else:
-            url = _storage.describe(self.path)
-        return octanist_to_object_lineage(self.hook.settings.base_url, self._dataset, url, summary)
+        base_url = self.hook.settings.base_url
+        if summary is None:
+            return octanist_to_object_lineage(base_url, self._dataset, _storage.url_of(self.path))
+        return octanist_to_object_lineage(
+            base_url, self._dataset, summary["path"], rows=summary["rows"], size=summary["bytes"]
+        )
 
 
 class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperator):

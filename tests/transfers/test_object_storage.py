@@ -610,6 +610,9 @@ def test_importing_the_transfers_pulls_in_no_storage_or_http_client() -> None:
         "httpx",
         "airflow_provider_octanist.hooks",
         "pendulum.pars",
+        "openlineage",
+        "airflow.providers.openlineage",
+        "airflow.providers.common.compat.openlineage",
     )
     assert [name for name in added if name.startswith(heavy)] == []
 
