@@ -14,6 +14,11 @@ DEFAULT_CONN_ID = "octanist_default"
 
 _PACKAGE = "airflow_provider_octanist"
 _INTEGRATION = "Octanist"
+_ASSET_URIS = {
+    "schemes": ["octanist"],
+    "handler": f"{_PACKAGE}.lineage.sanitize_uri",
+    "to_openlineage_converter": f"{_PACKAGE}.lineage.convert_asset_to_openlineage",
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -59,6 +64,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-module": f"{_PACKAGE}.transfers.sql",
             },
         ],
+        # The octanist:// asset scheme: Asset("octanist://octanist.com/leads") is normalized and
+        # reaches OpenLineage as the dataset the operators report. "dataset-uris" is Airflow 2.11's name.
+        "asset-uris": [dict(_ASSET_URIS)],
+        "dataset-uris": [dict(_ASSET_URIS)],
         "connection-types": [
             {
                 "connection-type": "octanist",

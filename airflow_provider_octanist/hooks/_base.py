@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_octanist import DEFAULT_CONN_ID
+from airflow_provider_octanist import DEFAULT_CONN_ID, lineage
 from airflow_provider_octanist import _api as api
 from airflow_provider_octanist._checks import check_conn_id, check_lead_id
 from airflow_provider_octanist._timestamps import finer_than_milliseconds
@@ -210,6 +210,10 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
         start_date: DateLike, end_date: DateLike, platform: str | None, group_by: str | None, page_size: int
     ) -> api.Listing:
         return api.ad_spend_listing(api.ad_spend_body(start_date, end_date, platform, group_by, page_size))
+
+    def _report_lineage(self, settings: api.Settings, dataset: str, *, output: bool = False) -> None:
+        """Report a read (or, with ``output``, a change) of an Octanist dataset to Airflow's hook lineage."""
+        lineage.report_to_hook_lineage(self, settings.base_url, dataset, output=output)
 
     def _scrub_text(self, text: str) -> str:
         return text if self._settings is None else api.scrub(text, self._settings.api_key)

@@ -19,6 +19,7 @@ from airflow_provider_octanist.hooks._base import (
     requests_failure,
     within,
 )
+from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -223,12 +224,17 @@ class OctanistHook(_OctanistHookBase):
         with self._scrubbed():
             return self._read(call, answer, self.settings, expect=expect, legacy=legacy)
 
-    def _pages(self, listing: api.Listing, max_results: int | None) -> Iterator[dict[str, Any]]:
-        paging = api.Paging(listing, self.settings, max_results)
+    def _pages(self, listing: api.Listing, max_results: int | None, dataset: str) -> Iterator[dict[str, Any]]:
+        settings = self.settings
+        paging = api.Paging(listing, settings, max_results)
+        reported = False
         while (call := paging.next_call()) is not None:
             answer = self._send(call)
             with self._scrubbed():
                 items = paging.read(call, answer)
+            if not reported:  # once per listing, not once per page
+                self._report_lineage(settings, dataset)
+                reported = True
             yield from items
 
     # -- the API --------------------------------------------------------------------------------
@@ -255,7 +261,9 @@ class OctanistHook(_OctanistHookBase):
         call = self._lead_call(lead_id)
         data, request_id = self._call(call, expect=dict, deadline=deadline)
         with self._scrubbed():
-            return self._the_lead(lead_id, call, data, request_id)
+            lead = self._the_lead(lead_id, call, data, request_id)
+        self._report_lineage(self.settings, LEADS)
+        return lead
 
     def list_leads_page(
         self,
@@ -277,7 +285,9 @@ class OctanistHook(_OctanistHookBase):
         call = listing.call(api.page_number(page))
         answer = self._send(call, deadline)
         with self._scrubbed():
-            return self._note_precision(listing.read(call, page, answer, self.settings))
+            read = self._note_precision(listing.read(call, page, answer, self.settings))
+        self._report_lineage(self.settings, LEADS)
+        return read
 
     def iter_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> Iterator[Lead]:
         """
@@ -293,7 +303,7 @@ class OctanistHook(_OctanistHookBase):
         :param max_results: stop after this many leads.
         """
         listing = api.leads_listing(self._lead_query(filters))
-        return cast("Iterator[Lead]", self._pages(listing, api.max_results_value(max_results)))
+        return cast("Iterator[Lead]", self._pages(listing, api.max_results_value(max_results), LEADS))
 
     def list_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> list[Lead]:
         """Return every lead matching the filters, across all pages (see :meth:`iter_leads`)."""
@@ -316,6 +326,7 @@ class OctanistHook(_OctanistHookBase):
                 request_id=request_id,
                 hint="The lead may have been created; check with list_leads(search=...) before repeating.",
             )
+        self._report_lineage(self.settings, LEADS, output=True)
         return dict(data)
 
     def update_lead(self, **fields: Unpack[LeadUpdate]) -> dict[str, Any]:
@@ -341,6 +352,7 @@ class OctanistHook(_OctanistHookBase):
         body = api.update_lead_body(fields)
         call = api.Call("PATCH", "/leads", body=body, replay_safe="note" not in body)
         data, _ = self._call(call, expect=dict, legacy=api.legacy_updated)
+        self._report_lineage(self.settings, LEADS, output=True)
         return dict(data)
 
     def get_stats(
@@ -358,6 +370,7 @@ class OctanistHook(_OctanistHookBase):
         :param end_date: last day of a custom period.
         """
         data, _ = self._call(self._stats_call(period, start_date, end_date), expect=dict)
+        self._report_lineage(self.settings, LEADS)
         return dict(data)
 
     def get_ad_spend(
@@ -402,7 +415,7 @@ class OctanistHook(_OctanistHookBase):
     ) -> Iterator[dict[str, Any]]:
         """Yield the ad-spend rows page after page, as consumed; see :meth:`get_ad_spend`."""
         listing = self._ad_spend_listing(start_date, end_date, platform, group_by, page_size)
-        return self._pages(listing, api.max_results_value(max_results))
+        return self._pages(listing, api.max_results_value(max_results), AD_SPEND)
 
 
 async def _exchange(
@@ -548,12 +561,19 @@ class OctanistAsyncHook(_OctanistHookBase):
         with self._scrubbed():
             return self._read(call, answer, await self.get_settings(), expect=expect, legacy=legacy)
 
-    async def _pages(self, listing: api.Listing, max_results: int | None) -> AsyncIterator[dict[str, Any]]:
-        paging = api.Paging(listing, await self.get_settings(), max_results)
+    async def _pages(
+        self, listing: api.Listing, max_results: int | None, dataset: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        settings = await self.get_settings()
+        paging = api.Paging(listing, settings, max_results)
+        reported = False
         while (call := paging.next_call()) is not None:
             answer = await self._send(call)
             with self._scrubbed():
                 items = paging.read(call, answer)
+            if not reported:  # once per listing, not once per page
+                self._report_lineage(settings, dataset)
+                reported = True
             for item in items:
                 yield item
 
@@ -595,6 +615,7 @@ class OctanistAsyncHook(_OctanistHookBase):
             settings = await self.get_settings()
             data, payload = api.unwrap(call, status, headers, content, settings, expect=dict)
             lead = self._the_lead(lead_id, call, data, api.request_id_of(payload, headers))
+        self._report_lineage(settings, LEADS)
         return lead, api.server_time_of(payload)
 
     async def list_leads_page(
@@ -615,15 +636,18 @@ class OctanistAsyncHook(_OctanistHookBase):
         listing = api.leads_listing(self._lead_query(filters), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
         answer = await self._send(call, deadline)
+        settings = await self.get_settings()
         with self._scrubbed():
-            return self._note_precision(listing.read(call, page, answer, await self.get_settings()))
+            read = self._note_precision(listing.read(call, page, answer, settings))
+        self._report_lineage(settings, LEADS)
+        return read
 
     def iter_leads(
         self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]
     ) -> AsyncIterator[Lead]:
         """Yield every matching lead, page by page (``async for``); see :meth:`OctanistHook.iter_leads`."""
         listing = api.leads_listing(self._lead_query(filters))
-        return cast("AsyncIterator[Lead]", self._pages(listing, api.max_results_value(max_results)))
+        return cast("AsyncIterator[Lead]", self._pages(listing, api.max_results_value(max_results), LEADS))
 
     async def list_leads(
         self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]
@@ -640,6 +664,7 @@ class OctanistAsyncHook(_OctanistHookBase):
     ) -> dict[str, Any]:
         """Return dashboard statistics; see :meth:`OctanistHook.get_stats`."""
         data, _ = await self._call(self._stats_call(period, start_date, end_date), expect=dict)
+        self._report_lineage(await self.get_settings(), LEADS)
         return dict(data)
 
     async def get_ad_spend(
@@ -654,4 +679,4 @@ class OctanistAsyncHook(_OctanistHookBase):
     ) -> list[dict[str, Any]]:
         """Return the ad-spend rows between two days, all pages; see :meth:`OctanistHook.get_ad_spend`."""
         listing = self._ad_spend_listing(start_date, end_date, platform, group_by, page_size)
-        return [row async for row in self._pages(listing, api.max_results_value(max_results))]
+        return [row async for row in self._pages(listing, api.max_results_value(max_results), AD_SPEND)]

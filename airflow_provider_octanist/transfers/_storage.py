@@ -129,6 +129,14 @@ def resolve(path: Any, storage_conn_id: str | None) -> Any:
     return target
 
 
+def url_of(path: Any) -> str:
+    """
+    The URL a rendered ``path`` names, without resolving it: the URL string itself, or an
+    ``ObjectStoragePath``'s (see ``describe``).
+    """
+    return path.strip() if isinstance(path, str) else describe(path)
+
+
 def describe(target: Any) -> str:
     """
     The URL of ``target`` for the summary and the logs: ``protocol://path``.
@@ -175,14 +183,11 @@ def write_whole(target: Any, write: Callable[[IO[bytes]], T]) -> tuple[T, int]:
 
 
 def _report_lineage(target: Any) -> None:
-    """Tell Airflow's hook-lineage collector that the task wrote ``target`` (Airflow 2.10+)."""
-    try:
-        from airflow.sdk.lineage import get_hook_lineage_collector
-    except ImportError:  # Airflow 2
-        from airflow.lineage.hook import get_hook_lineage_collector
+    """Tell Airflow's hook lineage collector that the task wrote ``target``."""
+    from airflow_provider_octanist.lineage import hook_lineage_collector
 
-    collector = get_hook_lineage_collector()
-    if hasattr(collector, "add_output_asset"):
+    collector = hook_lineage_collector()
+    if collector is not None:
         collector.add_output_asset(context=target, uri=describe(target))
 
 

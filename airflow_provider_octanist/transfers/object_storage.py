@@ -9,7 +9,8 @@ nothing there, and a retry writes the whole object again. Formats: :mod:`._forma
 
 The task returns a small summary (pushed to XCom): ``path``, ``format``, ``compression``, ``rows``,
 ``bytes`` and, for leads, ``by_status``. Neither the summary, the file nor the logs ever contain
-the API key.
+the API key. With the OpenLineage provider installed, both report the Octanist dataset as input and
+the object as output, with its rows and bytes on completion (see ``airflow_provider_octanist.lineage``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist._checks import whole_number
+from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 from airflow_provider_octanist.operators.octanist import _LeadListing, _OctanistOperator
 from airflow_provider_octanist.transfers import _formats, _readers, _storage
 from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
@@ -49,6 +51,9 @@ def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
 class _ToObjectStorageOperator(_OctanistOperator):
     """What both exports share: where (``path``), how (format, compression) and the all-or-nothing write."""
 
+    _dataset: ClassVar[str]
+    """The Octanist dataset this export reads (``airflow_provider_octanist.lineage``)."""
+
     def __init__(
         self,
         *,
@@ -66,6 +71,7 @@ class _ToObjectStorageOperator(_OctanistOperator):
         self.format = format
         self.compression = compression
         self.storage_conn_id = storage_conn_id
+        self._summary: dict[str, Any] | None = None
 
     def _parquet_columns(self) -> Sequence[tuple[str, str]] | None:
         """The fixed Parquet columns of this export; ``None`` to take them from the first page."""
@@ -101,13 +107,33 @@ class _ToObjectStorageOperator(_OctanistOperator):
         with self.hook:
             rows, size = _storage.write_whole(target, write)
         self.log.info("Exported %d row(s), %d bytes, to %s.", rows, size, where)
-        return {
+        self._summary = {
             "path": where,
             "format": self.format,
             "compression": self.compression,
             "rows": rows,
             "bytes": size,
         }
+        return self._summary
+
+    # OpenLineage calls these in the task's process after ``execute``, on the same operator.
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The Octanist dataset in, the object at ``path`` out (``None`` without OpenLineage)."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """As on start, with the object's rows and bytes as output statistics."""
+        return self._lineage(self._summary)
+
+    def _lineage(self, summary: dict[str, Any] | None) -> Any:
+        from airflow_provider_octanist.lineage import octanist_to_object_lineage
+
+        base_url = self.hook.settings.base_url
+        if summary is None:
+            return octanist_to_object_lineage(base_url, self._dataset, _storage.url_of(self.path))
+        return octanist_to_object_lineage(
+            base_url, self._dataset, summary["path"], rows=summary["rows"], size=summary["bytes"]
+        )
 
 
 class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperator):
@@ -157,6 +183,7 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
         "octanist_conn_id",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"extra_filters": "json"}
+    _dataset = LEADS
 
     def _parquet_columns(self) -> Sequence[tuple[str, str]]:
         return _formats.LEAD_COLUMNS
@@ -214,6 +241,7 @@ class OctanistAdSpendToObjectStorageOperator(_ToObjectStorageOperator):
         "group_by",
         "octanist_conn_id",
     )
+    _dataset = AD_SPEND
 
     def __init__(
         self,

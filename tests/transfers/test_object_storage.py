@@ -600,6 +600,9 @@ def test_importing_the_transfers_pulls_in_no_storage_database_or_http_client(mod
         "pendulum.pars",
         "airflow.providers.common.sql",
         "concurrent.futures.thread",
+        "openlineage",
+        "airflow.providers.openlineage",
+        "airflow.providers.common.compat.openlineage",
     )
     assert [name for name in added if name.startswith(heavy)] == []
 

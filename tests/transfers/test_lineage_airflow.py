@@ -1,0 +1,140 @@
+"""
+OpenLineage events of real tasks: one ``airflow dags test`` of the lineage scenarios DAG in ``dags/``,
+with the OpenLineage provider's file transport. Each test reads one task's COMPLETE event.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from dags_test_runner import AirflowHome, DagsTestRun
+
+from airflow_provider_octanist.lineage import lead_schema
+from airflow_provider_octanist.testing import FakeOctanistServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytest.importorskip(
+    "airflow.providers.openlineage", reason="the OpenLineage provider is not installed on this Airflow line"
+)
+
+pytestmark = pytest.mark.airflow
+
+DAG_FILE = Path(__file__).parent / "dags" / "octanist_lineage_scenarios.py"
+DAG_ID = "octanist_lineage_scenarios"
+API_KEY = "oct-lineage-key-" + "Zp4Kq7Rt2W" * 5
+
+
+class LineageRun:
+    """The shared run and the OpenLineage events it wrote."""
+
+    def __init__(
+        self, server: FakeOctanistServer, run: DagsTestRun, events: list[dict[str, Any]], export: Path
+    ):
+        self.server = server
+        self.run = run
+        self.events = events
+        self.export = export
+
+    def complete(self, task_id: str) -> dict[str, Any]:
+        """The COMPLETE event of ``task_id``."""
+        name = f"{DAG_ID}.{task_id}"
+        found = [e for e in self.events if e["eventType"] == "COMPLETE" and e["job"]["name"] == name]
+        assert len(found) == 1, f"{len(found)} COMPLETE events for {name}\n{self.run.describe()}"
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def lineage_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LineageRun]:
+    root = tmp_path_factory.mktemp("airflow-lineage")
+    export = root / "exports"
+    events_file = root / "openlineage.jsonl"
+    with FakeOctanistServer(api_key=API_KEY) as server:
+        for n in range(5):
+            server.add_lead(id=f"lead_{n}", status="won" if n < 3 else "open")
+        home = AirflowHome(root / "home", [DAG_FILE])
+        conn = {
+            "conn_type": "octanist",
+            "host": server.url,
+            "password": API_KEY,
+            "extra": {"retry_backoff": 0.01},
+        }
+        run = home.dags_test(
+            DAG_ID,
+            env={
+                "AIRFLOW_CONN_OCTANIST_DEFAULT": json.dumps(conn),
+                "OCTANIST_LINEAGE_EXPORT_URL": export.as_uri(),
+                "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                    {"type": "file", "log_file_path": str(events_file), "append": True}
+                ),
+            },
+        )
+        assert run.returncode == 0, run.describe()
+        assert events_file.exists(), f"no OpenLineage events were written\n{run.describe()}"
+        events = [json.loads(line) for line in events_file.read_text(encoding="utf-8").splitlines() if line]
+        yield LineageRun(server, run, events, export)
+
+
+def octanist(base_url: str) -> str:
+    return "octanist://" + base_url.split("://", 1)[1].split("/", 1)[0]
+
+
+def test_the_leads_export_reads_the_octanist_leads_with_their_schema(lineage_run: LineageRun) -> None:
+    [source] = lineage_run.complete("export_leads")["inputs"]
+
+    assert (source["namespace"], source["name"]) == (octanist(lineage_run.server.url), "leads")
+    fields = [(f["name"], f["type"]) for f in source["facets"]["schema"]["fields"]]
+    assert fields == lead_schema()
+    assert fields[0] == ("id", "string")
+    assert ("value", "float") in fields
+
+
+def test_the_leads_export_writes_the_file_with_its_rows_and_bytes(lineage_run: LineageRun) -> None:
+    [target] = lineage_run.complete("export_leads")["outputs"]
+    written = lineage_run.export / "leads.jsonl"
+
+    assert (target["namespace"], target["name"]) == ("file", str(written))
+    statistics = target["outputFacets"]["outputStatistics"]
+    # The five leads and the one the create task added before.
+    assert statistics["rowCount"] == len(written.read_text(encoding="utf-8").splitlines()) == 6
+    assert statistics["rowCount"] == lineage_run.run.xcom("export_leads")["rows"]
+    assert statistics["size"] == written.stat().st_size
+
+
+def test_the_ad_spend_export_reads_the_ad_spend_and_writes_its_file(lineage_run: LineageRun) -> None:
+    event = lineage_run.complete("export_ad_spend")
+    [source], [target] = event["inputs"], event["outputs"]
+    written = lineage_run.export / "ad-spend.jsonl"
+
+    assert (source["namespace"], source["name"]) == (octanist(lineage_run.server.url), "ad-spend")
+    assert (target["namespace"], target["name"]) == ("file", str(written))
+    statistics = target["outputFacets"]["outputStatistics"]
+    assert statistics["rowCount"] == len(written.read_text(encoding="utf-8").splitlines()) > 0
+    assert statistics["size"] == written.stat().st_size
+
+
+def test_a_task_creating_a_lead_through_the_hook_reports_the_leads_as_output(lineage_run: LineageRun) -> None:
+    event = lineage_run.complete("create_a_lead")
+
+    assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [
+        (octanist(lineage_run.server.url), "leads")
+    ]
+    assert event["inputs"] == []
+
+
+def test_a_task_reading_leads_through_the_hook_reports_the_leads_as_input(lineage_run: LineageRun) -> None:
+    # Listed a page at a time (three pages): still one input.
+    event = lineage_run.complete("count_won_leads")
+
+    assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [
+        (octanist(lineage_run.server.url), "leads")
+    ]
+    assert lineage_run.run.xcom("count_won_leads") == 3
+
+
+def test_no_event_carries_the_api_key(lineage_run: LineageRun) -> None:
+    assert API_KEY not in json.dumps(lineage_run.events)
