@@ -368,6 +368,19 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
         self.dry_run = dry_run
         self.summary: dict[str, Any] | None = None
 
+    # OpenLineage calls these in the task's process after ``execute``, on the same operator.
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The rows' source in, the Octanist leads out (``None`` without OpenLineage)."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """As on start, with the leads updated as the output's row count."""
+        return self._lineage(None if self.summary is None else self.summary["updated"])
+
+    def _lineage(self, updated: int | None) -> Any:
+        """The ``OperatorLineage`` of this write-back: each kind of source names itself."""
+        return None
+
     def _make_hook(self) -> OctanistHook:
         from airflow_provider_octanist.hooks.octanist import DEFAULT_POOL_SIZE, OctanistHook
 

@@ -361,3 +361,10 @@ class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
             ) from None
         with stream:
             return self._write_back(_readers.read_rows(stream, self.format), self.source)
+
+    def _lineage(self, updated: int | None) -> Any:
+        from airflow_provider_octanist.lineage import object_to_octanist_lineage
+
+        return object_to_octanist_lineage(
+            _storage.url_of(self.path), self.hook.settings.base_url, rows=updated
+        )

@@ -125,3 +125,10 @@ class SqlToOctanistLeadsOperator(_ToOctanistLeadsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         return self._write_back(self._rows(), f"the query on connection {self.conn_id!r}")
+
+    def _lineage(self, updated: int | None) -> Any:
+        from airflow_provider_octanist.lineage import sql_to_octanist_lineage
+
+        return sql_to_octanist_lineage(
+            self.get_db_hook(), self.sql, self.conn_id, self.hook.settings.base_url, rows=updated
+        )

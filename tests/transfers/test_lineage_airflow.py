@@ -6,6 +6,7 @@ with the OpenLineage provider's file transport. Each test reads one task's COMPL
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +34,18 @@ class LineageRun:
     """The shared run and the OpenLineage events it wrote."""
 
     def __init__(
-        self, server: FakeOctanistServer, run: DagsTestRun, events: list[dict[str, Any]], export: Path
+        self,
+        server: FakeOctanistServer,
+        run: DagsTestRun,
+        events: list[dict[str, Any]],
+        export: Path,
+        outcomes: Path,
     ):
         self.server = server
         self.run = run
         self.events = events
         self.export = export
+        self.outcomes = outcomes
 
     def complete(self, task_id: str) -> dict[str, Any]:
         """The COMPLETE event of ``task_id``."""
@@ -53,6 +60,14 @@ def lineage_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LineageRun
     root = tmp_path_factory.mktemp("airflow-lineage")
     export = root / "exports"
     events_file = root / "openlineage.jsonl"
+    outcomes = root / "outcomes.jsonl"
+    outcomes.write_text('{"id": "lead_3", "status": "qualified"}\n', encoding="utf-8")
+    warehouse = root / "warehouse.db"
+    with sqlite3.connect(warehouse) as db:
+        db.execute("CREATE TABLE outcomes (id TEXT, status TEXT, value REAL)")
+        db.executemany(
+            "INSERT INTO outcomes VALUES (?, ?, ?)", [("lead_3", "won", 120.0), ("lead_4", "won", 80.0)]
+        )
     with FakeOctanistServer(api_key=API_KEY) as server:
         for n in range(5):
             server.add_lead(id=f"lead_{n}", status="won" if n < 3 else "open")
@@ -68,6 +83,8 @@ def lineage_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LineageRun
             env={
                 "AIRFLOW_CONN_OCTANIST_DEFAULT": json.dumps(conn),
                 "OCTANIST_LINEAGE_EXPORT_URL": export.as_uri(),
+                "OCTANIST_LINEAGE_OUTCOMES_URL": outcomes.as_uri(),
+                "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
                 "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
                     {"type": "file", "log_file_path": str(events_file), "append": True}
                 ),
@@ -76,7 +93,7 @@ def lineage_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LineageRun
         assert run.returncode == 0, run.describe()
         assert events_file.exists(), f"no OpenLineage events were written\n{run.describe()}"
         events = [json.loads(line) for line in events_file.read_text(encoding="utf-8").splitlines() if line]
-        yield LineageRun(server, run, events, export)
+        yield LineageRun(server, run, events, export, outcomes)
 
 
 def octanist(base_url: str) -> str:
@@ -134,6 +151,27 @@ def test_a_task_reading_leads_through_the_hook_reports_the_leads_as_input(lineag
         (octanist(lineage_run.server.url), "leads")
     ]
     assert lineage_run.run.xcom("count_won_leads") == 3
+
+
+def test_a_write_back_from_a_file_reads_the_file_and_writes_the_leads(lineage_run: LineageRun) -> None:
+    event = lineage_run.complete("outcomes_from_a_file")
+    [source], [target] = event["inputs"], event["outputs"]
+
+    assert (source["namespace"], source["name"]) == ("file", str(lineage_run.outcomes))
+    assert (target["namespace"], target["name"]) == (octanist(lineage_run.server.url), "leads")
+    assert target["outputFacets"]["outputStatistics"]["rowCount"] == 1
+    assert lineage_run.run.xcom("outcomes_from_a_file")["updated"] == 1
+
+
+def test_a_write_back_from_sql_reads_the_table_and_writes_the_leads(lineage_run: LineageRun) -> None:
+    event = lineage_run.complete("outcomes_from_sql")
+    [target] = event["outputs"]
+
+    assert [source["name"].rsplit(".", 1)[-1] for source in event["inputs"]] == ["outcomes"]
+    assert event["inputs"][0]["namespace"].startswith("sqlite://")
+    assert (target["namespace"], target["name"]) == (octanist(lineage_run.server.url), "leads")
+    assert target["outputFacets"]["outputStatistics"]["rowCount"] == 2
+    assert lineage_run.server.lead("lead_4")["status"] == "won"
 
 
 def test_no_event_carries_the_api_key(lineage_run: LineageRun) -> None:

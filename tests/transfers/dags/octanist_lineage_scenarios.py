@@ -2,7 +2,9 @@
 One DAG, one ``airflow dags test``: every task that moves Octanist data, for its OpenLineage events.
 
 Two TaskFlow tasks call the hook directly, one creating a lead and one reading leads, and report
-nothing of their own; then both exports write to ``OCTANIST_LINEAGE_EXPORT_URL``. The tasks run one
+nothing of their own; then both exports write to ``OCTANIST_LINEAGE_EXPORT_URL``, and both write-backs
+update leads from ``OCTANIST_LINEAGE_OUTCOMES_URL`` and from the ``outcomes`` table of the
+``warehouse`` connection (SQLite). The tasks run one
 after another because ``airflow dags test`` runs them all in one process, whose hook lineage
 collector is never reset: each task's event then carries what it and the tasks before it reported.
 """
@@ -16,11 +18,14 @@ from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_octanist.hooks.octanist import OctanistHook
 from airflow_provider_octanist.transfers.object_storage import (
+    ObjectStorageToOctanistLeadsOperator,
     OctanistAdSpendToObjectStorageOperator,
     OctanistLeadsToObjectStorageOperator,
 )
+from airflow_provider_octanist.transfers.sql import SqlToOctanistLeadsOperator
 
 EXPORT_URL = os.environ.get("OCTANIST_LINEAGE_EXPORT_URL", "file:///tmp/octanist-lineage")
+OUTCOMES_URL = os.environ.get("OCTANIST_LINEAGE_OUTCOMES_URL", "file:///tmp/octanist-lineage/outcomes.jsonl")
 
 with DAG(dag_id="octanist_lineage_scenarios", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     export_leads = OctanistLeadsToObjectStorageOperator(
@@ -41,4 +46,18 @@ with DAG(dag_id="octanist_lineage_scenarios", schedule=None, start_date=datetime
     def create_a_lead() -> str:
         return str(OctanistHook().create_lead(name="Lineage", email="lineage@example.com")["id"])
 
-    create_a_lead() >> count_won_leads() >> export_leads >> export_ad_spend
+    outcomes_from_a_file = ObjectStorageToOctanistLeadsOperator(
+        task_id="outcomes_from_a_file", path=OUTCOMES_URL
+    )
+    outcomes_from_sql = SqlToOctanistLeadsOperator(
+        task_id="outcomes_from_sql", conn_id="warehouse", sql="SELECT id, status, value FROM outcomes"
+    )
+
+    (
+        create_a_lead()
+        >> count_won_leads()
+        >> export_leads
+        >> export_ad_spend
+        >> outcomes_from_a_file
+        >> outcomes_from_sql
+    )
