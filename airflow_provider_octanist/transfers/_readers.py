@@ -70,7 +70,9 @@ def _maybe_gunzip(stream: IO[bytes]) -> IO[bytes]:
 
 def _text(stream: IO[bytes]) -> Iterator[str]:
     """Decode UTF-8 lines (a byte-order mark at the start is dropped)."""
-    for number, line in enumerate(stream, start=1):
+    # readline, not iteration: Airflow 2.11's and 3.0's ObjectStoragePath hand out a file wrapper
+    # that forwards methods but is not itself iterable.
+    for number, line in enumerate(iter(stream.readline, b""), start=1):
         try:
             yield line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:

@@ -234,6 +234,11 @@ class Sender:
         """
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+        # The connection is read and the session opened here, once, before any thread needs them:
+        # a task may look a connection up from its own thread only (Airflow 3.0's task runner
+        # answers one request at a time), and threads racing to open the session would each open one.
+        self.hook.settings  # noqa: B018 - read for its side effect
+        self.hook.get_conn()
         in_flight: set[Future[Outcome]] = set()
 
         def collect() -> None:

@@ -637,6 +637,42 @@ def test_updates_share_a_pool_of_at_most_max_concurrency_connections(
     assert 1 < octanist_server.connections_opened <= 12
 
 
+def test_the_connection_is_read_once_in_the_tasks_own_thread_before_the_updates_go_out(
+    octanist_server: FakeOctanistServer, octanist_conn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Airflow 3.0's task runner answers one connection request at a time: sending threads that each
+    # looked the connection up at once broke `airflow dags test` (and could mix answers in a worker).
+    import threading
+
+    from airflow_provider_octanist.hooks.octanist import OctanistHook
+
+    lookups: list[str] = []
+    sessions: list[Any] = []
+    real_lookup, real_session = OctanistHook.get_connection, OctanistHook.get_conn
+
+    def spy_lookup(cls: Any, conn_id: str) -> Any:
+        lookups.append(threading.current_thread().name)
+        return real_lookup(conn_id)
+
+    def spy_session(self: OctanistHook) -> Any:
+        session = real_session(self)
+        if all(session is not seen for seen in sessions):
+            sessions.append(session)
+        return session
+
+    monkeypatch.setattr(OctanistHook, "get_connection", classmethod(spy_lookup))
+    monkeypatch.setattr(OctanistHook, "get_conn", spy_session)
+    leads = octanist_server.add_leads(40)
+    octanist_server.latency = 0.01
+    path = write_csv(tmp_path / "d.csv", ["id", "status"], [[lead["id"], "won"] for lead in leads])
+
+    summary = run(from_csv(path, max_concurrency=8))
+
+    assert summary["updated"] == 40
+    assert lookups == [threading.current_thread().name]
+    assert len(sessions) == 1
+
+
 def test_a_burst_of_429s_narrows_the_window_then_it_recovers(
     octanist_server: FakeOctanistServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
