@@ -22,8 +22,6 @@ from airflow_provider_octanist._timestamps import cursor_timestamp, to_utc
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistNotFoundError
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
 from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported, shared_key
-from airflow_provider_octanist.triggers._feed.state_slot import state_key
-from airflow_provider_octanist.triggers._feed.watch import WatchConfig, watch
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable, Iterable
@@ -31,6 +29,7 @@ if TYPE_CHECKING:
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
     from airflow_provider_octanist.triggers._feed.status_feed import StatusFeed, Subscription
+    from airflow_provider_octanist.triggers._feed.watch import WatchConfig
     from airflow_provider_octanist.types import Lead
 
 # The names this module has always offered for the shared definitions (see ``_backoff``).
@@ -578,6 +577,8 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         ``async def``: it hands over the poll loop's async generator itself, so cancelling the
         trigger closes the loop (and its HTTP client) at once.
         """
+        from airflow_provider_octanist.triggers._feed.watch import watch
+
         return watch(self._config(), self._asset_state_store(), self.log)
 
     def shared_stream_key(self) -> Hashable | None:
@@ -622,6 +623,11 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         return getattr(self, "asset_state_store", None)
 
     def _config(self) -> WatchConfig:
+        # The change feed's machinery is imported when a watcher runs, not when a DAG file that
+        # declares one is parsed.
+        from airflow_provider_octanist.triggers._feed.state_slot import state_key
+        from airflow_provider_octanist.triggers._feed.watch import WatchConfig
+
         return WatchConfig(
             octanist_conn_id=self.octanist_conn_id,
             statuses=self.statuses,

@@ -1,0 +1,138 @@
+"""
+What importing each public module loads of the provider: the guard of DAG-parse cost.
+
+A DAG file pays, on every parse loop, for every module its imports load. The operators, the sensor
+and the triggers load only what defining a task needs (argument checks, the status names); the
+request machinery, the change feed and the storage code are imported when a task or a trigger
+runs. Each list below is exact, so a new import shows up here as a decision, not by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+P = "airflow_provider_octanist"
+
+LOADS: dict[str, set[str]] = {
+    # What a DAG file imports to define tasks and watchers.
+    f"{P}.operators.octanist": {"_checks", "_lead_vocabulary", "operators", "operators.octanist", "statuses"},
+    f"{P}.sensors.octanist": {"_checks", "sensors", "sensors.octanist", "statuses"},
+    f"{P}.triggers.octanist": {
+        "_backoff",
+        "_checks",
+        "_timestamps",
+        "exceptions",
+        "statuses",
+        "triggers",
+        "triggers._feed",
+        "triggers._feed.shared_poll_support",
+        "triggers.octanist",
+    },
+    f"{P}.transfers.object_storage": {
+        "_checks",
+        "_lead_vocabulary",
+        "_timestamps",
+        "lineage",
+        "operators",
+        "operators.octanist",
+        "statuses",
+        "transfers",
+        "transfers._formats",
+        "transfers._readers",
+        "transfers._storage",
+        "transfers._write_back",
+        "transfers.object_storage",
+    },
+    f"{P}.transfers.sql": {
+        "_checks",
+        "_lead_vocabulary",
+        "_timestamps",
+        "operators",
+        "operators.octanist",
+        "statuses",
+        "transfers",
+        "transfers._formats",
+        "transfers._readers",
+        "transfers._storage",
+        "transfers._write_back",
+        "transfers.sql",
+    },
+    f"{P}.events": {"_timestamps", "events"},
+    f"{P}.sweep": {"sweep"},
+    f"{P}.lineage": {"lineage"},
+    f"{P}.statuses": {"statuses"},
+    f"{P}.exceptions": {"exceptions"},
+    f"{P}.types": {"types"},
+    # Imported where a task or a trigger runs: the request machinery comes with the hook.
+    f"{P}.hooks.octanist": {
+        "_api",
+        "_api.bodies",
+        "_api.calls",
+        "_api.errors",
+        "_api.lead_filters",
+        "_api.paging",
+        "_api.redact",
+        "_api.responses",
+        "_api.retries",
+        "_api.settings",
+        "_backoff",
+        "_checks",
+        "_lead_vocabulary",
+        "_timestamps",
+        "exceptions",
+        "hooks",
+        "hooks._base",
+        "hooks.octanist",
+        "lineage",
+        "statuses",
+    },
+}
+
+_PROBE = """
+import importlib, json, sys
+try:
+    import airflow.sdk  # what every Airflow 3 DAG file loads first
+except ImportError:
+    import airflow.models  # Airflow 2
+import airflow_provider_octanist
+loaded = {}
+for name in json.loads(sys.argv[1]):
+    for own in [m for m in sys.modules if m.startswith("airflow_provider_octanist.")]:
+        del sys.modules[own]
+    importlib.import_module(name)
+    loaded[name] = sorted(
+        m[len("airflow_provider_octanist."):] for m in sys.modules if m.startswith("airflow_provider_octanist.")
+    )
+print(json.dumps(loaded))
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, list[str]]:
+    """Each public module imported alone (the provider's modules cleared in between), in one interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(list(LOADS))],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("module", list(LOADS))
+def test_a_public_module_loads_exactly_the_provider_modules_it_needs(
+    loaded: dict[str, list[str]], module: str
+) -> None:
+    got = set(loaded[module])
+    assert got == LOADS[module], (
+        f"importing {module} now also loads {sorted(got - LOADS[module]) or 'nothing more'} and no longer "
+        f"loads {sorted(LOADS[module] - got) or 'nothing less'}: import what only runs in execute() or "
+        "run() inside the function, or, if a DAG file really needs it, add it to LOADS."
+    )
