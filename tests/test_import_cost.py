@@ -99,14 +99,13 @@ try:
 except ImportError:
     import airflow.models  # Airflow 2
 import airflow_provider_octanist
+P = "airflow_provider_octanist."
 loaded = {}
 for name in json.loads(sys.argv[1]):
-    for own in [m for m in sys.modules if m.startswith("airflow_provider_octanist.")]:
+    for own in [m for m in sys.modules if m.startswith(P)]:
         del sys.modules[own]
     importlib.import_module(name)
-    loaded[name] = sorted(
-        m[len("airflow_provider_octanist."):] for m in sys.modules if m.startswith("airflow_provider_octanist.")
-    )
+    loaded[name] = sorted(m[len(P):] for m in sys.modules if m.startswith(P))
 print(json.dumps(loaded))
 """
 
