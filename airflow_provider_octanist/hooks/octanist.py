@@ -449,6 +449,17 @@ class OctanistAsyncHook(_OctanistHookBase):
     _shared: SharedClient | None = None
     _shared_key: ClientKey | None = None
 
+    @property
+    def log(self) -> Any:
+        """
+        The logger of the class, shared by every async hook.
+
+        A triggerer holds one hook per waiting trigger; a logger each would cost about a kilobyte
+        apiece. Lines still reach their trigger's log: the triggerer routes them by the context
+        they are logged in, not by the logger object.
+        """
+        return type(self).logger()
+
     async def get_settings(self) -> api.Settings:
         """Read the connection's settings without blocking the event loop (once)."""
         if self._settings is None:

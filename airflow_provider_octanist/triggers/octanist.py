@@ -8,6 +8,7 @@ connection inside the triggerer and never serialized.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -43,10 +44,18 @@ STILL_WAITING_EVERY = 3600.0
 
 
 class _Progress:
-    """What one lead-status trigger knows so far: the lead, its checks and failures in a row."""
+    """
+    What one lead-status trigger knows so far: the lead, its checks and failures in a row.
+
+    A triggerer holds one per waiting sensor, so the lead last read is kept as compact JSON text
+    (a few hundred bytes where the parsed dict of a lead with its click ids and UTM fields takes
+    several kilobytes) and parsed again only when an event or a log line needs it.
+    """
+
+    __slots__ = ("_lead", "checks", "failures", "last_error", "last_status", "next_report", "read_from")
 
     def __init__(self, trigger: OctanistLeadStatusTrigger) -> None:
-        self.lead: Lead | None = None
+        self._lead: bytes | Lead | None = None
         self.last_status: Any = object()
         self.failures = 0
         self.last_error: str | None = None
@@ -54,6 +63,21 @@ class _Progress:
         self.next_report = time.monotonic() + trigger.still_waiting_every
         self.read_from = float("-inf")
         """When (``time.monotonic()``) the last successful read of the lead began."""
+
+    @property
+    def lead(self) -> Lead | None:
+        """The lead as last read (a fresh dict on each access), or ``None`` before the first read."""
+        kept = self._lead
+        if isinstance(kept, bytes):
+            return cast("Lead", json.loads(kept))
+        return kept
+
+    @lead.setter
+    def lead(self, lead: Lead | None) -> None:
+        try:
+            self._lead = None if lead is None else json.dumps(lead, separators=(",", ":")).encode()
+        except (TypeError, ValueError):  # not plain JSON (never from the API's answers): kept as it is
+            self._lead = lead
 
 
 class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
@@ -372,7 +396,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             if event is not None:
                 return event
             now = progress.lead
-            if now is seen or now is None or now.get("updatedAt") == (seen or {}).get("updatedAt"):
+            if now is None or now.get("updatedAt") == (seen or {}).get("updatedAt"):
                 return reason  # the lead has not changed: the list hides it
         return reason
 

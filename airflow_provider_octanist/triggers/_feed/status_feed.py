@@ -149,6 +149,45 @@ def as_lead(row: RawLead) -> dict[str, Any]:
     return dict(row)
 
 
+class Wake:
+    """
+    ``asyncio.Event`` for the one trigger that waits on it, without the Event's queue of waiters.
+
+    A triggerer holds one per waiting sensor; an empty ``deque`` alone is over 600 bytes.
+    """
+
+    __slots__ = ("_flag", "_waiter")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        """Set the flag and end the wait, if the trigger waits."""
+        self._flag = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        """Clear the flag: the next ``wait`` waits for the next ``set``."""
+        self._flag = False
+
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
+        return self._flag
+
+    async def wait(self) -> None:
+        """Return once the flag is set (at once if it is)."""
+        if self._flag:
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+
 class Subscription:
     """
     One trigger's place in a feed: what the feed has told it since it joined.
@@ -203,7 +242,7 @@ class Subscription:
         """The last read the feed asked for failed: it asks again at the next poll."""
         self.newest = seen_at
         """``updatedAt`` of the newest row handed out (or read), for counting news."""
-        self.wake = asyncio.Event()
+        self.wake = Wake()
         self.lead: RawLead | None = None
         """The newest row of the lead the feed handed out, if any."""
         self.failures = 0
