@@ -104,7 +104,7 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
         from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 
         settings = await OctanistAsyncHook(OCTANIST_CONN).get_settings()
-        bare = new_client(settings)
+        bare = new_client(settings).client
         (await bare.get(settings.url(f"/leads/{warm_id}"), headers=settings.headers())).raise_for_status()
 
     schedules: dict[str, list[float]] = defaultdict(list)

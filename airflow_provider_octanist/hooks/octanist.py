@@ -419,13 +419,19 @@ class OctanistHook(_OctanistHookBase):
 
 
 async def _exchange(
-    client: httpx.AsyncClient, request: httpx.Request, call: api.Call, settings: api.Settings
+    shared: SharedClient, request: httpx.Request, call: api.Call, settings: api.Settings
 ) -> tuple[httpx.Response, bytes]:
-    """Send ``request`` and read its body within the size cap (see ``hooks/_async_body.py``)."""
+    """
+    Send ``request`` and read its body within the size cap (see ``hooks/_async_body.py``).
+
+    Straight through the shared client's transport (see ``SharedClient``): no cookies, no auth
+    flow, no redirects, which this API never uses.
+    """
     from airflow_provider_octanist.hooks._async_body import ACCEPT_ENCODING, read_body
 
     request.headers["Accept-Encoding"] = ACCEPT_ENCODING
-    response = await client.send(request, stream=True)
+    response = await shared.transport.handle_async_request(request)
+    response.request = request
     try:
         return response, await read_body(response, call, settings)
     finally:
@@ -527,7 +533,8 @@ class OctanistAsyncHook(_OctanistHookBase):
         import httpx
 
         settings = await self.get_settings()
-        client = await self.get_client()
+        shared = await self._shared_client()
+        client = shared.client
         attempts = api.Attempts(call, settings, self.log)
         while True:
             started = monotonic()
@@ -542,7 +549,7 @@ class OctanistAsyncHook(_OctanistHookBase):
                     json=call.body,
                     headers=settings.headers(with_body=call.body is not None),
                 )
-                response, content = await within(limit, _exchange(client, request, call, settings))
+                response, content = await within(limit, _exchange(shared, request, call, settings))
             except asyncio.TimeoutError:
                 raise attempts.past_deadline(limit, settings) from None
             except httpx.HTTPError as exc:

@@ -939,7 +939,7 @@ def test_every_hook_is_closed_when_the_triggers_are_cancelled(
 ) -> None:
     opened: list[int] = []
     closed: list[int] = []
-    original_client, original_close = OctanistAsyncHook.get_client, OctanistAsyncHook.aclose
+    original_client, original_close = OctanistAsyncHook._shared_client, OctanistAsyncHook.aclose
 
     async def counting_client(self: OctanistAsyncHook) -> Any:
         if self._shared is None:
@@ -951,7 +951,7 @@ def test_every_hook_is_closed_when_the_triggers_are_cancelled(
             closed.append(1)
         await original_close(self)
 
-    monkeypatch.setattr(OctanistAsyncHook, "get_client", counting_client)
+    monkeypatch.setattr(OctanistAsyncHook, "_shared_client", counting_client)
     monkeypatch.setattr(OctanistAsyncHook, "aclose", counting_close)
     ids = [lead["id"] for lead in server.add_leads(3)]
 
