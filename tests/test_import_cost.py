@@ -17,6 +17,21 @@ import pytest
 
 P = "airflow_provider_octanist"
 
+# What both kinds of transfer share: the operators' base, the formats, the storage and the write-back.
+_TRANSFERS = {
+    "_checks",
+    "_lead_vocabulary",
+    "_timestamps",
+    "operators",
+    "operators.octanist",
+    "statuses",
+    "transfers",
+    "transfers._formats",
+    "transfers._readers",
+    "transfers._storage",
+    "transfers._write_back",
+}
+
 LOADS: dict[str, set[str]] = {
     # What a DAG file imports to define tasks and watchers.
     f"{P}.operators.octanist": {"_checks", "_lead_vocabulary", "operators", "operators.octanist", "statuses"},
@@ -32,35 +47,8 @@ LOADS: dict[str, set[str]] = {
         "triggers._feed.shared_poll_support",
         "triggers.octanist",
     },
-    f"{P}.transfers.object_storage": {
-        "_checks",
-        "_lead_vocabulary",
-        "_timestamps",
-        "lineage",
-        "operators",
-        "operators.octanist",
-        "statuses",
-        "transfers",
-        "transfers._formats",
-        "transfers._readers",
-        "transfers._storage",
-        "transfers._write_back",
-        "transfers.object_storage",
-    },
-    f"{P}.transfers.sql": {
-        "_checks",
-        "_lead_vocabulary",
-        "_timestamps",
-        "operators",
-        "operators.octanist",
-        "statuses",
-        "transfers",
-        "transfers._formats",
-        "transfers._readers",
-        "transfers._storage",
-        "transfers._write_back",
-        "transfers.sql",
-    },
+    f"{P}.transfers.object_storage": _TRANSFERS | {"lineage", "transfers.object_storage"},
+    f"{P}.transfers.sql": _TRANSFERS | {"transfers.sql"},
     f"{P}.events": {"_timestamps", "events"},
     f"{P}.sweep": {"sweep"},
     f"{P}.lineage": {"lineage"},
