@@ -878,6 +878,30 @@ def test_looking_for_a_lead_in_the_list_costs_one_request_per_trigger_once(
         assert high - low == timedelta(milliseconds=1)
 
 
+def test_triggers_on_leads_of_one_bulk_update_share_one_listing_of_its_millisecond(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    # 250 leads stamped by one bulk update: three pages of their millisecond. Each trigger walking
+    # them on its own cost 250 walks of up to three pages (and held that many pages in memory).
+    instant = server.now() - timedelta(hours=1)
+    leads = [lead["id"] for lead in server.add_leads(250, createdAt=instant, updatedAt=instant)]
+    hide_from_list(server, leads[-1])
+
+    async def scenario() -> None:
+        tasks = start(*(trigger(lead) for lead in leads))
+        await joined(249)  # every listed lead's trigger; the hidden one polls on its own
+        await ticker.poll()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(scenario)
+    looks = [r for r in server.requests if r.path == LIST and "updatedAt[lt]" in r.query]
+    # One walk of the millisecond (three pages), and one more after each of the hidden lead's
+    # re-reads at most (up to three): never a walk per trigger.
+    assert 3 <= len(looks) <= 3 * 4, len(looks)
+
+
 def test_a_lead_that_changes_while_it_is_looked_for_is_not_taken_for_hidden(
     server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
 ) -> None:

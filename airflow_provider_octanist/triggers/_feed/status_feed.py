@@ -110,18 +110,74 @@ async def unlisted(
     it concludes. A transient failure is no answer (``None``): the feed's own polls report those.
     A refused listing (a 4xx) is an answer for every trigger of the connection and poll interval
     (see :func:`refused`); a rejected key is raised. ``deadline`` (``time.time()`` seconds) bounds
-    each request, as the trigger's end time bounds its own reads.
+    the wait, as the trigger's end time bounds its own reads.
+
+    Triggers whose leads share a millisecond (a bulk update, an import) share one listing of it,
+    for a poll interval: a thousand sensors restarted on leads of one bulk update read its pages
+    once, not a thousand times each (which, besides the requests, held that many pages in memory).
     """
     at = parse_timestamp(lead.get("updatedAt"))
     if at is None:
         return "the lead has no readable updatedAt"
     start = at.replace(microsecond=at.microsecond // 1000 * 1000)
+    listing = asyncio.shield(_listing_of(hook, start, poll_interval))
+    try:
+        if deadline is None:
+            shown = await listing
+        else:
+            from airflow_provider_octanist.hooks._base import within
+
+            shown = await within(max(0.0, deadline - time.time()), listing)
+    except asyncio.TimeoutError:
+        return None
+    if shown is None or isinstance(shown, str):
+        return shown
+    if lead.get("id") in shown:
+        return None
+    return (
+        f"GET /leads does not show the lead: it is missing from the listing of its own "
+        f"updatedAt {lead.get('updatedAt')}"
+    )
+
+
+_LISTINGS: dict[tuple[asyncio.AbstractEventLoop, str, datetime], tuple[float, asyncio.Task[Any]]] = {}
+"""The listing of one millisecond of ``updatedAt`` per event loop and connection, and when it began."""
+
+
+def _listing_of(hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> asyncio.Task[Any]:
+    """The listing of the millisecond ``start`` under way or done within ``poll_interval``, else a new one."""
+    loop = asyncio.get_running_loop()
+    now = time.monotonic()
+    for stale in [k for k, (began, task) in _LISTINGS.items() if _expired(task, began, now, poll_interval)]:
+        del _LISTINGS[stale]
+    key = (loop, hook.octanist_conn_id, start)
+    known = _LISTINGS.get(key)
+    if known is not None:
+        return known[1]
+    task = loop.create_task(_list_millisecond(hook, start, poll_interval))
+    _LISTINGS[key] = (now, task)
+    return task
+
+
+def _expired(task: asyncio.Task[Any], began: float, now: float, poll_interval: float) -> bool:
+    if task.get_loop().is_closed():
+        return True
+    if not task.done():
+        return False
+    # A failure is nobody's answer for long: the next trigger lists again.
+    failed = task.cancelled() or task.exception() is not None or task.result() is None
+    return failed or now - began > poll_interval
+
+
+async def _list_millisecond(hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> Any:
+    """The ids ``GET /leads`` lists in the millisecond ``start``, a refusal's reason, or ``None`` (failed)."""
     window: dict[str, Any] = {"updated_gte": start, "updated_lt": start + timedelta(milliseconds=1)}
+    ids: set[Any] = set()
     number = 1
     while True:
         try:
             page = await hook.list_leads_page(
-                number, skip_malformed=True, deadline=deadline, sort="updatedAt:asc", page_size=100, **window
+                number, skip_malformed=True, sort="updatedAt:asc", page_size=100, **window
             )
         except OctanistAuthError:
             raise
@@ -131,13 +187,9 @@ async def unlisted(
             reason = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
             _remember_refusal((asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval), reason)
             return reason
-        if any(item.get("id") == lead.get("id") for item in page.items):
-            return None
+        ids.update(item.get("id") for item in page.items)
         if not page.has_more or not page.items:
-            return (
-                f"GET /leads does not show the lead: it is missing from the listing of its own "
-                f"updatedAt {lead.get('updatedAt')}"
-            )
+            return frozenset(ids)
         number += 1
 
 
