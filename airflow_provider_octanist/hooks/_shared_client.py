@@ -69,7 +69,7 @@ class SharedClient:
 
     The hooks build each request with the client (its headers and timeouts) and hand it to the
     transport themselves: ``client.send`` would add, per request, the cookie jar's bookkeeping
-    (through ``urllib``), the auth and redirect machinery and a log record, about a fifth of a
+    (through ``urllib``), the auth and redirect machinery and a log record, about a sixth of a
     request's CPU, for features an API called with a key never uses.
     """
 
