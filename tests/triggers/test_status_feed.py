@@ -124,6 +124,13 @@ async def joined(n: int) -> None:
     await until(lambda: waiting() == n, f"{n} trigger(s) to join the feed")
 
 
+async def stop(tasks: list[asyncio.Task[list[dict[str, Any]]]]) -> None:
+    """Cancel the triggers' tasks and wait until they are over."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def results(tasks: list[asyncio.Task[list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
     return list(await asyncio.wait_for(asyncio.gather(*tasks), 10))
 
@@ -131,6 +138,11 @@ async def results(tasks: list[asyncio.Task[list[dict[str, Any]]]]) -> list[list[
 def is_count(request: RecordedRequest) -> bool:
     """A request of the feed's deletion check (``GET /leads?createdAt[lt]=...&limit=1``)."""
     return request.path == LIST and "createdAt[lt]" in request.query
+
+
+def looks(server: FakeOctanistServer) -> list[RecordedRequest]:
+    """The triggers' listings of the millisecond of their lead's ``updatedAt`` (do they see it?)."""
+    return [r for r in server.requests if r.path == LIST and "updatedAt[lt]" in r.query]
 
 
 def lists(server: FakeOctanistServer) -> int:
@@ -865,14 +877,11 @@ def test_looking_for_a_lead_in_the_list_costs_one_request_per_trigger_once(
         await joined(5)
         await ticker.poll()
         await ticker.poll()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(tasks)
 
     run(scenario)
-    looks = [r for r in server.requests if r.path == LIST and "updatedAt[lt]" in r.query]
-    assert len(looks) == 5
-    for look in looks:  # each lists the one millisecond of its lead's updatedAt
+    assert len(looks(server)) == 5
+    for look in looks(server):  # each lists the one millisecond of its lead's updatedAt
         low = datetime.fromisoformat(look.query["updatedAt[gte]"][0].replace("Z", "+00:00"))
         high = datetime.fromisoformat(look.query["updatedAt[lt]"][0].replace("Z", "+00:00"))
         assert high - low == timedelta(milliseconds=1)
@@ -890,16 +899,12 @@ def test_triggers_on_leads_of_one_bulk_update_share_one_listing_of_its_milliseco
     async def scenario() -> None:
         tasks = start(*(trigger(lead) for lead in leads))
         await joined(249)  # every listed lead's trigger; the hidden one polls on its own
-        await ticker.poll()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(tasks)
 
     run(scenario)
-    looks = [r for r in server.requests if r.path == LIST and "updatedAt[lt]" in r.query]
     # One walk of the millisecond (three pages), and one more after each of the hidden lead's
     # re-reads at most (up to three): never a walk per trigger.
-    assert 3 <= len(looks) <= 3 * 4, len(looks)
+    assert 3 <= len(looks(server)) <= 3 * 4, len(looks(server))
 
 
 def test_a_lead_that_changes_while_it_is_looked_for_is_not_taken_for_hidden(
@@ -958,9 +963,9 @@ def test_a_long_wait_logs_still_waiting_lines(
     assert "s left" in line
 
 
-def test_every_hook_is_closed_when_the_triggers_are_cancelled(
-    server: FakeOctanistServer, ticker: Ticker, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def hook_shares(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """Every async hook taking a share of the shared client, and every one giving it back."""
     opened: list[int] = []
     closed: list[int] = []
     original_client, original_close = OctanistAsyncHook._shared_client, OctanistAsyncHook.aclose
@@ -977,6 +982,13 @@ def test_every_hook_is_closed_when_the_triggers_are_cancelled(
 
     monkeypatch.setattr(OctanistAsyncHook, "_shared_client", counting_client)
     monkeypatch.setattr(OctanistAsyncHook, "aclose", counting_close)
+    return opened, closed
+
+
+def test_every_hook_is_closed_when_the_triggers_are_cancelled(
+    server: FakeOctanistServer, ticker: Ticker, hook_shares: tuple[list[int], list[int]]
+) -> None:
+    opened, closed = hook_shares
     ids = [lead["id"] for lead in server.add_leads(3)]
 
     async def scenario() -> None:
@@ -988,8 +1000,28 @@ def test_every_hook_is_closed_when_the_triggers_are_cancelled(
         await asyncio.gather(*tasks, return_exceptions=True)
 
     run(scenario)
-    assert len(opened) == 4  # three triggers and the feed
+    assert len(opened) == 7  # three triggers, the listings of their leads' milliseconds, the feed
     assert len(closed) == len(opened)
+
+
+def test_a_listing_outlives_the_trigger_that_began_it_and_closes_its_own_hook(
+    server: FakeOctanistServer, ticker: Ticker, hook_shares: tuple[list[int], list[int]]
+) -> None:
+    # Other triggers may wait for the same listing: the trigger that began it going away must
+    # neither stop it nor leave its hook holding a share of the client.
+    opened, closed = hook_shares
+    lead = server.add_lead()["id"]
+    server.latency = 0.2
+
+    async def scenario() -> None:
+        (task,) = start(trigger(lead))
+        await until(lambda: bool(looks(server)), "the trigger to list its lead's millisecond")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await until(lambda: len(closed) == 2, "the listing to end and close its hook")
+
+    run(scenario)
+    assert len(opened) == 2  # the trigger's hook and the listing's; the feed never started
 
 
 def test_shared_feed_is_a_plain_serialized_argument() -> None:

@@ -170,27 +170,33 @@ def _expired(task: asyncio.Task[Any], began: float, now: float, poll_interval: f
 
 
 async def _list_millisecond(hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> Any:
-    """The ids ``GET /leads`` lists in the millisecond ``start``, a refusal's reason, or ``None`` (failed)."""
+    """
+    The ids ``GET /leads`` lists in the millisecond ``start``, a refusal's reason, or ``None`` (failed).
+
+    With a hook of its own, closed when the listing ends: the trigger that started it may be gone
+    by then, its hook closed, while other triggers still wait for the answer.
+    """
     window: dict[str, Any] = {"updated_gte": start, "updated_lt": start + timedelta(milliseconds=1)}
     ids: set[Any] = set()
     number = 1
-    while True:
-        try:
-            page = await hook.list_leads_page(
-                number, skip_malformed=True, sort="updatedAt:asc", page_size=100, **window
-            )
-        except OctanistAuthError:
-            raise
-        except OctanistError as exc:
-            if is_transient(exc):
-                return None
-            reason = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
-            _remember_refusal((asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval), reason)
-            return reason
-        ids.update(item.get("id") for item in page.items)
-        if not page.has_more or not page.items:
-            return frozenset(ids)
-        number += 1
+    async with type(hook)(octanist_conn_id=hook.octanist_conn_id) as lister:
+        while True:
+            try:
+                page = await lister.list_leads_page(
+                    number, skip_malformed=True, sort="updatedAt:asc", page_size=100, **window
+                )
+            except OctanistAuthError:
+                raise
+            except OctanistError as exc:
+                if is_transient(exc):
+                    return None
+                reason = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
+                _remember_refusal((asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval), reason)
+                return reason
+            ids.update(item.get("id") for item in page.items)
+            if not page.has_more or not page.items:
+                return frozenset(ids)
+            number += 1
 
 
 def as_lead(row: RawLead) -> dict[str, Any]:
