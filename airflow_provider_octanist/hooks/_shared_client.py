@@ -11,6 +11,10 @@ The client spreads requests over several small connection pools (:class:`PooledT
 httpcore checks every connection of a pool, with a system call each, whenever a request starts
 or ends, so one large pool costs more CPU per request than all the HTTP parsing.
 
+The client goes through the proxy the environment names for the connection's base URL, chosen by
+the sync hook's rule (``hooks/_base.py``): httpx reads those variables only for a client without a
+transport of its own.
+
 Imported by the async hook on first use: it imports httpx, which DAG files never need.
 """
 
@@ -137,13 +141,23 @@ def new_client(settings: Settings) -> SharedClient:
     :param settings: the connection's settings; the API key stays out of the client and travels
         in each request's headers.
     """
-    transport = PooledTransport(ssl_context(settings.verify), POOLS, CONNECTIONS_PER_POOL)
+    transport = PooledTransport(
+        ssl_context(settings.verify), POOLS, CONNECTIONS_PER_POOL, proxy=_proxy(settings)
+    )
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
         follow_redirects=False,
         transport=transport,
     )
     return SharedClient(client, transport)
+
+
+def _proxy(settings: Settings) -> httpx.Proxy | None:
+    """The proxy the environment names for the connection (see ``hooks/_base.py``), as httpx takes it."""
+    from airflow_provider_octanist.hooks._base import ASYNC_PROXIES, environment_proxy
+
+    url = environment_proxy(settings, ASYNC_PROXIES)
+    return None if url is None else httpx.Proxy(url)
 
 
 def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
@@ -172,13 +186,18 @@ class PooledTransport(httpx.AsyncBaseTransport):
     :param verify: TLS context (or ``False``) shared by the pools.
     :param pools: how many pools.
     :param per_pool: connections of each pool.
+    :param proxy: the proxy every connection goes through, if any.
     """
 
-    def __init__(self, verify: ssl.SSLContext | bool, pools: int, per_pool: int) -> None:
+    def __init__(
+        self, verify: ssl.SSLContext | bool, pools: int, per_pool: int, *, proxy: httpx.Proxy | None = None
+    ) -> None:
         if pools < 1 or per_pool < 1:
             raise ValueError(f"A pooled transport needs at least one connection, got {pools} x {per_pool}.")
         limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        self._pools = [httpx.AsyncHTTPTransport(verify=verify, limits=limits) for _ in range(pools)]
+        self._pools = [
+            httpx.AsyncHTTPTransport(verify=verify, limits=limits, proxy=proxy) for _ in range(pools)
+        ]
         self._busy = [0] * pools
         self._slots = asyncio.Semaphore(pools * per_pool)
 

@@ -13,8 +13,10 @@ from airflow_provider_octanist import _api as api
 from airflow_provider_octanist._checks import whole_number
 from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
 from airflow_provider_octanist.hooks._base import (
+    SYNC_PROXIES,
     _OctanistHookBase,
     async_extra_dejson,
+    environment_proxy,
     httpx_failure,
     requests_failure,
     within,
@@ -127,6 +129,9 @@ class OctanistHook(_OctanistHookBase):
 
             from airflow_provider_octanist.hooks._sync_body import deadline_adapter
 
+            # requests picks the environment's proxy for every request; one it cannot use is said
+            # here, clearly, rather than as a failed request retried.
+            environment_proxy(self.settings, SYNC_PROXIES)
             session = requests.Session()
             # Retries are ours (see _api.Attempts): they know which calls are safe to replay.
             adapter = deadline_adapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
