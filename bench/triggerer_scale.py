@@ -15,6 +15,9 @@ interval (as a triggerer's triggers arrive over time) and lets them poll for a f
   exist, because it polls until the answer is not a 404 (every poll is a 404 with an error body).
 - floor: no trigger, no hook: coroutines that GET the same leads through the shared client our
   hooks use, parse the JSON and sleep; what httpx itself costs per request at this scale.
+- aiohttp floor: the same loop through one ``aiohttp.ClientSession`` whose connections stay open
+  (32 at most, as ours): what a client that parses HTTP in C would cost, the HTTP provider's
+  library without its new session per poll.
 
 Figures, per side:
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import json
 import sys
 import time
 from collections import defaultdict
@@ -65,7 +69,7 @@ if TYPE_CHECKING:
 FULL = {"triggers": 1000, "interval": 5.0, "polls": 2, "latency": 0.1, "runs": 3}
 SMOKE = {"triggers": 50, "interval": 1.0, "polls": 2, "latency": 0.1, "runs": 1}
 GOALS = {"lag_s": 1.0, "memory_kb": 50.0, "cpu_ms": 1.0}
-SIDES = ("octanist", "http", "httpx")
+SIDES = ("octanist", "http", "httpx", "aiohttp")
 PEER = "HttpSensorTrigger"
 
 
@@ -86,6 +90,40 @@ def _make_trigger(kind: str, path_id: str, interval: float) -> Any:
     return http_sensor_trigger(path_id, interval)
 
 
+class _HttpxFloor:
+    """GET and parse through the shared client our async hooks use, and nothing else."""
+
+    def __init__(self, settings: Any) -> None:
+        from airflow_provider_octanist.hooks._shared_client import new_client
+
+        self._client = new_client(settings).client
+
+    async def get_json(self, url: str, headers: dict[str, str]) -> Any:
+        response = await self._client.get(url, headers=headers)
+        response.raise_for_status()
+        return response.json()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _AiohttpFloor:
+    """The same through one aiohttp session that keeps its connections (32 at most, as ours)."""
+
+    def __init__(self) -> None:
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32))
+
+    async def get_json(self, url: str, headers: dict[str, str]) -> Any:
+        async with self._session.get(url, headers=headers) as response:
+            response.raise_for_status()
+            return json.loads(await response.read())
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
 async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls: int) -> dict[str, Any]:
     """Run ``len(ids)`` triggers of ``kind`` for ``polls`` intervals; return what was measured."""
     # Warm-up: one trigger that fires at once loads every module and reads the connection.
@@ -99,13 +137,12 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
         await asyncio.wait_for(first_event(warm), timeout=30)
     elif kind == "http":
         await asyncio.wait_for(first_event(http_sensor_trigger(warm_id, interval)), timeout=30)
-    else:  # the floor: no trigger and no hook, just the shared client our hooks use
-        from airflow_provider_octanist.hooks._shared_client import new_client
+    else:  # a floor: no trigger and no hook, just a client
         from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 
         settings = await OctanistAsyncHook(OCTANIST_CONN).get_settings()
-        bare = new_client(settings).client
-        (await bare.get(settings.url(f"/leads/{warm_id}"), headers=settings.headers())).raise_for_status()
+        bare = _HttpxFloor(settings) if kind == "httpx" else _AiohttpFloor()
+        await bare.get_json(settings.url(f"/leads/{warm_id}"), settings.headers())
 
     schedules: dict[str, list[float]] = defaultdict(list)
     current: contextvars.ContextVar[str | None] = contextvars.ContextVar("bench_trigger", default=None)
@@ -127,9 +164,7 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
         if bare is not None:
             url, headers = settings.url(f"/leads/{lead_id}"), settings.headers()
             while True:
-                response = await bare.get(url, headers=headers)
-                response.raise_for_status()
-                response.json()
+                await bare.get_json(url, headers)
                 await asyncio.sleep(interval)
         trigger = _make_trigger(kind, lead_id, interval)
         async for _event in trigger.run():
@@ -252,6 +287,7 @@ def measure(smoke: bool) -> list[Row]:
     o = {name: med("octanist", name) for name in figures["octanist"][0]}
     h = {name: med("http", name) for name in figures["http"][0]}
     floor = {name: med("httpx", name) for name in figures["httpx"][0]}
+    c_floor = {name: med("aiohttp", name) for name in figures["aiohttp"][0]}
     o["lag_max"] = max(run["lag_max"] for run in figures["octanist"])
     h["lag_max"] = max(run["lag_max"] for run in figures["http"])
     label = f"{count:,} triggers, {sizes['interval']:g} s interval, {sizes['latency'] * 1000:.0f} ms latency"
@@ -294,6 +330,20 @@ def measure(smoke: bool) -> list[Row]:
             runs=runs,
             note="coroutines that only GET, parse and sleep, through the client our hooks share: "
             "what httpx itself costs per request at this scale, so what no trigger built on it beats",
+        ),
+        Row(
+            figure="Triggerer: CPU per poll of a bare aiohttp loop on one keep-alive session",
+            value=c_floor["cpu_ms"],
+            unit="ms",
+            goal="- (informational)",
+            met=None,
+            peer=h["cpu_ms"],
+            peer_name=PEER,
+            ratio=ratio(c_floor["cpu_ms"], h["cpu_ms"]),
+            ratio_note="of peer",
+            runs=runs,
+            note="the same loop through a client that parses HTTP in C and keeps its connections: the "
+            "floor of a trigger built on aiohttp, which Airflow core does not ship",
         ),
         Row(
             figure="Triggerer: poll-schedule lag p50",
