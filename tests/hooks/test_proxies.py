@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from airflow_provider_octanist.exceptions import OctanistConnectionError
+from airflow_provider_octanist.hooks._base import PROXY_FAILED, httpx_failure, requests_failure
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from airflow_provider_octanist.testing import FakeOctanistServer
     from tests.hooks.conftest import Twin
@@ -88,6 +89,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.wfile.write(content)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward  # noqa: N815
+
+    def do_CONNECT(self) -> None:
+        """Record the tunnel asked for, and refuse it, as a proxy that may not reach the host does."""
+        self.server.record(self.command, self.path, self.headers.get("Proxy-Authorization"))
+        self.send_error(403, "tunnel refused")
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the test reads ``seen`` instead."""
@@ -165,6 +171,26 @@ def test_a_proxy_for_https_only_leaves_an_http_base_url_alone(
     assert proxy.seen == []
 
 
+def test_an_https_base_url_asks_the_https_proxy_for_a_tunnel_and_a_refused_one_is_said(
+    connect: Callable[..., None],
+    make_twin: Callable[..., Twin],
+    proxy: ForwardingProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The production shape: an https:// API behind HTTPS_PROXY. The proxy refuses the tunnel, so
+    # nothing resolves or reaches the made-up host; what the proxy saw shows the route.
+    connect(host="https://octanist.test/api")
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    hook = make_twin()
+
+    with pytest.raises(OctanistConnectionError) as caught:
+        hook.get_lead("lead_1")
+
+    assert PROXY_FAILED in str(caught.value)
+    assert {(method, url) for method, url, _auth in proxy.seen} == {("CONNECT", "octanist.test:443")}
+    assert len(proxy.seen) == 4  # the first attempt and three retries: nothing reached Octanist
+
+
 def test_a_proxy_that_cannot_be_reached_is_a_connection_error_that_never_shows_its_password(
     hook: Twin, proxy: ForwardingProxy, lead: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,8 +263,6 @@ def test_a_socks_proxy_without_the_libraries_socks_package_names_what_to_install
 def test_the_proxy_failure_reasons_say_the_proxy_and_that_nothing_reached_octanist() -> None:
     import httpx
     import requests
-
-    from airflow_provider_octanist.hooks._base import PROXY_FAILED, httpx_failure, requests_failure
 
     assert requests_failure(requests.exceptions.ProxyError("refused")) == (PROXY_FAILED, False, False)
     assert httpx_failure(httpx.ProxyError("407 Proxy Authentication Required")) == (
