@@ -29,6 +29,25 @@ pytest_plugins = ["airflow_provider_octanist.testing.pytest_plugin"]
 API_KEY = "test-api-key-0123456789"
 
 
+def _async_transports() -> list[str]:
+    from airflow_provider_octanist.hooks._shared_client import _aiohttp_transport_for
+
+    return ["aiohttp", "httpx"] if _aiohttp_transport_for(None) else ["httpx"]
+
+
+ASYNC_TRANSPORTS = _async_transports()
+"""What the async hook can send through here: aiohttp where it is installed, httpx's transport always."""
+
+
+@pytest.fixture(params=ASYNC_TRANSPORTS)
+def async_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test's async hooks on each transport they can use here (``aiohttp``, ``httpx``)."""
+    from airflow_provider_octanist.hooks import _shared_client
+
+    monkeypatch.setattr(_shared_client, "PREFER_AIOHTTP", request.param == "aiohttp")
+    return str(request.param)
+
+
 @pytest.fixture
 def airflow_home() -> Path:
     """The suite's throw-away ``AIRFLOW_HOME``."""

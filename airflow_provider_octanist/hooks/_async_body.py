@@ -1,8 +1,9 @@
 """
-Reading an httpx answer's body within the connection's size cap, decoded a bounded piece at a time.
+Reading an async answer's body within the connection's size cap, decoded a bounded piece at a time.
 
 httpx decodes each read (up to 64 KiB on the wire) whole, and a gzip bomb unfolds a thousand times
-that in one step; here the raw bytes are inflated with zlib's ``max_length`` instead.
+that in one step; here the raw bytes (as either transport of the async hook received them) are
+inflated with zlib's ``max_length`` instead.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_octanist import _api as api
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    import httpx
+    from collections.abc import AsyncIterator, Iterator, Mapping
 
 ACCEPT_ENCODING = "gzip, deflate"
 """What the async hook asks for: the encodings ``BodyDecoder`` inflates itself."""
@@ -78,27 +77,31 @@ class BodyDecoder:
             raise UndecodableError from None
 
 
-async def read_body(response: httpx.Response, call: api.Call, settings: api.Settings) -> bytes:
+async def read_body(
+    raw: AsyncIterator[bytes], status: int, headers: Mapping[str, str], call: api.Call, settings: api.Settings
+) -> bytes:
     """
-    The decoded body of a streamed ``response``, refused past ``settings.max_response_bytes``.
+    The decoded body of an answer as ``raw`` yields it, refused past ``settings.max_response_bytes``.
 
+    :param raw: the body as it arrives, still encoded.
+    :param status: the answer's status code, and ``headers`` its headers (for the errors).
     :raises OctanistResponseError: when the body grows past the cap (nothing more is read), or does
         not decode as its ``Content-Encoding`` says.
     """
     pieces: list[bytes] = []
     size = 0
     try:
-        decoder = BodyDecoder(response.headers.get("Content-Encoding", ""))
-        async for raw in response.aiter_raw():
-            for piece in decoder.decode(raw):
+        decoder = BodyDecoder(headers.get("Content-Encoding", ""))
+        async for data in raw:
+            for piece in decoder.decode(data):
                 size += len(piece)
                 if size > settings.max_response_bytes:
-                    raise api.answer_too_large(call, response.status_code, settings)
+                    raise api.answer_too_large(call, status, settings)
                 pieces.append(piece)
         last = decoder.end()
     except UndecodableError:
-        raise api.undecodable_answer(call, response.status_code, response.headers) from None
+        raise api.undecodable_answer(call, status, headers) from None
     if size + len(last) > settings.max_response_bytes:
-        raise api.answer_too_large(call, response.status_code, settings)
+        raise api.answer_too_large(call, status, settings)
     pieces.append(last)
     return b"".join(pieces)

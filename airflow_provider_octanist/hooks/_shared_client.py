@@ -24,14 +24,17 @@ import asyncio
 import os
 import ssl
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import httpx
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
-    from airflow_provider_octanist._api import Settings
+    from airflow_provider_octanist._api import Call, Settings
+
+    Exchange = tuple[int, Mapping[str, str], bytes]
+    """An answer as the async hook takes it: status code, headers, body (decoded, within the cap)."""
 
 POOLS = 16
 """Connection pools of one shared client."""
@@ -67,22 +70,43 @@ class ClientKey(NamedTuple):
         )
 
 
+class Transport(Protocol):
+    """What the shared client sends through: an httpx transport that also exchanges a whole call."""
+
+    async def exchange(self, client: httpx.AsyncClient, call: Call, settings: Settings) -> Exchange:
+        """Send ``call`` as ``client`` would; return the answer, its body read within the size cap."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send an httpx request (``get_client()``'s)."""
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+
+
 class SharedClient:
     """
     A client, its transport, and the number of hooks holding a share of them.
 
-    The hooks build each request with the client (its headers and timeouts) and hand it to the
-    transport themselves: ``client.send`` would add, per request, the cookie jar's bookkeeping
-    (through ``urllib``), the auth and redirect machinery and a log record, about a sixth of a
-    request's CPU, for features an API called with a key never uses.
+    The hooks hand each call to the transport (``exchange``), not to ``client.send``, which would
+    add, per request, the cookie jar's bookkeeping (through ``urllib``), the auth and redirect
+    machinery and a log record, about a sixth of a request's CPU, for features an API called with a
+    key never uses. The client is what ``get_client()`` gives to code of its own.
     """
 
     __slots__ = ("client", "transport", "users")
 
-    def __init__(self, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, client: httpx.AsyncClient, transport: Transport) -> None:
         self.client = client
         self.transport = transport
         self.users = 0
+
+    async def exchange(self, call: Call, settings: Settings) -> Exchange:
+        """
+        Send ``call``; return status, headers and body, read within the size cap (``hooks/_async_body.py``).
+
+        :raises httpx.HTTPError: what httpx's transport raises for the failure, on either transport.
+        """
+        return await self.transport.exchange(self.client, call, settings)
 
 
 class Registry:
@@ -138,12 +162,26 @@ def new_client(settings: Settings) -> SharedClient:
     """
     A client for every hook of one connection in one event loop, with its transport.
 
+    The transport is aiohttp's where it is installed and can take the proxy (see
+    ``hooks/_aiohttp_transport.py``), httpx's own otherwise; the hooks cannot tell them apart.
+
     :param settings: the connection's settings; the API key stays out of the client and travels
         in each request's headers.
     """
-    transport = PooledTransport(
-        ssl_context(settings.verify), POOLS, CONNECTIONS_PER_POOL, proxy=_proxy(settings)
-    )
+    from airflow_provider_octanist.hooks._base import ASYNC_PROXIES, environment_proxy
+
+    verify = ssl_context(settings.verify)
+    proxy = environment_proxy(settings, ASYNC_PROXIES)
+    transport: Transport
+    if PREFER_AIOHTTP and _aiohttp_transport_for(proxy):
+        from airflow_provider_octanist.hooks._aiohttp_transport import AiohttpTransport
+
+        timeouts = (settings.connect_timeout, settings.read_timeout)
+        transport = AiohttpTransport(verify, POOLS * CONNECTIONS_PER_POOL, proxy=proxy, timeouts=timeouts)
+    else:
+        transport = PooledTransport(
+            verify, POOLS, CONNECTIONS_PER_POOL, proxy=None if proxy is None else httpx.Proxy(proxy)
+        )
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
         follow_redirects=False,
@@ -152,12 +190,17 @@ def new_client(settings: Settings) -> SharedClient:
     return SharedClient(client, transport)
 
 
-def _proxy(settings: Settings) -> httpx.Proxy | None:
-    """The proxy the environment names for the connection (see ``hooks/_base.py``), as httpx takes it."""
-    from airflow_provider_octanist.hooks._base import ASYNC_PROXIES, environment_proxy
+PREFER_AIOHTTP = True
+"""Send through aiohttp where it is installed; tests and benchmarks turn it off to measure httpx alone."""
 
-    url = environment_proxy(settings, ASYNC_PROXIES)
-    return None if url is None else httpx.Proxy(url)
+
+def _aiohttp_transport_for(proxy: str | None) -> bool:
+    """Whether aiohttp is installed, and its transport can go through ``proxy``."""
+    try:
+        from airflow_provider_octanist.hooks._aiohttp_transport import usable
+    except ImportError:  # no aiohttp (or a part of it missing): httpx's transport
+        return False
+    return usable(proxy)
 
 
 def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
@@ -223,6 +266,29 @@ class PooledTransport(httpx.AsyncBaseTransport):
         # The connection goes back to its pool when the body has been read or the response closed.
         response.stream = _ReleasingStream(response.stream, release)
         return response
+
+    async def exchange(self, client: httpx.AsyncClient, call: Call, settings: Settings) -> Exchange:
+        """
+        Send ``call`` as ``client`` builds it (its headers and timeouts); no cookies, auth flow or
+        redirects, which this API never uses.
+        """
+        from airflow_provider_octanist.hooks._async_body import ACCEPT_ENCODING, read_body
+
+        request = client.build_request(
+            call.method,
+            settings.url(call.path),
+            params=call.params,
+            json=call.body,
+            headers=settings.headers(with_body=call.body is not None),
+        )
+        request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+        response = await self.handle_async_request(request)
+        response.request = request
+        try:
+            status, headers = response.status_code, response.headers
+            return status, headers, await read_body(response.aiter_raw(), status, headers, call, settings)
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         """Close every pool's connections."""

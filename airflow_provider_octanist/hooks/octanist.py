@@ -423,26 +423,6 @@ class OctanistHook(_OctanistHookBase):
         return self._pages(listing, api.max_results_value(max_results), AD_SPEND)
 
 
-async def _exchange(
-    shared: SharedClient, request: httpx.Request, call: api.Call, settings: api.Settings
-) -> tuple[httpx.Response, bytes]:
-    """
-    Send ``request`` and read its body within the size cap (see ``hooks/_async_body.py``).
-
-    Straight through the shared client's transport (see ``SharedClient``): no cookies, no auth
-    flow, no redirects, which this API never uses.
-    """
-    from airflow_provider_octanist.hooks._async_body import ACCEPT_ENCODING, read_body
-
-    request.headers["Accept-Encoding"] = ACCEPT_ENCODING
-    response = await shared.transport.handle_async_request(request)
-    response.request = request
-    try:
-        return response, await read_body(response, call, settings)
-    finally:
-        await response.aclose()
-
-
 class OctanistAsyncHook(_OctanistHookBase):
     """
     The async twin of :class:`OctanistHook` for triggers, over one ``httpx.AsyncClient``.
@@ -539,7 +519,6 @@ class OctanistAsyncHook(_OctanistHookBase):
 
         settings = await self.get_settings()
         shared = await self._shared_client()
-        client = shared.client
         attempts = api.Attempts(call, settings, self.log)
         while True:
             started = monotonic()
@@ -547,14 +526,7 @@ class OctanistAsyncHook(_OctanistHookBase):
             try:
                 # The whole exchange, body included, within the limit; a cancelled request gives its
                 # connection back to the shared client's pool at once (see _shared_client).
-                request = client.build_request(
-                    call.method,
-                    settings.url(call.path),
-                    params=call.params,
-                    json=call.body,
-                    headers=settings.headers(with_body=call.body is not None),
-                )
-                response, content = await within(limit, _exchange(shared, request, call, settings))
+                status, headers, content = await within(limit, shared.exchange(call, settings))
             except asyncio.TimeoutError:
                 raise attempts.past_deadline(limit, settings) from None
             except httpx.HTTPError as exc:
@@ -568,13 +540,12 @@ class OctanistAsyncHook(_OctanistHookBase):
                     ) from None
                 await async_sleep(wait)
                 continue
-            status = response.status_code
             self.log.debug("Octanist %s -> %d in %.0f ms", call.label, status, (monotonic() - started) * 1000)
             if 200 <= status < 300:
-                return api.Answer(status, response.headers, content)
-            wait = attempts.after_status(status, response.headers)
+                return api.Answer(status, headers, content)
+            wait = attempts.after_status(status, headers)
             if wait is None or api.too_late_to_retry(wait, deadline, time.time()):
-                raise attempts.error(status, response.headers, content)
+                raise attempts.error(status, headers, content)
             await async_sleep(wait)
 
     async def _call(

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import ASYNC_TRANSPORTS
 
+from airflow_provider_octanist.hooks import _shared_client
 from airflow_provider_octanist.hooks import octanist as hook_module
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook, OctanistHook
 
@@ -74,6 +76,7 @@ class Twin:
 
     def __init__(self, kind: str, **hook_kwargs: Any) -> None:
         self.kind = kind
+        """``sync`` or ``async``."""
         self.is_async = kind == "async"
         self.loop = asyncio.new_event_loop() if self.is_async else None
         self.hook: OctanistHook | OctanistAsyncHook = (
@@ -107,13 +110,21 @@ async def _collect(items: AsyncIterator[Any]) -> list[Any]:
     return [item async for item in items]
 
 
-@pytest.fixture(params=["sync", "async"])
-def make_twin(request: pytest.FixtureRequest, connect: Callable[..., None]) -> Iterator[Callable[..., Twin]]:
-    """A factory of :class:`Twin` hooks (sync, then async) on ``octanist_default``; closed after the test."""
+@pytest.fixture(params=["sync", *(f"async-{transport}" for transport in ASYNC_TRANSPORTS)])
+def make_twin(
+    request: pytest.FixtureRequest, connect: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Twin]]:
+    """
+    A factory of :class:`Twin` hooks on ``octanist_default``, closed after the test.
+
+    Sync, then async on each transport it can use here (``async-aiohttp``, ``async-httpx``).
+    """
+    kind, _, transport = str(request.param).partition("-")
+    monkeypatch.setattr(_shared_client, "PREFER_AIOHTTP", transport == "aiohttp")
     made: list[Twin] = []
 
     def make(**hook_kwargs: Any) -> Twin:
-        twin = Twin(request.param, **hook_kwargs)
+        twin = Twin(kind, **hook_kwargs)
         made.append(twin)
         return twin
 

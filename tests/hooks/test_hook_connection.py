@@ -375,7 +375,7 @@ def test_a_pool_size_below_one_is_refused() -> None:
 
 
 def test_fifty_async_calls_reuse_one_tcp_connection(
-    connect: Callable[..., None], octanist_server: FakeOctanistServer
+    connect: Callable[..., None], octanist_server: FakeOctanistServer, async_transport: str
 ) -> None:
     lead = octanist_server.add_lead()
 

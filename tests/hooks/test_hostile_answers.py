@@ -89,7 +89,7 @@ def test_case_3_a_sync_hook_that_answered_in_time_keeps_its_connection_for_the_n
 
 
 def test_case_3_dripping_requests_free_the_shared_clients_connections_at_their_deadline(
-    octanist_server: FakeOctanistServer, connect: Callable[..., None]
+    octanist_server: FakeOctanistServer, connect: Callable[..., None], async_transport: str
 ) -> None:
     lead = octanist_server.add_lead()
     connect(**DEADLINE, max_retries=0)
@@ -136,7 +136,7 @@ def test_case_3_on_python_3_10_the_deadline_holds_when_a_library_swallows_its_ca
 
 
 def test_case_3_the_status_trigger_end_time_holds_while_a_request_drips(
-    octanist_server: FakeOctanistServer, connect: Callable[..., None]
+    octanist_server: FakeOctanistServer, connect: Callable[..., None], async_transport: str
 ) -> None:
     lead = octanist_server.add_lead()
     connect()  # default timeouts: 40 s per attempt; only the end time can stop it in time

@@ -9,6 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import ASYNC_TRANSPORTS
 
 from airflow_provider_octanist.hooks import _shared_client as shared_clients
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
@@ -53,7 +54,7 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 30) -
 
 
 def test_hooks_of_one_connection_in_one_loop_share_one_client_and_its_connection(
-    octanist_server: FakeOctanistServer, lead: str
+    octanist_server: FakeOctanistServer, lead: str, async_transport: str
 ) -> None:
     async def scenario() -> None:
         first, second = OctanistAsyncHook(), OctanistAsyncHook()
@@ -216,7 +217,7 @@ def test_a_client_closed_behind_the_hooks_back_is_replaced(lead: str) -> None:
 
 
 def test_a_burst_larger_than_the_client_waits_for_free_slots_and_all_succeed(
-    octanist_server: FakeOctanistServer, lead: str, monkeypatch: pytest.MonkeyPatch
+    octanist_server: FakeOctanistServer, lead: str, monkeypatch: pytest.MonkeyPatch, async_transport: str
 ) -> None:
     monkeypatch.setattr(shared_clients, "POOLS", 2)
     monkeypatch.setattr(shared_clients, "CONNECTIONS_PER_POOL", 2)
@@ -236,7 +237,7 @@ def test_a_burst_larger_than_the_client_waits_for_free_slots_and_all_succeed(
 
 
 def test_the_shared_client_never_holds_or_logs_the_api_key(
-    octanist_server: FakeOctanistServer, lead: str, caplog: pytest.LogCaptureFixture
+    octanist_server: FakeOctanistServer, lead: str, caplog: pytest.LogCaptureFixture, async_transport: str
 ) -> None:
     key = octanist_server.api_key
     seen: list[str] = []
@@ -253,7 +254,8 @@ def test_the_shared_client_never_holds_or_logs_the_api_key(
     with caplog.at_level(logging.DEBUG):
         asyncio.run(scenario())
     assert key not in "".join(seen)
-    assert "send_request_headers" in caplog.text, "the HTTP client's debug log was not captured"
+    if async_transport == "httpx":  # aiohttp logs nothing of a request
+        assert "send_request_headers" in caplog.text, "the HTTP client's debug log was not captured"
     assert key not in caplog.text
     assert octanist_server.requests[-1].api_key_sent
 
@@ -303,7 +305,7 @@ def test_triggers_that_start_and_stop_at_different_times_share_one_client(
 
 
 def test_a_request_that_fails_gives_its_slot_back(
-    octanist_server: FakeOctanistServer, lead: str, monkeypatch: pytest.MonkeyPatch
+    octanist_server: FakeOctanistServer, lead: str, monkeypatch: pytest.MonkeyPatch, async_transport: str
 ) -> None:
     monkeypatch.setattr(shared_clients, "POOLS", 1)
     monkeypatch.setattr(shared_clients, "CONNECTIONS_PER_POOL", 1)
@@ -319,7 +321,7 @@ def test_a_request_that_fails_gives_its_slot_back(
 
 
 def test_a_cancelled_request_gives_its_slot_back(
-    octanist_server: FakeOctanistServer, lead: str, monkeypatch: pytest.MonkeyPatch
+    octanist_server: FakeOctanistServer, lead: str, monkeypatch: pytest.MonkeyPatch, async_transport: str
 ) -> None:
     monkeypatch.setattr(shared_clients, "POOLS", 1)
     monkeypatch.setattr(shared_clients, "CONNECTIONS_PER_POOL", 1)
@@ -341,6 +343,7 @@ def test_a_cancelled_request_gives_its_slot_back(
 def test_concurrent_requests_are_spread_over_the_pools(
     octanist_server: FakeOctanistServer, lead: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(shared_clients, "PREFER_AIOHTTP", False)  # the pools are httpx's transport's
     monkeypatch.setattr(shared_clients, "POOLS", 3)
     monkeypatch.setattr(shared_clients, "CONNECTIONS_PER_POOL", 1)
     octanist_server.latency = 0.05
@@ -358,3 +361,11 @@ def test_concurrent_requests_are_spread_over_the_pools(
 def test_a_pooled_transport_needs_at_least_one_connection() -> None:
     with pytest.raises(ValueError, match="at least one connection"):
         shared_clients.PooledTransport(False, pools=0, per_pool=2)
+
+
+@pytest.mark.skipif("aiohttp" not in ASYNC_TRANSPORTS, reason="aiohttp (3.10 or later) is not installed")
+def test_an_aiohttp_transport_needs_at_least_one_connection() -> None:
+    from airflow_provider_octanist.hooks._aiohttp_transport import AiohttpTransport
+
+    with pytest.raises(ValueError, match="at least one connection"):
+        AiohttpTransport(False, 0)
