@@ -7,9 +7,11 @@ connections, so every poll of a slow-polling trigger would open a new connection
 Shared, they cost one client whose connections stay warm. The hooks take a share on first use
 and give it back in ``aclose()``; the last one to leave closes the client.
 
-The client spreads requests over several small connection pools (:class:`PooledTransport`):
-httpcore checks every connection of a pool, with a system call each, whenever a request starts
-or ends, so one large pool costs more CPU per request than all the HTTP parsing.
+Where aiohttp is installed the client sends through one aiohttp session
+(``hooks/_aiohttp_transport.py``), at a third of the CPU per request. Otherwise it spreads requests
+over several small connection pools of httpx's own transport (:class:`PooledTransport`): httpcore
+checks every connection of a pool, with a system call each, whenever a request starts or ends, so
+one large pool costs more CPU per request than all the HTTP parsing.
 
 The client goes through the proxy the environment names for the connection's base URL, chosen by
 the sync hook's rule (``hooks/_base.py``): httpx reads those variables only for a client without a
