@@ -277,6 +277,24 @@ def _within_goal_and_below_peer(ours: float, peer: float, goal: float, unit: str
     }
 
 
+def _cpu_beside(figure: str, value: float, beside: tuple[float, str, str], runs: int, note: str) -> Row:
+    """An informational CPU row: ``value`` ms beside another side's (its figure, name and ratio wording)."""
+    other, other_name, ratio_note = beside
+    return Row(
+        figure=figure,
+        value=value,
+        unit="ms",
+        goal="- (informational)",
+        met=None,
+        peer=other,
+        peer_name=other_name,
+        ratio=ratio(value, other),
+        ratio_note=ratio_note,
+        runs=runs,
+        note=note,
+    )
+
+
 def measure(smoke: bool) -> list[Row]:
     """Both sides against one server, alternating; rows for memory, CPU and lag beside the HTTP trigger."""
     sizes = SMOKE if smoke else FULL
@@ -333,44 +351,27 @@ def measure(smoke: bool) -> list[Row]:
             ),
             **common,
         ),
-        Row(
-            figure="Triggerer: CPU per trigger per poll without aiohttp (the hook on httpx's transport)",
-            value=o_httpx["cpu_ms"],
-            unit="ms",
-            goal="- (informational)",
-            met=None,
-            peer=h["cpu_ms"],
-            ratio=ratio(o_httpx["cpu_ms"], h["cpu_ms"]),
-            ratio_note="of peer",
-            note=f"where aiohttp is not installed; memory per trigger {o_httpx['memory_kb']:.1f} KB",
-            **common,
+        _cpu_beside(
+            "Triggerer: CPU per trigger per poll without aiohttp (the hook on httpx's transport)",
+            o_httpx["cpu_ms"],
+            (h["cpu_ms"], PEER, "of peer"),
+            runs,
+            f"where aiohttp is not installed; memory per trigger {o_httpx['memory_kb']:.1f} KB",
         ),
-        Row(
-            figure="Triggerer: CPU per poll of a bare httpx loop on the same shared client (httpx's floor)",
-            value=floor["cpu_ms"],
-            unit="ms",
-            goal="- (informational)",
-            met=None,
-            peer=o_httpx["cpu_ms"],
-            peer_name="OctanistLeadStatusTrigger on httpx",
-            ratio=ratio(floor["cpu_ms"], o_httpx["cpu_ms"]),
-            ratio_note="of ours on httpx",
-            runs=runs,
-            note="coroutines that only GET, parse and sleep, through the client our hooks share on "
+        _cpu_beside(
+            "Triggerer: CPU per poll of a bare httpx loop on the same shared client (httpx's floor)",
+            floor["cpu_ms"],
+            (o_httpx["cpu_ms"], "OctanistLeadStatusTrigger on httpx", "of ours on httpx"),
+            runs,
+            "coroutines that only GET, parse and sleep, through the client our hooks share on "
             "httpx's transport: what httpx itself costs per request, so what no trigger on it beats",
         ),
-        Row(
-            figure="Triggerer: CPU per poll of a bare aiohttp loop on one keep-alive session (its floor)",
-            value=c_floor["cpu_ms"],
-            unit="ms",
-            goal="- (informational)",
-            met=None,
-            peer=o["cpu_ms"],
-            peer_name="OctanistLeadStatusTrigger",
-            ratio=ratio(c_floor["cpu_ms"], o["cpu_ms"]),
-            ratio_note="of ours",
-            runs=runs,
-            note="the same loop through one aiohttp session, no httpx above it: what aiohttp itself "
+        _cpu_beside(
+            "Triggerer: CPU per poll of a bare aiohttp loop on one keep-alive session (its floor)",
+            c_floor["cpu_ms"],
+            (o["cpu_ms"], "OctanistLeadStatusTrigger", "of ours"),
+            runs,
+            "the same loop through one aiohttp session, no httpx above it: what aiohttp itself "
             "costs per request, so what no trigger on it beats",
         ),
         Row(
