@@ -35,7 +35,7 @@ _MARK = "OCTANIST-PROBE-RESULT:"
 
 # Runs in a fresh interpreter so that import-time warnings are seen whatever the tests before did.
 _PROBE = r"""
-import importlib, json, pkgutil, sys, types, warnings
+import importlib, importlib.util, json, pkgutil, sys, types, warnings
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -67,6 +67,9 @@ with warnings.catch_warnings(record=True) as caught:
     from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported
 
     gated = set() if ack_streams_supported() else {"airflow_provider_octanist.triggers._feed.shared_poll"}
+    # The aiohttp transport is imported only where aiohttp is installed (the aiohttp extra).
+    if importlib.util.find_spec("aiohttp") is None:
+        gated.add("airflow_provider_octanist.hooks._aiohttp_transport")
     for name in modules:
         if name not in gated:
             importlib.import_module(name)
