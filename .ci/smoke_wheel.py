@@ -68,8 +68,10 @@ def main() -> int:
     location = Path(package.__file__ or "").resolve().parent
     if site_packages not in location.parents:
         sys.exit(f"{PACKAGE} was imported from {location}, not from the installed wheel in {site_packages}")
-    # The pytest plugin needs pytest, which users of the plugin have and the provider does not need.
-    optional = set() if importlib.util.find_spec("pytest") else {f"{PACKAGE}.testing.pytest_plugin"}
+    # Modules of optional dependencies: the pytest plugin needs pytest, which users of the plugin have
+    # and the provider does not need; the aiohttp transport is imported only where aiohttp is installed.
+    needs = {f"{PACKAGE}.testing.pytest_plugin": "pytest", f"{PACKAGE}.hooks._aiohttp_transport": "aiohttp"}
+    optional = {module for module, needed in needs.items() if importlib.util.find_spec(needed) is None}
     modules = [
         info.name
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{PACKAGE}.")
