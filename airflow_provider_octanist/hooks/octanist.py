@@ -276,6 +276,7 @@ class OctanistHook(_OctanistHookBase):
         *,
         skip_malformed: bool = False,
         deadline: float | None = None,
+        exact_time: bool = False,
         **filters: Unpack[LeadFilters],
     ) -> api.Page:
         """
@@ -285,8 +286,10 @@ class OctanistHook(_OctanistHookBase):
         :param skip_malformed: leave out leads that fail the checks (described in ``Page.malformed``)
             instead of refusing the page; a change feed must not stall on one bad lead.
         :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
+        :param exact_time: send time bounds with their microseconds, whatever the server's clock
+            showed so far: a change feed whose bound is a microsecond stamp the server wrote.
         """
-        listing = api.leads_listing(self._lead_query(filters), skip_malformed=skip_malformed)
+        listing = api.leads_listing(self._lead_query(filters, exact_time), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
         answer = self._send(call, deadline)
         with self._scrubbed():
@@ -618,6 +621,7 @@ class OctanistAsyncHook(_OctanistHookBase):
         *,
         skip_malformed: bool = False,
         deadline: float | None = None,
+        exact_time: bool = False,
         **filters: Unpack[LeadFilters],
     ) -> api.Page:
         """
@@ -626,8 +630,10 @@ class OctanistAsyncHook(_OctanistHookBase):
         :param skip_malformed: leave out leads that fail the checks (described in ``Page.malformed``)
             instead of refusing the page; a change feed must not stall on one bad lead.
         :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
+        :param exact_time: send time bounds with their microseconds, whatever the server's clock
+            showed so far: a change feed whose bound is a microsecond stamp the server wrote.
         """
-        listing = api.leads_listing(self._lead_query(filters), skip_malformed=skip_malformed)
+        listing = api.leads_listing(self._lead_query(filters, exact_time), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
         answer = await self._send(call, deadline)
         settings = await self.get_settings()

@@ -79,6 +79,13 @@ class LeadStore:
         by a deployment that does not support them."""
         self.stale_timestamp: str | None = None
         """When set, every success answer's ``meta.timestamp`` is this text, as a stuck clock or cache."""
+        self.clock_precision: str | None = None
+        """``meta.timestamp``'s precision when it differs from the printed one (``ms`` over stamps
+        printed in ``us``: a clock read by another layer than the one that stamps leads)."""
+        self.gte_as_gt = False
+        """When true, every ``[gte]`` time filter is applied as ``[gt]``, as a server that confuses them."""
+        self.ignore_page = False
+        """When true, the ``page`` parameter is ignored: every page of a listing is its first."""
         self._listing_changes: dict[int, list[Callable[[], Any]]] = {}
         self.strict_dates = False
         """When true, a time filter finer than milliseconds (the documented format) is ``INVALID_DATE``."""
@@ -255,7 +262,8 @@ class LeadStore:
         """``meta.timestamp`` of an answer: the server's clock as it prints it, or ``stale_timestamp``."""
         if self.stale_timestamp is not None:
             return self.stale_timestamp
-        return format_timestamp(self.now(), self.printed_precision or self.timestamp_precision)
+        precision = self.clock_precision or self.printed_precision or self.timestamp_precision
+        return format_timestamp(self.now(), precision)
 
     def printed(self, lead: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of a stored lead as answers show it: its timestamps in ``printed_precision``."""
