@@ -375,12 +375,12 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
 
     # OpenLineage calls these in the task's process after ``execute``, on the same operator.
     def get_openlineage_facets_on_start(self) -> Any:
-        """The rows' source in, the Octanist leads out (``None`` without OpenLineage)."""
+        """The rows' source in, the Octanist leads out, none for a dry run (``None`` without OpenLineage)."""
         return self._lineage(None)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """As on start, with the leads updated as the output's row count."""
-        return self._lineage(None if self.summary is None else self.summary["updated"])
+        """As on start, with the leads updated (not the rows: one row may update several) as the row count."""
+        return self._lineage(None if self.summary is None else self.summary["leads_updated"])
 
     def _lineage(self, updated: int | None) -> Any:
         """The ``OperatorLineage`` of this write-back: each kind of source names itself."""

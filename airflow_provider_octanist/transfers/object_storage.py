@@ -366,5 +366,5 @@ class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
         from airflow_provider_octanist.lineage import object_to_octanist_lineage
 
         return object_to_octanist_lineage(
-            _storage.url_of(self.path), self.hook.settings.base_url, rows=updated
+            _storage.url_of(self.path), self.hook.settings.base_url, rows=updated, dry_run=self.dry_run
         )

@@ -130,5 +130,10 @@ class SqlToOctanistLeadsOperator(_ToOctanistLeadsOperator):
         from airflow_provider_octanist.lineage import sql_to_octanist_lineage
 
         return sql_to_octanist_lineage(
-            self.get_db_hook(), self.sql, self.conn_id, self.hook.settings.base_url, rows=updated
+            self.get_db_hook(),
+            self.sql,
+            self.conn_id,
+            self.hook.settings.base_url,
+            rows=updated,
+            dry_run=self.dry_run,
         )
