@@ -380,7 +380,8 @@ class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
         same path rules as ``path``); written whole or not at all, like an export.
     :param dry_run: check every row and send nothing.
     :returns: ``{"rows", "updated", "not_found", "ambiguous", "invalid", "failed", "valid",
-        "leads_updated", "rate_limited", "dry_run", "report_path"}``, also pushed to XCom.
+        "not_sent", "stopped_by", "leads_updated", "rate_limited", "dry_run", "report_path"}``, also
+        pushed to XCom.
     """
 
     template_fields: Sequence[str] = ("path", "report_path", "octanist_conn_id")
