@@ -238,7 +238,7 @@ class LeadStore:
             if (given is not None or name == "page") and (
                 not isinstance(given, int) or isinstance(given, bool) or given < 1
             ):
-                raise ValueError(f"{name} must be a whole number (1 or more), got {given!r}.")
+                raise ValueError(f"{name} must be a {name} number (1 or more), got {given!r}.")
         with self._lock:
             if request is None:
                 self._listing_changes.setdefault(page, []).append(change)
