@@ -39,7 +39,9 @@ GTE_AS_GT_EXPORT = (
 
 
 @pytest.mark.xfail(strict=True, reason=GTE_AS_GT_EXPORT)
-def test_the_export_of_a_server_reading_gte_as_gt_yields_a_bulk_update_whole(server: FakeOctanistServer) -> None:
+def test_the_export_of_a_server_reading_gte_as_gt_yields_a_bulk_update_whole(
+    server: FakeOctanistServer,
+) -> None:
     server.gte_as_gt = True
     since = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
     leads = server.add_leads(150, createdAt=LONG_AGO)
