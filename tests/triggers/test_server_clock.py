@@ -1,4 +1,4 @@
-"""The server's clock as a feed reads it: believed at any offset a time zone explains, unless it stands still."""
+"""The server's clock as a feed reads it: believed at any offset a time zone explains, unless still."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_one_answer_is_believed_at_any_offset_a_time_zone_explains(offset: timed
     assert (believable(HERE + offset, HERE) is not None) is believed
 
 
-# Each row: seconds this machine moves, then seconds the server's clock moves; whether the reading is believed.
+# Each step: seconds this machine moves, seconds the server's clock moves; then whether each is believed.
 STEPS = [
     ("a clock that keeps time", [(5, 5), (40, 40), (40, 41)], [True, True, True]),
     ("a clock that stands still", [(5, 0), (40, 0), (40, 0)], [True, False, False]),
