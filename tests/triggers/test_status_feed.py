@@ -832,6 +832,25 @@ def test_a_lead_the_feed_cannot_place_is_polled_on_its_own(
     assert len(Printed(capsys).lines("no readable updatedAt")) == 1
 
 
+def test_a_huge_meta_timestamp_is_capped_in_the_line_that_says_why_a_lead_is_polled_on_its_own(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lead = server.add_lead()["id"]
+    server.stale_timestamp = "9" * 1_000_000  # a megabyte, in every answer
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(lead, poll_interval=0.02))
+        await until(lambda: gets(server, lead) >= 3, "the trigger to poll its lead on its own")
+        server.set_status(lead, "won")
+        return await results(tasks)
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+    [line] = Printed(capsys).lines("cannot serve")
+    assert f"no believable server time (meta.timestamp '{'9' * 99}\u2026')" in line
+    assert len(line) < 1_000, f"{len(line)} characters in one log line"
+
+
 def hide_from_list(server: FakeOctanistServer, lead_id: str, count: int | None = None) -> None:
     """Leave ``lead_id`` out of every list answer (``GET /leads/{id}`` still shows it)."""
 
