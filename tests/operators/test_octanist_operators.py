@@ -170,6 +170,59 @@ def test_create_lead_returns_the_new_id(octanist_server: Any, octanist_conn: str
     assert stored["status"] == "open"
 
 
+def _lines_with(capsys: pytest.CaptureFixture[str], words: str) -> list[str]:
+    captured = capsys.readouterr()
+    return [line for line in (captured.out + captured.err).splitlines() if words in line]
+
+
+def test_a_huge_id_of_a_created_lead_is_capped_in_the_log_line(
+    octanist_server: Any, octanist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    huge = "L" * 1_000_000
+
+    def with_huge_id(payload: Any) -> Any:
+        payload["data"]["id"] = huge
+        return payload
+
+    octanist_server.inject("transform", function=with_huge_id)
+    assert run(OctanistCreateLeadOperator(task_id="create", name="Ada")) == huge
+    [line] = _lines_with(capsys, "Created Octanist lead")
+    assert f"lead {'L' * 99}\u2026" in line
+    assert len(line) < 1_000
+
+
+def test_huge_texts_of_an_update_answer_are_capped_in_the_log_line(
+    octanist_server: Any, octanist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    octanist_server.add_lead(id="lead_upd", status="qualified")
+
+    def with_huge_texts(payload: Any) -> Any:
+        payload["data"].update(leadId="L" * 1_000_000, leadsUpdated="1" * 1_000_000)
+        return payload
+
+    octanist_server.inject("transform", function=with_huge_texts)
+    run(OctanistUpdateLeadOperator(task_id="won", lead_id="lead_upd", status="won", value=1))
+    [line] = _lines_with(capsys, "Octanist updated")
+    assert f"updated {'1' * 99}\u2026 lead(s) (lead {'L' * 99}\u2026)" in line
+    assert len(line) < 1_000
+
+
+def test_a_huge_status_of_a_fetched_lead_is_capped_in_the_log_line(
+    octanist_server: Any, octanist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    octanist_server.add_lead(id="lead_1")
+
+    def with_huge_status(payload: Any) -> Any:
+        payload["data"]["status"] = "s" * 1_000_000
+        return payload
+
+    octanist_server.inject("transform", function=with_huge_status)
+    run(OctanistGetLeadOperator(task_id="get", lead_id="lead_1"))
+    [line] = _lines_with(capsys, "Lead lead_1 is")
+    assert f"is {'s' * 99}\u2026." in line
+    assert len(line) < 1_000
+
+
 def test_create_lead_leaves_out_fields_that_rendered_empty(octanist_server: Any, octanist_conn: str) -> None:
     op = OctanistCreateLeadOperator(task_id="create", name="Ada", phone="{{ params.phone }}")
     run(op, {"params": {"phone": ""}})

@@ -886,6 +886,33 @@ def test_a_lead_the_list_does_not_show_is_polled_on_its_own_and_the_trigger_says
     assert gets(server, shown) == 1, "a listed lead is read once, then served by the feed"
 
 
+def test_a_huge_updated_at_is_capped_in_the_line_that_says_the_list_does_not_show_a_lead(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hidden = server.add_lead()["id"]
+    hide_from_list(server, hidden)
+    # A time all the same: Python reads any number of fractional digits.
+    huge = stamp(server_now()).replace("Z", "0" * 1_000_000 + "Z")
+
+    def with_huge_stamp(payload: Any) -> Any:
+        payload["data"]["updatedAt"] = huge
+        return payload
+
+    server.inject("transform", function=with_huge_stamp, count=None, path=f"{LIST}/{hidden}")
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(trigger(hidden, poll_interval=0.02))
+        await until(lambda: gets(server, hidden) >= 4, "the hidden lead's trigger to poll on its own")
+        server.set_status(hidden, "won")
+        return await results(tasks)
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+    [line] = Printed(capsys).lines("cannot serve")
+    assert f"updatedAt {huge[:99]}\u2026" in line
+    assert len(line) < 1_000, f"{len(line)} characters in one log line"
+
+
 def test_looking_for_a_lead_in_the_list_costs_one_request_per_trigger_once(
     server: FakeOctanistServer, ticker: Ticker
 ) -> None:
