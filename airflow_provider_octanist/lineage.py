@@ -86,18 +86,26 @@ def asset_uri(base_url: str, dataset: str) -> str:
 
 def sanitize_uri(uri: SplitResult) -> SplitResult:
     """
-    Normalize an ``octanist://`` asset URI (the handler in the provider info): lower-case host, no query.
+    Normalize an ``octanist://`` asset URI (the handler in the provider info); refuse none.
+
+    The lineage names, ``octanist://<host>/leads`` and ``octanist://<host>/ad-spend``, get a
+    lower-case host and lose any query, so every spelling of one names the dataset the operators
+    report. Any other ``octanist://`` URI (``octanist://leads/won``, ``octanist://anything``) is an
+    asset of the DAG author's own naming, valid before the scheme was registered: it is returned as
+    Airflow gave it.
 
     :param uri: the split URI, as Airflow passes it.
-    :raises ValueError: without a host, or with a dataset other than ``leads`` or ``ad-spend``.
     """
-    if not uri.netloc:
-        raise ValueError(
-            f"An Octanist asset URI names a host, as in octanist://octanist.com/leads; got {uri.geturl()!r}."
-        )
-    dataset = uri.path.strip("/")
-    _check_dataset(dataset, where=uri.geturl())
+    dataset = _dataset_of(uri)
+    if dataset is None:
+        return uri
     return uri._replace(netloc=uri.netloc.lower(), path=f"/{dataset}", query="", fragment="")
+
+
+def _dataset_of(uri: SplitResult) -> str | None:
+    """The Octanist dataset a lineage name names (``leads``, ``ad-spend``); ``None`` for any other URI."""
+    dataset = uri.path.strip("/")
+    return dataset if uri.netloc and dataset in DATASETS else None
 
 
 def storage_name(url: str) -> tuple[str, str]:
@@ -121,10 +129,9 @@ def storage_name(url: str) -> tuple[str, str]:
     return f"{protocol}://{bucket}", key or "/"
 
 
-def _check_dataset(dataset: str, where: str | None = None) -> None:
+def _check_dataset(dataset: str) -> None:
     if dataset not in DATASETS:
-        text = f" in {where!r}" if where else ""
-        raise ValueError(f"Octanist datasets are 'leads' and 'ad-spend'; got {dataset!r}{text}.")
+        raise ValueError(f"Octanist datasets are 'leads' and 'ad-spend'; got {dataset!r}.")
 
 
 # -- OpenLineage ------------------------------------------------------------------------------------
@@ -134,13 +141,17 @@ def convert_asset_to_openlineage(asset: Any, lineage_context: Any) -> Any:
     """
     The OpenLineage dataset of an ``octanist://`` asset (the converter in the provider info).
 
-    :param asset: an Airflow asset whose URI is ``octanist://<host>/<dataset>``.
+    :param asset: an Airflow asset whose URI has the ``octanist`` scheme.
     :param lineage_context: what Airflow passes along (unused: the URI says everything).
+    :returns: ``None`` for a URI that is not a lineage name (``octanist://leads/won``): it names no
+        Octanist dataset.
     """
+    parts = sanitize_uri(urlsplit(asset.uri))
+    dataset = _dataset_of(parts)
+    if dataset is None:
+        return None
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
-    parts = sanitize_uri(urlsplit(asset.uri))
-    dataset = parts.path.strip("/")
     return Dataset(namespace=f"{SCHEME}://{parts.netloc}", name=dataset, facets=_octanist_facets(dataset))
 
 
@@ -169,13 +180,16 @@ def octanist_to_object_lineage(
     )
 
 
-def object_to_octanist_lineage(url: str, base_url: str, *, rows: int | None = None) -> Any:
+def object_to_octanist_lineage(
+    url: str, base_url: str, *, rows: int | None = None, dry_run: bool = False
+) -> Any:
     """
     The ``OperatorLineage`` of a write-back from object storage: the object at ``url`` in, the leads out.
 
     :param url: the object's URL (``file:///...``, ``s3://bucket/key``...).
     :param base_url: the Octanist connection's base URL.
     :param rows: the leads updated, once known (the output's statistics).
+    :param dry_run: the write-back sent nothing: the object in, no output.
     :returns: ``None`` when the OpenLineage provider is not installed.
     """
     if (found := _openlineage()) is None:
@@ -184,7 +198,7 @@ def object_to_octanist_lineage(url: str, base_url: str, *, rows: int | None = No
     namespace_, name = storage_name(url)
     return operator_lineage(
         inputs=[facet.InputDataset(namespace=namespace_, name=name)],
-        outputs=[_octanist_dataset(facet.OutputDataset, base_url, LEADS, _statistics(facet, rows))],
+        outputs=_leads_written(facet, base_url, rows, dry_run),
     )
 
 
@@ -195,6 +209,7 @@ def sql_to_octanist_lineage(
     base_url: str,
     *,
     rows: int | None = None,
+    dry_run: bool = False,
 ) -> Any:
     """
     The ``OperatorLineage`` of a write-back from SQL: the tables ``sql`` reads in, the leads out.
@@ -209,6 +224,7 @@ def sql_to_octanist_lineage(
     :param conn_id: the hook's connection id.
     :param base_url: the Octanist connection's base URL.
     :param rows: the leads updated, once known (the output's statistics).
+    :param dry_run: the write-back sent nothing: the tables in, no output.
     :returns: ``None`` when the OpenLineage provider is not installed.
     """
     if (found_facets := _openlineage()) is None:
@@ -222,10 +238,22 @@ def sql_to_octanist_lineage(
         found = _parsed_sql_lineage(hook, statements, conn_id)
     return operator_lineage(
         inputs=list(found.inputs),
-        outputs=[_octanist_dataset(facet.OutputDataset, base_url, LEADS, _statistics(facet, rows))],
+        outputs=_leads_written(facet, base_url, rows, dry_run),
         run_facets=dict(found.run_facets),
         job_facets=dict(found.job_facets),
     )
+
+
+def _leads_written(facet: Any, base_url: str, rows: int | None, dry_run: bool) -> list[Any]:
+    """
+    The outputs of a write-back: the Octanist leads, with the leads updated once known.
+
+    A dry run wrote nothing, so it has no output: an output would tell a lineage consumer (Marquez,
+    a catalogue) that the leads have a new version made by this job.
+    """
+    if dry_run:
+        return []
+    return [_octanist_dataset(facet.OutputDataset, base_url, LEADS, _statistics(facet, rows))]
 
 
 def _parsed_sql_lineage(hook: Any, sql: str | list[str], conn_id: str) -> Any:

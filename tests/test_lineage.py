@@ -7,6 +7,9 @@ import sqlite3
 import subprocess
 import sys
 import typing
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,13 +19,14 @@ from airflow_provider_octanist import lineage
 from airflow_provider_octanist.types import Lead
 
 if typing.TYPE_CHECKING:
-    from pathlib import Path
+    from airflow_provider_octanist.testing import FakeOctanistServer
 
 needs_openlineage = pytest.mark.skipif(
     lineage._openlineage() is None, reason="the OpenLineage provider is not installed on this Airflow line"
 )
 
 OCTANIST = "https://octanist.com/api"
+DAGS = Path(__file__).parent / "dags"
 
 
 @pytest.mark.parametrize(
@@ -103,18 +107,47 @@ def test_an_octanist_asset_uri_is_canonical() -> None:
     assert asset("octanist://octanist.com/ad-spend?x=1#top").uri == "octanist://octanist.com/ad-spend"
 
 
-def test_an_octanist_asset_of_an_unknown_dataset_is_refused_naming_the_datasets() -> None:
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("octanist://octanist.com/leads", "octanist://octanist.com/leads"),
+        ("octanist://Octanist.COM:8443//leads//", "octanist://octanist.com:8443/leads"),
+        ("octanist://octanist.com/ad-spend?since=2026-03-01", "octanist://octanist.com/ad-spend"),
+        # Not lineage names: returned as given.
+        ("octanist://leads/won", "octanist://leads/won"),
+        ("octanist://Leads/Won?b=2&a=1", "octanist://Leads/Won?b=2&a=1"),
+        ("octanist://anything", "octanist://anything"),
+        ("octanist:///leads", "octanist:///leads"),
+        ("octanist://octanist.com/stats", "octanist://octanist.com/stats"),
+        ("octanist://octanist.com/leads/won", "octanist://octanist.com/leads/won"),
+        ("octanist://octanist.com/LEADS", "octanist://octanist.com/LEADS"),
+    ],
+)
+def test_the_normalizer_normalizes_the_lineage_names_and_returns_any_other_uri_as_given(
+    given: str, expected: str
+) -> None:
+    assert lineage.sanitize_uri(urlsplit(given)) == urlsplit(expected)
 
-    message = r"Octanist datasets are 'leads' and 'ad-spend'; got 'stats'"
-    # Airflow 2 only warns about a URI its scheme's handler refuses.
-    refused = (
-        pytest.raises(ValueError, match=message)
-        if AIRFLOW_V_3_0_PLUS
-        else pytest.warns(UserWarning, match=message)
-    )
-    with refused:
-        asset("octanist://octanist.com/stats")
+
+@pytest.mark.parametrize(
+    ("uri", "as_airflow_keeps_it"),
+    [
+        ("octanist://leads/won", "octanist://leads/won"),
+        ("octanist://leads/lost/", "octanist://leads/lost"),
+        ("octanist://anything", "octanist://anything/"),
+        ("octanist:///leads", "octanist:/leads"),  # urlunsplit's spelling of an empty host
+        ("octanist://octanist.com/stats", "octanist://octanist.com/stats"),
+        ("octanist://Crm/Won?b=2&a=1#x", "octanist://Crm/Won?a=1&b=2"),
+    ],
+)
+def test_an_octanist_asset_that_is_not_a_lineage_name_stays_as_airflow_alone_keeps_it(
+    uri: str, as_airflow_keeps_it: str
+) -> None:
+    # Any octanist:// URI was a valid asset before the scheme was registered: no error, no warning,
+    # and only Airflow's own normalization (sorted query, no fragment, no trailing slash).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert asset(uri).uri == as_airflow_keeps_it
 
 
 @needs_openlineage
@@ -129,6 +162,27 @@ def test_an_octanist_asset_reaches_openlineage_as_the_dataset_the_operators_repo
     assert converted.facets == reported.facets
 
 
+def test_a_dag_scheduled_on_an_octanist_asset_of_its_own_naming_parses() -> None:
+    from airflow.models import DagBag
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    bag = DagBag(dag_folder=str(DAGS / "octanist_asset_uris.py"))
+
+    assert bag.import_errors == {}
+    timetable = bag.dags["octanist_asset_uris"].timetable
+    if AIRFLOW_V_3_0_PLUS:
+        watched = timetable.asset_condition
+        assert [watcher.name for watcher in watched.watchers] == ["leads_won_watcher"]
+    else:  # Airflow 2 calls an asset a dataset, and has no watchers
+        watched = timetable.dataset_condition
+    assert watched.uri == "octanist://leads/won"
+
+
+def test_an_octanist_asset_that_is_not_a_lineage_name_converts_to_no_openlineage_dataset() -> None:
+    assert lineage.convert_asset_to_openlineage(asset("octanist://leads/won"), None) is None
+    assert lineage.convert_asset_to_openlineage(asset("octanist://octanist.com/stats"), None) is None
+
+
 # -- the write-backs ----------------------------------------------------------------------------
 
 
@@ -141,6 +195,14 @@ def test_a_write_back_from_an_object_reads_the_object_and_writes_the_leads() -> 
     assert (target.namespace, target.name) == ("octanist://octanist.com", "leads")
     assert target.outputFacets["outputStatistics"].rowCount == 12
     assert "schema" in target.facets
+
+
+@needs_openlineage
+def test_a_dry_run_write_back_reads_the_object_and_writes_nothing() -> None:
+    found = lineage.object_to_octanist_lineage("s3://crm/outcomes.csv", OCTANIST, rows=0, dry_run=True)
+
+    assert [(d.namespace, d.name) for d in found.inputs] == [("s3://crm", "outcomes.csv")]
+    assert found.outputs == []
 
 
 @needs_openlineage
@@ -180,3 +242,84 @@ def test_without_openlineage_the_lineage_functions_return_none(monkeypatch: pyte
     assert lineage.object_to_octanist_lineage("file:///x.jsonl", OCTANIST) is None
     assert lineage.sql_to_octanist_lineage(object(), "SELECT 1", "crm", OCTANIST) is None
     assert urlsplit(lineage.asset_uri(OCTANIST, "leads")).scheme == "octanist"
+
+
+# -- what the write-back operators report -------------------------------------------------------
+
+TWINS = "twins@example.com"
+
+
+WriteBack = Callable[..., tuple[Any, tuple[str, str]]]
+"""Builds a write-back of the rows given: ``(operator, (namespace, name) of its source)``."""
+
+
+@pytest.fixture(params=["object", "sql"])
+def write_back(
+    request: pytest.FixtureRequest, octanist_conn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> WriteBack:
+    """A write-back from a JSON Lines file, then from a SQLite table, to the fake server."""
+    from airflow_provider_octanist.transfers.object_storage import ObjectStorageToOctanistLeadsOperator
+    from airflow_provider_octanist.transfers.sql import SqlToOctanistLeadsOperator
+
+    def from_a_file(rows: list[dict[str, Any]], **kwargs: Any) -> tuple[Any, tuple[str, str]]:
+        path = tmp_path / "outcomes.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        operator = ObjectStorageToOctanistLeadsOperator(task_id="write_back", path=path.as_uri(), **kwargs)
+        return operator, ("file", str(path))
+
+    def from_sql(rows: list[dict[str, Any]], **kwargs: Any) -> tuple[Any, tuple[str, str]]:
+        database = tmp_path / "crm.db"
+        with sqlite3.connect(database) as db:
+            db.execute("CREATE TABLE outcomes (id TEXT, email TEXT, status TEXT)")
+            db.executemany(
+                "INSERT INTO outcomes VALUES (:id, :email, :status)",
+                [{"id": None, "email": None, **row} for row in rows],
+            )
+        monkeypatch.setenv("AIRFLOW_CONN_CRM", json.dumps({"conn_type": "sqlite", "host": str(database)}))
+        operator = SqlToOctanistLeadsOperator(
+            task_id="write_back", conn_id="crm", sql="SELECT id, email, status FROM outcomes", **kwargs
+        )
+        return operator, (f"sqlite://{database}", "main.outcomes")
+
+    if request.param == "sql":
+        pytest.importorskip("airflow.providers.sqlite", reason="the SQLite provider is not installed")
+        return from_sql
+    return from_a_file
+
+
+@needs_openlineage
+def test_a_write_back_counts_the_leads_it_updated_not_its_rows(
+    write_back: WriteBack, octanist_server: FakeOctanistServer
+) -> None:
+    # Octanist updates every lead an email names when the organisation allows bulk updates.
+    octanist_server.bulk_updates = True
+    octanist_server.add_leads(3, email=TWINS)
+    one = octanist_server.add_lead(id="lead_one")
+    operator, _ = write_back(
+        [{"email": TWINS, "status": "qualified"}, {"id": one["id"], "status": "qualified"}]
+    )
+
+    summary = operator.execute({})
+    [target] = operator.get_openlineage_facets_on_complete(None).outputs
+
+    assert (summary["rows"], summary["updated"], summary["leads_updated"]) == (2, 2, 4)
+    assert (target.namespace, target.name) == (lineage.namespace(octanist_server.url), "leads")
+    assert target.outputFacets["outputStatistics"].rowCount == 4
+
+
+@needs_openlineage
+def test_a_dry_run_reports_its_source_and_no_octanist_output(
+    write_back: WriteBack, octanist_server: FakeOctanistServer
+) -> None:
+    lead = octanist_server.add_lead(id="lead_one")
+    operator, source = write_back([{"id": lead["id"], "status": "won"}], dry_run=True)
+
+    on_start = operator.get_openlineage_facets_on_start()
+    summary = operator.execute({})
+    on_complete = operator.get_openlineage_facets_on_complete(None)
+
+    assert summary["valid"] == 1
+    assert [request for request in octanist_server.requests if request.method == "PATCH"] == []
+    for reported in (on_start, on_complete):
+        assert [(d.namespace, d.name) for d in reported.inputs] == [source]
+        assert reported.outputs == []

@@ -264,9 +264,9 @@ class _OctanistHookBase(BaseHook):  # type: ignore[misc]
         data, payload = api.unwrap(call, status, headers, content, settings, expect=expect, legacy=legacy)
         return data, api.request_id_of(payload, headers)
 
-    def _lead_query(self, filters: Mapping[str, Any]) -> dict[str, str]:
+    def _lead_query(self, filters: Mapping[str, Any], exact_time: bool = False) -> dict[str, str]:
         """The query of ``GET /leads`` for ``filters``, time bounds as precise as the server's own."""
-        return api.lead_list_params(exact_time=self._server_writes_microseconds, **filters)
+        return api.lead_list_params(exact_time=exact_time or self._server_writes_microseconds, **filters)
 
     def _note_precision(self, page: api.Page) -> api.Page:
         """Remember when the server's clock shows microseconds (see ``_lead_query``); return ``page``."""

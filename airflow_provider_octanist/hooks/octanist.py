@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from airflow_provider_octanist.hooks._shared_client import ClientKey, SharedClient
+    from airflow_provider_octanist.triggers._feed.keyset import KeysetWalk
     from airflow_provider_octanist.types import DateLike, Lead, LeadFilters, LeadUpdate, NewLead
 
 __all__ = ["OctanistAsyncHook", "OctanistHook"]
@@ -276,6 +277,7 @@ class OctanistHook(_OctanistHookBase):
         *,
         skip_malformed: bool = False,
         deadline: float | None = None,
+        exact_time: bool = False,
         **filters: Unpack[LeadFilters],
     ) -> api.Page:
         """
@@ -285,8 +287,10 @@ class OctanistHook(_OctanistHookBase):
         :param skip_malformed: leave out leads that fail the checks (described in ``Page.malformed``)
             instead of refusing the page; a change feed must not stall on one bad lead.
         :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
+        :param exact_time: send time bounds with their microseconds, whatever the server's clock
+            showed so far: a change feed whose bound is a microsecond stamp the server wrote.
         """
-        listing = api.leads_listing(self._lead_query(filters), skip_malformed=skip_malformed)
+        listing = api.leads_listing(self._lead_query(filters, exact_time), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
         answer = self._send(call, deadline)
         with self._scrubbed():
@@ -309,6 +313,72 @@ class OctanistHook(_OctanistHookBase):
         """
         listing = api.leads_listing(self._lead_query(filters))
         return cast("Iterator[Lead]", self._pages(listing, api.max_results_value(max_results), LEADS))
+
+    def iter_leads_by_update(
+        self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]
+    ) -> Iterator[Lead]:
+        """
+        Yield every lead matching the filters once, oldest ``updatedAt`` first, by keyset paging.
+
+        Unlike page numbers, which a lead edited out of the filters shifts, each request asks for
+        the leads updated at or after the newest one read (see ``triggers._feed.keyset``): a lead
+        that matches the filters for the whole walk is never left out, whatever is edited meanwhile.
+        A lead edited during the walk and still matching comes once, as first read. Takes the
+        filters of :meth:`iter_leads`; ``updated_gte`` and ``updated_lt`` bound the walk.
+
+        :param max_results: stop after this many leads.
+        :raises ValueError: for a ``sort`` other than ``updatedAt:asc``, or a raw ``updatedAt``
+            filter in ``filters`` (the walk sets that bound itself).
+        :raises OctanistResponseError: when Octanist ignores the sort (a page out of order).
+        """
+        from airflow_provider_octanist._timestamps import to_utc
+        from airflow_provider_octanist.triggers._feed.cursor import Cursor
+        from airflow_provider_octanist.triggers._feed.keyset import SORT, KeysetWalk, walkable
+
+        query: dict[str, Any] = dict(filters)
+        if not walkable(query):
+            raise ValueError(
+                f"iter_leads_by_update reads in {SORT} order and sets the updatedAt bounds itself: "
+                "leave sort unset and give updated_gte/updated_lt, not raw updatedAt filters."
+            )
+        query.pop("sort", None)
+        start, before = query.pop("updated_gte", None), query.pop("updated_lt", None)
+        fields = query.get("fields")
+        asked = None if fields is None else api.lead_list_params(fields=fields)["fields"].split(",")
+        keep_updated_at = asked is None or "updatedAt" in asked
+        if asked is not None and not keep_updated_at:
+            query["fields"] = [*asked, "updatedAt"]  # the walk places leads by it; left out below
+        limit = api.max_results_value(max_results)
+        self._lead_query(query)  # checks every filter before the first request
+        walk = KeysetWalk(
+            None if start is None else Cursor(to_utc(start, "updated_gte")),
+            before=None if before is None else to_utc(before, "updated_lt"),
+            page_size=query.get("page_size", api.DEFAULT_PAGE_SIZE),
+        )
+        return self._walk_by_update(walk, query, limit, keep_updated_at=keep_updated_at)
+
+    def _walk_by_update(
+        self, walk: KeysetWalk, query: dict[str, Any], limit: int | None, *, keep_updated_at: bool
+    ) -> Iterator[Lead]:
+        from airflow_provider_octanist.triggers._feed.cursor import positioned
+
+        yielded: set[str] = set()
+        while (request := walk.next_request()) is not None:
+            number, window = request
+            page = self.list_leads_page(number, sort="updatedAt:asc", **query, **window)
+            changes, rejected = positioned(page.items, "GET /leads")
+            if rejected:
+                raise OctanistResponseError(rejected[0], request_id=page.request_id)
+            for change in walk.read(page, changes):
+                if change.lead_id in yielded:
+                    continue  # edited while the walk ran and met again: it comes once
+                yielded.add(change.lead_id)
+                lead = change.lead
+                if not keep_updated_at:
+                    lead = {name: value for name, value in lead.items() if name != "updatedAt"}
+                yield cast("Lead", lead)
+                if limit is not None and len(yielded) >= limit:
+                    return
 
     def list_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> list[Lead]:
         """Return every lead matching the filters, across all pages (see :meth:`iter_leads`)."""
@@ -618,6 +688,7 @@ class OctanistAsyncHook(_OctanistHookBase):
         *,
         skip_malformed: bool = False,
         deadline: float | None = None,
+        exact_time: bool = False,
         **filters: Unpack[LeadFilters],
     ) -> api.Page:
         """
@@ -626,8 +697,10 @@ class OctanistAsyncHook(_OctanistHookBase):
         :param skip_malformed: leave out leads that fail the checks (described in ``Page.malformed``)
             instead of refusing the page; a change feed must not stall on one bad lead.
         :param deadline: give up by this moment (``time.time()`` seconds), even mid-request.
+        :param exact_time: send time bounds with their microseconds, whatever the server's clock
+            showed so far: a change feed whose bound is a microsecond stamp the server wrote.
         """
-        listing = api.leads_listing(self._lead_query(filters), skip_malformed=skip_malformed)
+        listing = api.leads_listing(self._lead_query(filters, exact_time), skip_malformed=skip_malformed)
         call = listing.call(api.page_number(page))
         answer = await self._send(call, deadline)
         settings = await self.get_settings()

@@ -144,7 +144,7 @@ def _list_leads(
     limit = page_number(first("limit"), "limit", default=DEFAULT_PAGE_SIZE, high=MAX_PAGE_SIZE)
     if store.page_cap is not None:
         limit = min(limit, store.page_cap)
-    page = page_number(first("page"), "page", default=1, high=None)
+    page = 1 if store.ignore_page else page_number(first("page"), "page", default=1, high=None)
     sort_field, descending = parse_sort(first("sort") or DEFAULT_SORT)
     search = (first("search") or "").strip().lower()
     fields = [name.strip() for name in (first("fields") or "").split(",") if name.strip()]
@@ -153,7 +153,7 @@ def _list_leads(
         if key not in CONTROL_PARAMS and key.partition("[")[0] in store.refused_filters:
             raise ApiError(400, "INVALID_FILTER", f"Unknown filter {key!r}", {"filter": key})
     predicates = [
-        parse_filter(key, values[0], precision, strict_dates=store.strict_dates)
+        parse_filter(_as_applied(store, key), values[0], precision, strict_dates=store.strict_dates)
         for key, values in query.items()
         if key not in CONTROL_PARAMS
     ]
@@ -174,6 +174,11 @@ def _list_leads(
         if wanted is not None:
             rows = [{name: lead[name] for name in wanted if name in lead} for lead in rows]
         return ok(rows, pagination, server_time=store.server_time())
+
+
+def _as_applied(store: LeadStore, key: str) -> str:
+    """The filter ``key`` as the server applies it: ``[gte]`` read as ``[gt]`` when it confuses them."""
+    return key.replace("[gte]", "[gt]") if store.gte_as_gt else key
 
 
 def _create_lead(store: LeadStore, body: bytes) -> Response:

@@ -79,7 +79,16 @@ class LeadStore:
         by a deployment that does not support them."""
         self.stale_timestamp: str | None = None
         """When set, every success answer's ``meta.timestamp`` is this text, as a stuck clock or cache."""
+        self.clock_precision: str | None = None
+        """``meta.timestamp``'s precision when it differs from the printed one (``ms`` over stamps
+        printed in ``us``: a clock read by another layer than the one that stamps leads)."""
+        self.gte_as_gt = False
+        """When true, every ``[gte]`` time filter is applied as ``[gt]``, as a server that confuses them."""
+        self.ignore_page = False
+        """When true, the ``page`` parameter is ignored: every page of a listing is its first."""
         self._listing_changes: dict[int, list[Callable[[], Any]]] = {}
+        self._counted_changes: list[tuple[int, Callable[[], Any]]] = []
+        self._listings = 0  # GET /leads answered so far, for ``change_during_listing(request=...)``
         self.strict_dates = False
         """When true, a time filter finer than milliseconds (the documented format) is ``INVALID_DATE``."""
         self.leads_limit = 500
@@ -218,7 +227,9 @@ class LeadStore:
             self._stored(lead_id)
             del self._leads[lead_id]
 
-    def change_during_listing(self, change: Callable[[], Any], *, page: int = 2) -> None:
+    def change_during_listing(
+        self, change: Callable[[], Any], *, page: int = 2, request: int | None = None
+    ) -> None:
         """
         Run ``change()`` once, right before the server answers the next ``GET /leads`` for ``page``.
 
@@ -227,16 +238,27 @@ class LeadStore:
 
         :param change: what to do, e.g. ``lambda: server.set_status(lead_id, "lost")``.
         :param page: the page number whose next request runs it first.
+        :param request: instead of a page number, the ``GET /leads`` that runs it, counted from
+            1 from now, whatever page it asks for: for a client that asks for page 1 every time.
         """
-        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
-            raise ValueError(f"page must be a page number (1 or more), got {page!r}.")
+        for name, given in (("page", page), ("request", request)):
+            if (given is not None or name == "page") and (
+                not isinstance(given, int) or isinstance(given, bool) or given < 1
+            ):
+                raise ValueError(f"{name} must be a {name} number (1 or more), got {given!r}.")
         with self._lock:
-            self._listing_changes.setdefault(page, []).append(change)
+            if request is None:
+                self._listing_changes.setdefault(page, []).append(change)
+            else:
+                self._counted_changes.append((self._listings + request, change))
 
     def _listing_page(self, page: int) -> None:
         """Run the changes waiting for a listing of ``page`` (the list endpoint calls this)."""
         with self._lock:
-            for change in self._listing_changes.pop(page, []):
+            self._listings += 1
+            due = [change for at, change in self._counted_changes if at == self._listings]
+            self._counted_changes = [(at, c) for at, c in self._counted_changes if at != self._listings]
+            for change in [*self._listing_changes.pop(page, []), *due]:
                 change()
 
     def now(self) -> datetime:
@@ -255,7 +277,8 @@ class LeadStore:
         """``meta.timestamp`` of an answer: the server's clock as it prints it, or ``stale_timestamp``."""
         if self.stale_timestamp is not None:
             return self.stale_timestamp
-        return format_timestamp(self.now(), self.printed_precision or self.timestamp_precision)
+        precision = self.clock_precision or self.printed_precision or self.timestamp_precision
+        return format_timestamp(self.now(), precision)
 
     def printed(self, lead: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of a stored lead as answers show it: its timestamps in ``printed_precision``."""

@@ -74,7 +74,8 @@ class FakeOctanistServer(LeadStore):
     (fewer leads per page than asked), ``clock_offset`` (a ``timedelta``: the server's clock is off),
     ``stale_timestamp`` (a fixed ``meta.timestamp``), ``lying_pagination``, ``refused_filters``
     (lead fields whose list filters are answered ``400 INVALID_FILTER``), and the methods
-    ``change_during_listing`` (a listing that shifts while it is paged) and ``delete_lead``.
+    ``change_during_listing`` (a listing that shifts while it is paged), ``delete_lead`` and
+    ``revoke_key`` (the key refused after a number of requests).
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class FakeOctanistServer(LeadStore):
         self._thread: threading.Thread | None = None
         self._waker: tuple[socket.socket, socket.socket] | None = None
         self._stopped = False
+        self._key_uses_left: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -409,12 +411,34 @@ class FakeOctanistServer(LeadStore):
         with self._lock:
             self._requests.append(request)
 
+    def revoke_key(self, *, after: int = 0) -> None:
+        """
+        Refuse the API key (401) once ``after`` more requests have carried it, as Octanist would once
+        someone revokes the key in its settings while a task is using it.
+
+        :param after: requests still answered with the key, whatever they are.
+        """
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError(f"after must be a whole number (0 or more), got {after!r}.")
+        with self._lock:
+            self._key_uses_left = after
+
+    def _accepted_key(self, key: str | None) -> str:
+        """The key this request is checked against: ``api_key``, or none at all once it is revoked."""
+        with self._lock:
+            if self._key_uses_left is None or key != self.api_key:
+                return self.api_key
+            if self._key_uses_left > 0:
+                self._key_uses_left -= 1
+                return self.api_key
+        return "\x00revoked"  # a key no request carries
+
     def _answer(self, request: RecordedRequest, key: str | None) -> Delivery:
         """Apply any pending fault to one request and say what to send back."""
         fault = self._faults.take(request.method, request.path)
         self._pause(self.latency)
         if fault is None:
-            return Delivery(dispatch(self, self.api_key, request, key))
+            return Delivery(dispatch(self, self._accepted_key(key), request, key))
         return _fault_answers.answer(
             fault, _fault_answers.Exchange({}, request, key, self, self._route(key), self._pause)
         )

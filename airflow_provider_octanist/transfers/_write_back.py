@@ -23,10 +23,10 @@ from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist._checks import whole_number
 from airflow_provider_octanist.operators.octanist import _OctanistOperator
 from airflow_provider_octanist.transfers import _storage
-from airflow_provider_octanist.transfers._readers import Unreadable
+from airflow_provider_octanist.transfers._readers import Unreadable, UnreadableInput
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from concurrent.futures import Future
 
     from airflow_provider_octanist.hooks.octanist import OctanistHook
@@ -43,6 +43,10 @@ UPDATED, VALID = "updated", "valid"
 INVALID, NOT_FOUND, AMBIGUOUS, FAILED = "invalid", "not_found", "ambiguous", "failed"
 NOT_APPLIED = (INVALID, NOT_FOUND, AMBIGUOUS, FAILED)
 """The outcomes counted against ``max_failed_rows``."""
+NOT_SENT = "not_sent"
+"""A valid row the run did not apply because it stopped first (a refused key, for one)."""
+SENT = (UPDATED, FAILED)
+"""The outcomes of a row whose update reached Octanist or may have (a failed one's is unknown)."""
 
 MAX_CONCURRENCY = 64
 """The most updates a task may keep in flight: Octanist documents no rate limit, so be a good citizen."""
@@ -163,13 +167,7 @@ def send_one(hook: OctanistHook, row: int, lead: Mapping[str, Any], arguments: M
             outcome = INVALID  # Octanist refused what the checks here let through
         else:
             outcome = FAILED
-        error = {
-            "message": str(exc),
-            "status": exc.status_code,
-            "code": exc.code,
-            "request_id": exc.request_id,
-        }
-        return Outcome(row, outcome, lead, error={k: v for k, v in error.items() if v is not None})
+        return Outcome(row, outcome, lead, error=_error_of(exc))
     updated = answer.get("leadsUpdated")
     lead_id = answer.get("leadId")
     return Outcome(
@@ -179,6 +177,24 @@ def send_one(hook: OctanistHook, row: int, lead: Mapping[str, Any], arguments: M
         lead_id=lead_id if isinstance(lead_id, str) else None,
         leads_updated=updated if isinstance(updated, int) and not isinstance(updated, bool) else None,
     )
+
+
+def _error_of(exc: Exception) -> dict[str, Any]:
+    """An error as a report line carries it: its text and, from Octanist, status, code and request id."""
+    error = {
+        "message": str(exc),
+        "status": getattr(exc, "status_code", None),
+        "code": getattr(exc, "code", None),
+        "request_id": getattr(exc, "request_id", None),
+    }
+    return {k: v for k, v in error.items() if v is not None}
+
+
+def not_sent(item: Outcome | tuple[int, dict[str, Any], dict[str, Any]], reason: str) -> Outcome:
+    """A row read after the run stopped: an invalid one stays invalid, a valid one is not sent."""
+    if isinstance(item, Outcome):
+        return item
+    return Outcome(item[0], NOT_SENT, item[1], error={"message": reason})
 
 
 class Sender:
@@ -225,41 +241,62 @@ class Sender:
         self,
         items: Iterable[Outcome | tuple[int, dict[str, Any], dict[str, Any]]],
         record: Callable[[Outcome], None],
-    ) -> None:
+    ) -> Exception | None:
         """
         Send every ``(row, lead, arguments)`` of ``items`` and ``record`` each outcome, in this thread.
 
         An ``Outcome`` among the items (a row that is not sent) is recorded as it comes. Items are
         drawn only when the window has room, so no more than the window is ever held.
+
+        Returns what stopped the sending before the end of ``items``, or ``None``: a refused key
+        (its rows are recorded ``not_sent``), an error reading ``items``, any other error of a
+        sending thread (its row is recorded ``failed``: it may have gone through). The updates
+        already in flight are waited for and recorded first; no item is drawn after it.
         """
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        from airflow_provider_octanist.exceptions import OctanistAuthError
 
         # The connection is read and the session opened here, once, before any thread needs them:
         # a task may look a connection up from its own thread only (Airflow 3.0's task runner
         # answers one request at a time), and threads racing to open the session would each open one.
         self.hook.settings  # noqa: B018 - read for its side effect
         self.hook.get_conn()
-        in_flight: set[Future[Outcome]] = set()
+        in_flight: dict[Future[Outcome], tuple[int, dict[str, Any], dict[str, Any]]] = {}
+        stop: Exception | None = None
 
         def collect() -> None:
+            nonlocal stop
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                in_flight.discard(future)
-                outcome = future.result()  # a rejected key ends the task here
+                row, lead, _arguments = in_flight.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:
+                    stop = stop or exc
+                    refused = isinstance(exc, OctanistAuthError)
+                    outcome = Outcome(row, NOT_SENT if refused else FAILED, lead, error=_error_of(exc))
                 if outcome.outcome == UPDATED:
                     self._went_through()
                 record(outcome)
 
         with ThreadPoolExecutor(max_workers=self.ceiling, thread_name_prefix="octanist-write-back") as pool:
-            for item in items:
-                if isinstance(item, Outcome):
-                    record(item)
-                    continue
-                while len(in_flight) >= max(1, int(self.window)):
-                    collect()
-                in_flight.add(pool.submit(send_one, self.hook, *item))
+            try:
+                for item in items:
+                    if isinstance(item, Outcome):
+                        record(item)
+                        continue
+                    while len(in_flight) >= max(1, int(self.window)):
+                        collect()
+                    if stop is not None:
+                        record(not_sent(item, f"not sent: the run stopped ({stop})"))
+                        break
+                    in_flight[pool.submit(send_one, self.hook, *item)] = item
+            except Exception as exc:  # the rows could not be read on (or the task was stopped)
+                stop = stop or exc
             while in_flight:
                 collect()
+        return stop
 
 
 class Tally:
@@ -271,6 +308,8 @@ class Tally:
         self.leads_updated = 0
         self.rate_limited = 0
         self.problems: list[Outcome] = []
+        self.stopped_by: str | None = None
+        """Why the run stopped before the end of its input, if it did."""
 
     def add(self, outcome: Outcome) -> None:
         """Count one row's outcome."""
@@ -280,6 +319,11 @@ class Tally:
             self.leads_updated += outcome.leads_updated if outcome.leads_updated is not None else 1
         elif outcome.outcome in NOT_APPLIED and len(self.problems) < PROBLEMS_NAMED:
             self.problems.append(outcome)
+
+    @property
+    def sent(self) -> int:
+        """Rows whose update reached Octanist or may have: sending them again could apply them twice."""
+        return sum(self.counts[name] for name in SENT)
 
     @property
     def not_applied(self) -> int:
@@ -296,6 +340,8 @@ class Tally:
             "invalid": self.counts[INVALID],
             "failed": self.counts[FAILED],
             "valid": self.counts[VALID],
+            "not_sent": self.counts[NOT_SENT],
+            "stopped_by": self.stopped_by,
             "leads_updated": self.leads_updated,
             "rate_limited": self.rate_limited,
             "dry_run": dry_run,
@@ -375,12 +421,12 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
 
     # OpenLineage calls these in the task's process after ``execute``, on the same operator.
     def get_openlineage_facets_on_start(self) -> Any:
-        """The rows' source in, the Octanist leads out (``None`` without OpenLineage)."""
+        """The rows' source in, the Octanist leads out, none for a dry run (``None`` without OpenLineage)."""
         return self._lineage(None)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """As on start, with the leads updated as the output's row count."""
-        return self._lineage(None if self.summary is None else self.summary["updated"])
+        """As on start, with the leads updated (not the rows: one row may update several) as the row count."""
+        return self._lineage(None if self.summary is None else self.summary["leads_updated"])
 
     def _lineage(self, updated: int | None) -> Any:
         """The ``OperatorLineage`` of this write-back: each kind of source names itself."""
@@ -409,8 +455,10 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
         )
         tally = Tally()
         progress = Progress(self.log, self.progress_seconds)
+        stop: Exception | None = None
 
         def run(stream: IO[bytes] | None) -> None:
+            nonlocal stop
             lines: list[dict[str, Any]] = []
             writer = None
             if stream is not None:
@@ -427,22 +475,16 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
                         lines.clear()
                 progress.tick(tally)
 
-            items = self._items(rows)
-            if self.dry_run:
-                for item in items:
-                    record(item if isinstance(item, Outcome) else Outcome(item[0], VALID, item[1]))
-            else:
-                with self._make_hook() as hook:
-                    sender = Sender(hook, self.max_concurrency)
-                    sender.run(items, record)
-                tally.rate_limited = sender.rate_limited
-                if sender.rate_limited:
-                    self.log.warning(
-                        "Octanist answered 429 (rate limited) %d time(s); at most %d update(s) were in "
-                        "flight at the narrowest.",
-                        sender.rate_limited,
-                        sender.narrowest,
-                    )
+            items = iter(self._items(rows))
+            try:
+                stop = self._send(items, record, tally)
+            except Exception as exc:  # the rows could not be read on (or the task was stopped)
+                stop = exc
+            if stop is not None:
+                tally.stopped_by = str(stop)
+                if not (tally.sent or isinstance(stop, UnreadableInput)):
+                    raise stop  # nothing reached Octanist: a retry is harmless, and writes the report
+                self._account_for_the_rest(items, stop, record)
             if writer is not None:
                 writer.write(lines)
                 writer.close()
@@ -454,17 +496,35 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
         summary = self.summary = tally.summary(dry_run=self.dry_run, report=report)
         elapsed = time.monotonic() - progress.started
         self.log.info(
-            "Write-back of %d row(s) from %s done in %.1f s: %d updated, %d not found, %d ambiguous, "
-            "%d invalid, %d failed.",
+            "Write-back of %d row(s) from %s %s in %.1f s: %d updated, %d not found, %d ambiguous, "
+            "%d invalid, %d failed, %d not sent.",
             tally.rows,
             source,
+            "stopped" if stop is not None else "done",
             elapsed,
             summary["updated"],
             summary["not_found"],
             summary["ambiguous"],
             summary["invalid"],
             summary["failed"],
+            summary["not_sent"],
         )
+        self._verdict(tally, stop, source, report)
+        return summary
+
+    def _verdict(self, tally: Tally, stop: Exception | None, source: str, report: str | None) -> None:
+        """Fail the task, never to be retried, when the run stopped or too many rows were not applied."""
+        summary = self.summary or {}
+        where = f" Every row's outcome is in the report at {report}." if report else ""
+        if stop is not None:
+            raise AirflowFailException(
+                f"The write-back from {source} stopped after {tally.rows} row(s): {stop}. "
+                f"{tally.sent} row(s) had reached Octanist ({summary['updated']} updated, "
+                f"{summary['failed']} failed with an outcome unknown), {summary['not_sent']} valid row(s) "
+                f"were not sent.{where} It is not retried: a run again would send the applied rows again "
+                "(a note is attached again each time). Fix the cause, then send only the rows not applied "
+                "(report outcomes not_sent, invalid, failed), or the whole input once you know it is safe."
+            ) from stop
         if tally.not_applied > self.max_failed_rows:
             named = "; ".join(problem.describe() for problem in tally.problems)
             more = tally.not_applied - len(tally.problems)
@@ -472,11 +532,57 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
                 f"{tally.not_applied} of {tally.rows} row(s) from {source} were not applied, more than "
                 f"max_failed_rows={self.max_failed_rows}: {named}"
                 + (f"; and {more} more" if more > 0 else "")
-                + (f". Every row's outcome is in the report at {report}." if report else ".")
+                + (where or ".")
                 + " Fix the rows (or raise max_failed_rows) and run the task again; it was not retried "
                 "because every row had been tried."
             )
-        return summary
+
+    def _send(
+        self,
+        items: Iterator[Outcome | tuple[int, dict[str, Any], dict[str, Any]]],
+        record: Callable[[Outcome], None],
+        tally: Tally,
+    ) -> Exception | None:
+        """Send (or in a dry run, only check) every item; return what stopped it early, if anything."""
+        if self.dry_run:
+            for item in items:
+                record(item if isinstance(item, Outcome) else Outcome(item[0], VALID, item[1]))
+            return None
+        with self._make_hook() as hook:
+            sender = Sender(hook, self.max_concurrency)
+            stop = sender.run(items, record)
+        tally.rate_limited = sender.rate_limited
+        if sender.rate_limited:
+            self.log.warning(
+                "Octanist answered 429 (rate limited) %d time(s); at most %d update(s) were in flight "
+                "at the narrowest.",
+                sender.rate_limited,
+                sender.narrowest,
+            )
+        return stop
+
+    def _account_for_the_rest(
+        self,
+        items: Iterator[Outcome | tuple[int, dict[str, Any], dict[str, Any]]],
+        stop: Exception,
+        record: Callable[[Outcome], None],
+    ) -> None:
+        """
+        After a stop that left the input readable (a refused key), read on: each row is ``not_sent``.
+
+        So the report lists every row of the input, and those to send again are found in it. A stop
+        that came from the input (or from the task being stopped) reads nothing more.
+        """
+        from airflow_provider_octanist.exceptions import OctanistAuthError
+
+        if not isinstance(stop, OctanistAuthError):
+            return
+        reason = f"not sent: the run stopped ({stop})"
+        try:
+            for item in items:
+                record(not_sent(item, reason))
+        except Exception as exc:
+            self.log.warning("The rest of the input could not be read to account for it: %s", exc)
 
     @staticmethod
     def _items(

@@ -26,6 +26,7 @@ from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 from airflow_provider_octanist.operators.octanist import _LeadListing, _OctanistOperator
 from airflow_provider_octanist.transfers import _formats, _readers, _storage
 from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
+from airflow_provider_octanist.triggers._feed.keyset import walkable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,6 +40,10 @@ __all__ = [
     "OctanistAdSpendToObjectStorageOperator",
     "OctanistLeadsToObjectStorageOperator",
 ]
+
+
+_NOT_COUNTED = ("sort", "fields", "page_size")
+"""Lead list filters that do not change how many leads match."""
 
 
 def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -142,8 +147,13 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
 
     The filters are those of
     :class:`~airflow_provider_octanist.operators.octanist.OctanistListLeadsOperator`. Leads are read
-    in ``createdAt:asc`` order unless ``sort`` says otherwise: a lead created while the export runs
-    then lands after the pages already read instead of shifting them.
+    in ``updatedAt:asc`` order by keyset paging (see ``OctanistHook.iter_leads_by_update``): each
+    request asks for the leads updated since the newest one written, so leads edited while the
+    export runs shift nothing, and every lead that matches the filters for the whole export is in
+    the object, once. With another ``sort`` (or a raw ``updatedAt`` filter in ``extra_filters``)
+    pages are read by number, and the export counts the matching leads before and after: when the
+    counts differ, or the rows written are not that count, the listing moved under the export and
+    it fails (nothing is written) rather than leave leads out.
 
     .. code-block:: python
 
@@ -164,7 +174,7 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
     :param created_gte: only leads created at or after this moment (templated).
     :param created_lt: only leads created before this moment (templated).
     :param search: free text matched against name, email and phone (templated).
-    :param sort: order as ``field:direction``; default ``createdAt:asc`` (templated).
+    :param sort: order as ``field:direction``; default ``updatedAt:asc`` (templated).
     :param fields: only these lead fields (``id`` is always included) (templated).
     :param page_size: leads per request, 1-100.
     :param max_results: stop after this many leads; ``None`` exports every matching lead.
@@ -190,17 +200,60 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
 
     def execute(self, context: Context) -> dict[str, Any]:
         filters = self._filters()
-        filters.setdefault("sort", "createdAt:asc")
         # Built before the first request: a bad filter fails here, before anything is written.
-        leads = self.hook.iter_leads(max_results=self.max_results, **filters)
+        pages: Iterable[list[Row]]
+        if walkable(filters):
+            leads = self.hook.iter_leads_by_update(max_results=self.max_results, **filters)
+            pages = _pages(leads, self.page_size)
+        else:
+            leads = self.hook.iter_leads(max_results=self.max_results, **filters)
+            pages = self._counted(_pages(leads, self.page_size), filters)
         by_status: Counter[Any] = Counter()
 
         def count(page: list[Row]) -> None:
             by_status.update([lead.get("status") for lead in page])
 
-        summary = self._export(_pages(leads, self.page_size), count)
+        summary = self._export(pages, count)
         summary["by_status"] = dict(sorted((str(status), n) for status, n in by_status.items()))
         return summary
+
+    def _counted(self, pages: Iterable[list[Row]], filters: Mapping[str, Any]) -> Iterator[list[Row]]:
+        """
+        ``pages`` read by page number, checked against the count of matching leads before and after.
+
+        A lead edited out of the filters while the pages are read shifts the leads after it, and one
+        of them is on no page: the count then differs between the start and the end, or from the
+        rows read. Raised at the end of the pages, so the object is never written.
+        """
+        before = self._count(filters)
+        rows = 0
+        for page in pages:
+            rows += len(page)
+            yield page
+        after = self._count(filters)
+        if before is None or after is None:
+            self.log.warning(
+                "Octanist's answers carry no pagination total, so the export cannot check that no lead "
+                "was shifted off a page while it read them (%d row(s) exported).",
+                rows,
+            )
+            return
+        expected = before if self.max_results is None else min(before, self.max_results)
+        if before != after or rows != expected:
+            from airflow_provider_octanist.exceptions import OctanistError
+
+            raise OctanistError(
+                f"The leads export read {rows} lead(s) while {before} matched the filters when it started "
+                f"and {after} when it ended: leads were edited while it read the pages by number, which "
+                "can shift a lead off every page. Nothing was written",
+                hint="Run it again (a retry reads the listing afresh), or leave sort unset so the export "
+                "pages by updatedAt, which no edit can shift.",
+            )
+
+    def _count(self, filters: Mapping[str, Any]) -> int | None:
+        """How many leads match ``filters`` now (one request for one lead), if Octanist says."""
+        query = {name: value for name, value in filters.items() if name not in _NOT_COUNTED}
+        return self.hook.list_leads_page(1, page_size=1, fields="id", **query).total
 
 
 class OctanistAdSpendToObjectStorageOperator(_ToObjectStorageOperator):
@@ -327,7 +380,8 @@ class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
         same path rules as ``path``); written whole or not at all, like an export.
     :param dry_run: check every row and send nothing.
     :returns: ``{"rows", "updated", "not_found", "ambiguous", "invalid", "failed", "valid",
-        "leads_updated", "rate_limited", "dry_run", "report_path"}``, also pushed to XCom.
+        "not_sent", "stopped_by", "leads_updated", "rate_limited", "dry_run", "report_path"}``, also
+        pushed to XCom.
     """
 
     template_fields: Sequence[str] = ("path", "report_path", "octanist_conn_id")
@@ -366,5 +420,5 @@ class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
         from airflow_provider_octanist.lineage import object_to_octanist_lineage
 
         return object_to_octanist_lineage(
-            _storage.url_of(self.path), self.hook.settings.base_url, rows=updated
+            _storage.url_of(self.path), self.hook.settings.base_url, rows=updated, dry_run=self.dry_run
         )

@@ -58,7 +58,8 @@ class SqlToOctanistLeadsOperator(_ToOctanistLeadsOperator):
     :param storage_conn_id: the Airflow connection of the store of ``report_path``, for a URL.
     :param dry_run: check every row and send nothing.
     :returns: ``{"rows", "updated", "not_found", "ambiguous", "invalid", "failed", "valid",
-        "leads_updated", "rate_limited", "dry_run", "report_path"}``, also pushed to XCom.
+        "not_sent", "stopped_by", "leads_updated", "rate_limited", "dry_run", "report_path"}``, also
+        pushed to XCom.
     """
 
     template_fields: Sequence[str] = ("conn_id", "sql", "parameters", "report_path", "octanist_conn_id")
@@ -130,5 +131,10 @@ class SqlToOctanistLeadsOperator(_ToOctanistLeadsOperator):
         from airflow_provider_octanist.lineage import sql_to_octanist_lineage
 
         return sql_to_octanist_lineage(
-            self.get_db_hook(), self.sql, self.conn_id, self.hook.settings.base_url, rows=updated
+            self.get_db_hook(),
+            self.sql,
+            self.conn_id,
+            self.hook.settings.base_url,
+            rows=updated,
+            dry_run=self.dry_run,
         )

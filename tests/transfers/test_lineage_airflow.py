@@ -28,6 +28,7 @@ pytestmark = pytest.mark.airflow
 DAG_FILE = Path(__file__).parent / "dags" / "octanist_lineage_scenarios.py"
 DAG_ID = "octanist_lineage_scenarios"
 API_KEY = "oct-lineage-key-" + "Zp4Kq7Rt2W" * 5
+TWINS = "twins@example.com"
 
 
 class LineageRun:
@@ -49,9 +50,13 @@ class LineageRun:
 
     def complete(self, task_id: str) -> dict[str, Any]:
         """The COMPLETE event of ``task_id``."""
+        return self.event(task_id, "COMPLETE")
+
+    def event(self, task_id: str, event_type: str) -> dict[str, Any]:
+        """The one event of ``task_id`` of this type (``START``, ``COMPLETE``)."""
         name = f"{DAG_ID}.{task_id}"
-        found = [e for e in self.events if e["eventType"] == "COMPLETE" and e["job"]["name"] == name]
-        assert len(found) == 1, f"{len(found)} COMPLETE events for {name}\n{self.run.describe()}"
+        found = [e for e in self.events if e["eventType"] == event_type and e["job"]["name"] == name]
+        assert len(found) == 1, f"{len(found)} {event_type} events for {name}\n{self.run.describe()}"
         return found[0]
 
 
@@ -61,16 +66,19 @@ def lineage_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LineageRun
     export = root / "exports"
     events_file = root / "openlineage.jsonl"
     outcomes = root / "outcomes.jsonl"
-    outcomes.write_text('{"id": "lead_3", "status": "qualified"}\n', encoding="utf-8")
+    # The second row names two leads by their shared email: one row, two leads updated.
+    rows = [{"id": "lead_3", "status": "qualified"}, {"email": TWINS, "status": "qualified"}]
+    outcomes.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     warehouse = root / "warehouse.db"
     with sqlite3.connect(warehouse) as db:
         db.execute("CREATE TABLE outcomes (id TEXT, status TEXT, value REAL)")
         db.executemany(
             "INSERT INTO outcomes VALUES (?, ?, ?)", [("lead_3", "won", 120.0), ("lead_4", "won", 80.0)]
         )
-    with FakeOctanistServer(api_key=API_KEY) as server:
+    with FakeOctanistServer(api_key=API_KEY, bulk_updates=True) as server:
         for n in range(5):
             server.add_lead(id=f"lead_{n}", status="won" if n < 3 else "open")
+        server.add_leads(2, email=TWINS)
         home = AirflowHome(root / "home", [DAG_FILE])
         conn = {
             "conn_type": "octanist",
@@ -116,8 +124,8 @@ def test_the_leads_export_writes_the_file_with_its_rows_and_bytes(lineage_run: L
 
     assert (target["namespace"], target["name"]) == ("file", str(written))
     statistics = target["outputFacets"]["outputStatistics"]
-    # The five leads and the one the create task added before.
-    assert statistics["rowCount"] == len(written.read_text(encoding="utf-8").splitlines()) == 6
+    # The seven leads and the one the create task added before.
+    assert statistics["rowCount"] == len(written.read_text(encoding="utf-8").splitlines()) == 8
     assert statistics["rowCount"] == lineage_run.run.xcom("export_leads")["rows"]
     assert statistics["size"] == written.stat().st_size
 
@@ -153,14 +161,21 @@ def test_a_task_reading_leads_through_the_hook_reports_the_leads_as_input(lineag
     assert lineage_run.run.xcom("count_won_leads") == 3
 
 
-def test_a_write_back_from_a_file_reads_the_file_and_writes_the_leads(lineage_run: LineageRun) -> None:
+def test_a_write_back_from_a_file_reads_the_file_and_writes_the_leads_it_updated(
+    lineage_run: LineageRun,
+) -> None:
     event = lineage_run.complete("outcomes_from_a_file")
     [source], [target] = event["inputs"], event["outputs"]
+    summary = lineage_run.run.xcom("outcomes_from_a_file")
 
     assert (source["namespace"], source["name"]) == ("file", str(lineage_run.outcomes))
     assert (target["namespace"], target["name"]) == (octanist(lineage_run.server.url), "leads")
-    assert target["outputFacets"]["outputStatistics"]["rowCount"] == 1
-    assert lineage_run.run.xcom("outcomes_from_a_file")["updated"] == 1
+    # Two rows, three leads: the row naming an email updated both leads that share it.
+    assert (summary["rows"], summary["leads_updated"]) == (2, 3)
+    assert target["outputFacets"]["outputStatistics"]["rowCount"] == 3
+    assert {lead["status"] for lead in lineage_run.server.leads if lead.get("email") == TWINS} == {
+        "qualified"
+    }
 
 
 def test_a_write_back_from_sql_reads_the_table_and_writes_the_leads(lineage_run: LineageRun) -> None:
@@ -172,6 +187,21 @@ def test_a_write_back_from_sql_reads_the_table_and_writes_the_leads(lineage_run:
     assert (target["namespace"], target["name"]) == (octanist(lineage_run.server.url), "leads")
     assert target["outputFacets"]["outputStatistics"]["rowCount"] == 2
     assert lineage_run.server.lead("lead_4")["status"] == "won"
+
+
+@pytest.mark.parametrize("task_id", ["outcomes_from_a_file_dry_run", "outcomes_from_sql_dry_run"])
+@pytest.mark.parametrize("event_type", ["START", "COMPLETE"])
+def test_a_dry_run_write_back_reads_its_source_and_reports_no_octanist_output(
+    lineage_run: LineageRun, task_id: str, event_type: str
+) -> None:
+    event = lineage_run.event(task_id, event_type)
+    real_run = lineage_run.complete(task_id.removesuffix("_dry_run"))
+
+    assert lineage_run.run.xcom(task_id)["dry_run"] is True
+    assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [
+        (d["namespace"], d["name"]) for d in real_run["inputs"]
+    ]
+    assert event["outputs"] == []
 
 
 def test_no_event_carries_the_api_key(lineage_run: LineageRun) -> None:

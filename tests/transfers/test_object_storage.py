@@ -55,7 +55,8 @@ def test_every_lead_of_many_pages_is_written_once_in_order_as_the_api_returned_i
         OctanistLeadsToObjectStorageOperator(task_id="export", path=f"file://{target}", page_size=5)
     )
     assert lines(target) == added
-    assert octanist_server.request_count("GET", "/api/leads") == 5
+    # Each page asks from the newest updatedAt of the one before, so it repeats that lead: 4 new a page.
+    assert octanist_server.request_count("GET", "/api/leads") == 6
     assert summary == {
         "path": f"file://{target}",
         "format": "jsonl",
@@ -182,8 +183,25 @@ def test_every_filter_reaches_octanist(octanist_server: Any, octanist_conn: str,
     )
     run(op)
     assert lines(tmp_path / "x.jsonl") == [{"id": "lead_match", "name": "Ada Lovelace", "status": "won"}]
-    query = octanist_server.requests[-1].query
-    assert query == {
+    count, listing, recount = (request.query for request in octanist_server.requests)
+    assert (
+        count
+        == recount
+        == {  # another sort reads by page number, between two counts
+            "limit": ["1"],
+            "page": ["1"],
+            "status": ["won"],
+            "updatedAt[gte]": ["2026-03-10T00:00:00.000Z"],
+            "updatedAt[lt]": ["2026-03-11T00:00:00.000Z"],
+            "createdAt[gte]": ["2026-03-10T00:00:00.000Z"],
+            "createdAt[lt]": ["2026-03-11T00:00:00.000Z"],
+            "search": ["ada"],
+            "fields": ["id"],
+            "source": ["api"],
+            "value[gte]": ["100"],
+        }
+    )
+    assert listing == {
         "limit": ["10"],
         "page": ["1"],
         "status": ["won"],
@@ -199,14 +217,22 @@ def test_every_filter_reaches_octanist(octanist_server: Any, octanist_conn: str,
     }
 
 
-def test_leads_are_read_oldest_created_first_unless_sort_says_otherwise(
+def test_leads_are_read_oldest_updated_first_unless_sort_says_otherwise(
     octanist_server: Any, octanist_conn: str, tmp_path: Path
 ) -> None:
-    octanist_server.add_lead(id="lead_new", createdAt="2026-03-02T00:00:00.000Z")
-    octanist_server.add_lead(id="lead_old", createdAt="2026-03-01T00:00:00.000Z")
+    octanist_server.add_lead(id="lead_new", createdAt="2026-03-01T00:00:00.000Z")
+    octanist_server.add_lead(id="lead_old", createdAt="2026-03-02T00:00:00.000Z")
+    octanist_server.update_lead("lead_new", at="2026-03-03T00:00:00.000Z", name="Edited")
     run(OctanistLeadsToObjectStorageOperator(task_id="export", path=f"file://{tmp_path}/x.jsonl"))
     assert [lead["id"] for lead in lines(tmp_path / "x.jsonl")] == ["lead_old", "lead_new"]
-    assert octanist_server.requests[-1].query["sort"] == ["createdAt:asc"]
+    assert {request.query["sort"][0] for request in octanist_server.requests} == {"updatedAt:asc"}
+
+    run(
+        OctanistLeadsToObjectStorageOperator(
+            task_id="export", path=f"file://{tmp_path}/y.jsonl", sort="createdAt:asc"
+        )
+    )
+    assert [lead["id"] for lead in lines(tmp_path / "y.jsonl")] == ["lead_new", "lead_old"]
 
 
 def test_max_results_stops_the_export(octanist_server: Any, octanist_conn: str, tmp_path: Path) -> None:

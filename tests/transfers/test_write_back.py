@@ -77,6 +77,8 @@ SUMMARY_ZERO = {
     "invalid": 0,
     "failed": 0,
     "valid": 0,
+    "not_sent": 0,
+    "stopped_by": None,
     "leads_updated": 0,
     "rate_limited": 0,
     "dry_run": False,

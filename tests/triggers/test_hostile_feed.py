@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.testing import FakeOctanistServer
-from airflow_provider_octanist.triggers._feed import lead_source
+from airflow_provider_octanist.triggers._feed import health, lead_source
 from airflow_provider_octanist.triggers._feed.changes import FUTURE_TOLERANCE, FeedNotes, fetch_changes
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
@@ -423,13 +423,17 @@ def ms_printing_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOctanist
 
 
 class Said:
-    """Stands in for a feed's logger: what it warned about."""
+    """Stands in for a feed's logger: what it warned about, and what it logged as errors."""
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        self.errors: list[str] = []
 
     def warning(self, message: str, *args: Any) -> None:
         self.warnings.append(message % args)
+
+    def error(self, message: str, *args: Any) -> None:
+        self.errors.append(message % args)
 
 
 # -- round 2, case 1: a crowded instant edited while it is paged --------------------------------------
@@ -631,9 +635,9 @@ def test_round_2_case_7_a_stale_server_clock_is_not_used_and_said_once(server: F
             assert server.request_count("GET", "/api/leads") == 5, "one request a poll, not a re-read"
 
     asyncio.run(scenario())
-    stale = [line for line in said.warnings if "1970-01-01T00:00:00.000Z" in line]
-    assert len(stale) == 1, said.warnings
-    assert "not used as the server's clock" in stale[0]
+    stale = [line for line in said.errors if "1970-01-01T00:00:00.000Z" in line]
+    assert len(stale) == 1, said.errors
+    assert "cannot be the server's clock" in stale[0]
 
 
 def test_round_2_case_7_the_event_trigger_under_a_stale_clock_reports_each_win_once(
@@ -653,5 +657,152 @@ def test_round_2_case_7_the_event_trigger_under_a_stale_clock_reports_each_win_o
 
     asyncio.run(scenario())
     out = stdout_of(capsys)
-    assert out.count("meta.timestamp 1970-01-01T00:00:00.000Z, more than") == 1
+    assert out.count("meta.timestamp 1970-01-01T00:00:00.000Z, which cannot be the server's clock") == 1
     assert "after the server's clock" not in out
+
+
+# -- the server's quirks, one at a time: microseconds, [gte] as [gt], clocks hours off ------------------
+
+
+@pytest.fixture
+def us_stamps_ms_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOctanistServer]:
+    """A fake API that stamps leads in microseconds but answers with a millisecond ``meta.timestamp``."""
+    with _serving(monkeypatch, timestamp_precision="us") as fake:
+        fake.clock_precision = "ms"
+        yield fake
+
+
+def test_microsecond_stamps_under_a_millisecond_clock_lose_no_lead_at_a_page_boundary(
+    us_stamps_ms_clock: FakeOctanistServer,
+) -> None:
+    base = datetime(2026, 1, 1, 0, 0, 0, 100, tzinfo=timezone.utc)
+    leads = [us_stamps_ms_clock.add_lead(updatedAt=base + timedelta(microseconds=37 * n)) for n in range(250)]
+
+    async def scenario() -> None:
+        changes = await changes_after(Cursor(base - timedelta(seconds=1)))
+        assert [c.lead_id for c in changes.changes] == [lead["id"] for lead in leads]
+
+    asyncio.run(scenario())
+    bounds = [r.query["updatedAt[gte]"][0] for r in us_stamps_ms_clock.requests if "updatedAt[gte]" in r.query]
+    assert any(len(bound) == len("2026-01-01T00:00:00.000000Z") for bound in bounds), "asked in microseconds"
+
+
+def test_more_than_a_page_on_one_microsecond_under_a_millisecond_clock_is_read_whole(
+    us_stamps_ms_clock: FakeOctanistServer,
+) -> None:
+    leads = us_stamps_ms_clock.add_leads(150, updatedAt="2026-01-01T00:00:00.123456Z")
+
+    async def scenario() -> None:
+        first = await changes_after(Cursor(datetime(2025, 12, 31, tzinfo=timezone.utc)))
+        assert sorted(c.lead_id for c in first.changes) == sorted(lead["id"] for lead in leads)
+        assert len(first.end.ids) == 150
+
+    asyncio.run(scenario())
+
+
+def test_the_event_trigger_reports_every_lead_won_microseconds_apart_under_a_millisecond_clock(
+    us_stamps_ms_clock: FakeOctanistServer,
+) -> None:
+    base = datetime.now(timezone.utc) - timedelta(minutes=1)
+    for n in range(250):
+        us_stamps_ms_clock.add_lead(status="won", updatedAt=base + timedelta(microseconds=37 * n))
+
+    async def scenario() -> None:
+        watcher = await started(us_stamps_ms_clock, updated_since=base - timedelta(seconds=1))
+        reported = await watcher.collect(250)
+        assert len(reported) == 250, "each lead once"
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_server_reading_gte_as_gt_loses_no_lead_where_an_instant_spans_two_pages(
+    server: FakeOctanistServer,
+) -> None:
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    leads = [server.add_lead(updatedAt=base + timedelta(milliseconds=n)) for n in range(95)]
+    leads += server.add_leads(15, updatedAt=base + timedelta(seconds=1))  # 5 on page 1, 10 on page 2
+    server.gte_as_gt = True
+    said = Said()
+    notes = FeedNotes(said)
+
+    async def scenario() -> None:
+        changes = await changes_after(Cursor(base - timedelta(seconds=1)), notes)
+        assert sorted(c.lead_id for c in changes.changes) == sorted(lead["id"] for lead in leads)
+        again = await changes_after(changes.end, notes)
+        assert again.changes == ()
+        later = server.add_lead(updatedAt=base + timedelta(seconds=1))  # one more at the same instant
+        last = await changes_after(changes.end, notes)
+        assert [c.lead_id for c in last.changes] == [later["id"]]
+
+    asyncio.run(scenario())
+    assert notes.gte_exclusive
+    assert sum("read updatedAt[gte] as [gt]" in line for line in said.warnings) == 1, said.warnings
+
+
+def test_the_event_trigger_reports_every_lead_of_a_server_reading_gte_as_gt(server: FakeOctanistServer) -> None:
+    server.gte_as_gt = True
+    at = datetime.now(timezone.utc) - timedelta(seconds=30)
+    leads = [server.add_lead(status="won", updatedAt=at + timedelta(milliseconds=n // 3)) for n in range(110)]
+
+    async def scenario() -> None:
+        watcher = await started(server, updated_since=at - timedelta(seconds=1))
+        reported = await watcher.collect(110)
+        assert sorted(reported) == sorted(lead["id"] for lead in leads), "each lead once"
+        await watcher.quiet()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("hours", [-3, 3, -13, 14])
+def test_the_event_trigger_works_in_the_time_of_a_server_clock_hours_off(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str], hours: int
+) -> None:
+    before, after = server.add_leads(2, createdAt=LONG_AGO)
+    server.clock_offset = timedelta(hours=hours)
+    server.set_status(before["id"], "won", value=1)  # won before the watcher existed, by the server's clock
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        server.set_status(after["id"], "won", value=2)
+        assert [lead["id"] for lead in await watcher.leads()] == [after["id"]]
+        server.clear_requests()
+        await watcher.quiet()
+        polls = server.request_count("GET", "/api/leads")
+        assert polls <= 0.3 / POLL + 2, f"{polls} requests in 10 idle polls: one each"
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    out = stdout_of(capsys)
+    assert "cannot be the server's clock" not in out
+    assert "after the server's clock" not in out
+
+
+def test_a_server_clock_no_time_zone_explains_is_an_error_and_a_metric(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: dict[str, int] = {}
+
+    class Metrics:
+        def incr(self, stat: str, count: int = 1, rate: float = 1, *, tags: Any = None) -> None:
+            published[stat] = published.get(stat, 0) + count
+
+        def gauge(self, stat: str, value: float, rate: float = 1, delta: bool = False, *, tags: Any = None) -> None:
+            published.setdefault(stat, 0)
+
+    monkeypatch.setattr(health, "stats", Metrics)
+    lead = server.add_lead(createdAt=LONG_AGO)
+    server.clock_offset = timedelta(days=2)
+
+    async def scenario() -> None:
+        watcher = await started(server)
+        server.set_status(lead["id"], "won", value=1)
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    errors = [line for line in stdout_of(capsys).splitlines() if "cannot be the server's clock" in line]
+    assert len(errors) == 1, errors
+    assert "error" in errors[0].lower()
+    assert published.get("octanist.event_trigger.server_clock_unbelievable", 0) >= 1, published

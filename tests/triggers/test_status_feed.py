@@ -17,6 +17,7 @@ import pytest
 from conftest import connection_json
 
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+from airflow_provider_octanist.testing.server import format_timestamp
 from airflow_provider_octanist.triggers._feed import health, status_feed
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.status_feed import CLOCK_MARGIN
@@ -926,10 +927,12 @@ def test_looking_for_a_lead_in_the_list_costs_one_request_per_trigger_once(
 
     run(scenario)
     assert len(looks(server)) == 5
-    for look in looks(server):  # each lists the one millisecond of its lead's updatedAt
+    stamps = {server.lead(lead)["updatedAt"] for lead in leads}
+    for look in looks(server):  # each lists the millisecond of its lead's updatedAt, from one before
         low = datetime.fromisoformat(look.query["updatedAt[gte]"][0].replace("Z", "+00:00"))
         high = datetime.fromisoformat(look.query["updatedAt[lt]"][0].replace("Z", "+00:00"))
-        assert high - low == timedelta(milliseconds=1)
+        assert high - low == timedelta(milliseconds=2)
+        assert format_timestamp(high - timedelta(milliseconds=1)) in stamps
 
 
 def test_triggers_on_leads_of_one_bulk_update_share_one_listing_of_its_millisecond(

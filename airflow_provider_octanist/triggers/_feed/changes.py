@@ -12,13 +12,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap, scrub
-from airflow_provider_octanist._timestamps import cursor_timestamp, utc_now
+from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, positioned
+from airflow_provider_octanist.triggers._feed.server_clock import ServerClock
 
 if TYPE_CHECKING:
     from airflow_provider_octanist._api import Page
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+    from airflow_provider_octanist.triggers._feed.health import FeedHealth
 
 log = logging.getLogger(__name__)
 
@@ -35,29 +37,11 @@ FUTURE_TOLERANCE = timedelta(minutes=1)
 """How far past the server's clock (``meta.timestamp``) an ``updatedAt`` may be and still move a cursor."""
 
 
-CLOCK_TRUSTED_WITHIN = timedelta(hours=1)
-"""A ``meta.timestamp`` further than this from this machine's clock is stale or wrong, and not used."""
-
-
 _REREADS = 3
 """Times a page-numbered read is repeated while the listing moved under it (see ``_Walk.numbered``)."""
 
-_STALE_CLOCK_EVERY = 3600.0
-"""Seconds between two warnings of one feed about an unbelievable ``meta.timestamp``."""
-
-
-def believable(server_time: datetime | None, local_now: datetime | None = None) -> datetime | None:
-    """
-    ``server_time`` (an answer's ``meta.timestamp``) when it can be trusted as the server's clock.
-
-    A clock minutes off is the server's own truth and is used (its ``updatedAt`` stamps agree with
-    it); one more than ``CLOCK_TRUSTED_WITHIN`` away from this machine's clock ("1970-01-01",
-    a cached answer) would pin or scatter a feed's position, so it is ``None``.
-    """
-    if server_time is None:
-        return None
-    now = local_now if local_now is not None else utc_now()
-    return server_time if abs(server_time - now) <= CLOCK_TRUSTED_WITHIN else None
+_SAY_AGAIN_EVERY = 3600.0
+"""Seconds between two log lines of one feed about a lasting condition (a clock it cannot believe)."""
 
 
 @dataclass(frozen=True)
@@ -83,23 +67,59 @@ class FeedNotes:
     What one feed (a watcher, a shared poll) has learnt about the API, so it says each thing once.
 
     ``unsorted`` becomes true the first time a page comes back out of ``updatedAt`` order; from then
-    on every poll reads its whole window by page number. ``skipped`` counts malformed leads.
+    on every poll reads its whole window by page number. ``gte_exclusive`` becomes true the first
+    time the API is seen to read ``updatedAt[gte]`` as ``[gt]``; from then on every lower bound is
+    asked one step earlier. ``skipped`` counts malformed leads. ``clock`` is the server's clock as
+    its answers tell it.
     """
 
     logger: Any = None
+    health: FeedHealth | None = None
+    """Where a clock it cannot believe is counted (``<kind>.server_clock_unbelievable``), if anywhere."""
     unsorted: bool = False
+    gte_exclusive: bool = False
     skipped: int = 0
     microseconds: bool = False
     """The server prints ``updatedAt`` with microseconds (seen once, kept): its smallest step."""
+    clock: ServerClock = field(default_factory=ServerClock)
     _said: dict[Any, float] = field(default_factory=dict)
 
-    def say(self, key: Any, message: str, *args: Any, every: float | None = None) -> None:
-        """Log a warning the first time ``key`` comes up on this feed (and every ``every`` seconds)."""
+    def say(
+        self, key: Any, message: str, *args: Any, every: float | None = None, error: bool = False
+    ) -> None:
+        """Log a warning (``error``: an error) the first time ``key`` comes up (and every ``every`` s)."""
         now = time.monotonic()
         said = self._said.get(key)
         if said is None or (every is not None and now - said >= every):
             self._said[key] = now
-            (self.logger if self.logger is not None else log).warning(message, *args)
+            logger = self.logger if self.logger is not None else log
+            (logger.error if error else logger.warning)(message, *args)
+
+    def server_time(self, answered: datetime | None) -> datetime | None:
+        """
+        The server's clock by an answer's ``meta.timestamp``, if it can be believed (see ``ServerClock``).
+
+        One that cannot is an ERROR (once an hour) and a metric, never silence: until the clock is
+        believed again the feed carries the last believed reading forward by this machine's clock.
+        """
+        believed = self.clock.read(answered)
+        if believed is None and answered is not None:
+            if self.health is not None:
+                self.health.clock_unbelievable()
+            self.say(
+                "unbelievable clock",
+                "Octanist answered with meta.timestamp %s, which cannot be the server's clock (%s); the "
+                "feed goes on with %s. Leads stamped far from it may be reported late or as new. Check "
+                "the Octanist server's clock. Said again every hour while it lasts.",
+                cursor_timestamp(answered),
+                self.clock.why_not,
+                "its last believed reading, carried forward"
+                if self.clock.believed_once
+                else "this machine's clock",
+                every=_SAY_AGAIN_EVERY,
+                error=True,
+            )
+        return believed
 
 
 async def fetch_changes(
@@ -180,7 +200,7 @@ class _Walk:
 
     def ceiling(self) -> datetime:
         """The latest instant a cursor may reach after this walk."""
-        now = self.server_now if self.server_now is not None else utc_now()
+        now = self.server_now if self.server_now is not None else self.notes.clock.now()
         if self.notes.unsorted and self.first_answer is not None:
             # Read by page number, a lead edited during the walk may have been read in its old
             # state: nothing after the first answer is known complete.
@@ -191,30 +211,27 @@ class _Walk:
         """One page with its placeable changes; malformed leads are counted and logged once each."""
         if self.status is not None:
             filters["status"] = self.status
+        # A bound finer than a millisecond is a stamp (or clock) the server wrote in microseconds:
+        # rounded to the millisecond it would pass the leads of the rest of that millisecond.
+        exact = self.notes.microseconds or any(
+            isinstance(value, datetime) and value.microsecond % 1000 for value in filters.values()
+        )
         page = await self.hook.list_leads_page(
-            number, skip_malformed=True, sort="updatedAt:asc", page_size=PAGE_SIZE, **filters
+            number,
+            skip_malformed=True,
+            sort="updatedAt:asc",
+            page_size=PAGE_SIZE,
+            exact_time=exact,
+            **filters,
         )
         self.requests += 1
-        server_time = believable(page.server_time)
+        server_time = self.notes.server_time(page.server_time)
         if server_time is not None:
             self.server_now = max(self.server_now or server_time, server_time)
-            self.first_answer = self.first_answer or server_time
-        else:
-            if page.server_time is not None:
-                self.notes.say(
-                    "stale clock",
-                    "Octanist answered with meta.timestamp %s, more than %s away from this machine's "
-                    "clock; it is not used as the server's clock (this machine's is, instead). Said "
-                    "again every hour while it lasts.",
-                    cursor_timestamp(page.server_time),
-                    CLOCK_TRUSTED_WITHIN,
-                    every=_STALE_CLOCK_EVERY,
-                )
-            if self.first_answer is None:
-                self.first_answer = utc_now()
+        self.first_answer = self.first_answer or server_time or self.notes.clock.now()
         changes, rejected = positioned(page.items, "GET /leads")
-        # One text a page: a server that prints ".123000" steps by microseconds, not to ".124".
-        if changes and not self.notes.microseconds and _prints_microseconds(changes[-1].lead["updatedAt"]):
+        # A server that prints ".123000" steps by microseconds, not to ".124".
+        if not self.notes.microseconds and any(_prints_microseconds(c.lead["updatedAt"]) for c in changes):
             self.notes.microseconds = True
         key = (await self.hook.get_settings()).api_key
         for problem in [*page.malformed, *(scrub(text, key) for text in rejected)]:
@@ -232,10 +249,60 @@ class _Walk:
         # "Strictly after" is asked as "from the next instant the server can print": a server that
         # stores microseconds but prints milliseconds answers [gt]=T.123 with the leads of
         # T.123456 forever, while [gte]=T.124 means what was asked on every server.
-        filters: dict[str, Any] = {"updated_gte": lower + self.step(lower) if strictly_after else lower}
+        filters: dict[str, Any] = {
+            "updated_gte": self.at_or_after(lower + self.step(lower) if strictly_after else lower)
+        }
         if self.before is not None:
             filters["updated_lt"] = self.before
         return filters
+
+    def at_or_after(self, instant: datetime) -> datetime:
+        """The ``updatedAt[gte]`` bound that selects ``instant`` and later on this server."""
+        return instant - self.step(instant) if self.notes.gte_exclusive else instant
+
+    def in_order(self, changes: list[Change]) -> bool:
+        """Whether a page is in ``updatedAt`` order; the first time one is not, the feed reads unsorted."""
+        if all(changes[i].at >= changes[i - 1].at for i in range(1, len(changes))):
+            return True
+        self.notes.unsorted = True
+        self.notes.say(
+            "unsorted",
+            "Octanist's GET /leads ignored sort=updatedAt:asc; this feed now reads every change "
+            "window whole, page by page from a fixed lower bound, and orders it itself (more "
+            "requests per poll, no lead skipped).",
+        )
+        return False
+
+    def doubts_gte(self, instant: datetime, known: frozenset[str], changes: list[Change]) -> bool:
+        """
+        Whether an answer from ``updatedAt[gte]=instant`` may have been read as ``[gt]``.
+
+        The leads ``known`` at ``instant`` come back unless they changed since: when none of them
+        and no other lead at ``instant`` did, the server is asked again (see ``from_earlier``).
+        """
+        return bool(known) and not self.notes.gte_exclusive and not any(c.at == instant for c in changes)
+
+    async def from_earlier(
+        self, instant: datetime, filters: dict[str, Any]
+    ) -> tuple[Page, list[Change]] | None:
+        """
+        The answer to ``filters`` from one step before ``instant``, if it shows ``[gte]`` read as ``[gt]``.
+
+        A lead at ``instant`` in it, missing from the answer from ``instant`` itself, means so; every
+        lower bound of this feed is then asked one step earlier (said once). ``None`` otherwise.
+        """
+        earlier = await self.page(1, **{**filters, "updated_gte": instant - self.step(instant)})
+        if not any(c.at == instant for c in earlier[1]):
+            return None
+        self.notes.gte_exclusive = True
+        self.notes.say(
+            "gte_exclusive",
+            "Octanist's GET /leads read updatedAt[gte] as [gt] (the leads at %s were missing from a "
+            "listing from that instant); this feed now asks every lower bound one step earlier, so no "
+            "lead at a bound is skipped.",
+            cursor_timestamp(instant),
+        )
+        return earlier
 
     async def keyset(
         self, start: Cursor, max_pages: int
@@ -247,15 +314,11 @@ class _Walk:
         while True:
             # What comes strictly after the bound's instant, once every lead at it is known.
             after = bound.at == whole or len(bound.ids) >= self.served
-            page, changes = await self.page(1, **self.window_filters(bound.at, strictly_after=after))
-            if any(changes[i].at < changes[i - 1].at for i in range(1, len(changes))):
-                self.notes.unsorted = True
-                self.notes.say(
-                    "unsorted",
-                    "Octanist's GET /leads ignored sort=updatedAt:asc; this feed now reads every change "
-                    "window whole, page by page from a fixed lower bound, and orders it itself (more "
-                    "requests per poll, no lead skipped).",
-                )
+            filters = self.window_filters(bound.at, strictly_after=after)
+            page, changes = await self.page(1, **filters)
+            if not after and self.doubts_gte(bound.at, bound.ids, changes):
+                page, changes = await self.from_earlier(bound.at, filters) or (page, changes)
+            if not self.in_order(changes):
                 return None
             for change in changes:
                 if bound.admits(change.at, change.lead_id):
@@ -273,16 +336,11 @@ class _Walk:
                 )
             if self.requests >= max_pages:
                 return found, False
-            newest = max(change.at for change in changes)
-            previous = bound
-            if newest > bound.at:
-                bound = Cursor(newest, frozenset(c.lead_id for c in changes if c.at == newest))
-            else:
-                bound = Cursor(bound.at, bound.ids | {c.lead_id for c in changes if c.at == bound.at})
+            previous, bound = bound, _past_page(bound, changes)
             if len(bound.ids) >= self.served and bound.at != whole:
                 # A whole page at one instant: read that instant on its own, by page number, so the
                 # next request can ask for what comes strictly after it.
-                for change in await self.instant(bound.at):
+                for change in await self.instant(bound.at, bound.ids):
                     if previous.admits(change.at, change.lead_id):
                         found.setdefault(change.key, change)
                     bound = Cursor(bound.at, bound.ids | {change.lead_id})
@@ -332,7 +390,7 @@ class _Walk:
                 page, changes = await self.page(number, **filters)
                 fresh = [c for c in changes if c.lead_id not in ids]
                 if number > 1 and changes and not fresh:
-                    raise OctanistResponseError(
+                    raise RepeatingPagesError(
                         f"Octanist returned page {number} of GET /leads with only leads of earlier pages "
                         "while claiming hasMore; the listing was stopped",
                         request_id=page.request_id,
@@ -366,13 +424,49 @@ class _Walk:
         )
         return {change.key: change for change in changes}
 
-    async def instant(self, instant: datetime) -> list[Change]:
-        """Every lead whose ``updatedAt`` is exactly ``instant`` (millisecond or microsecond)."""
+    async def instant(self, instant: datetime, known: frozenset[str] = frozenset()) -> list[Change]:
+        """
+        Every lead whose ``updatedAt`` is exactly ``instant`` (millisecond or microsecond).
+
+        ``known``: leads seen at ``instant`` already; when none of them comes back, the server may
+        read ``[gte]`` as ``[gt]`` (see ``doubts_gte``), and the instant is read again from one
+        step earlier.
+        """
         step = self.step(instant)
         upper = instant + step if self.before is None else min(instant + step, self.before)
-        return await self.numbered(
-            {"updated_gte": instant, "updated_lt": upper}, lambda change: change.at == instant
+        found = await self.numbered(
+            {"updated_gte": self.at_or_after(instant), "updated_lt": upper},
+            lambda change: change.at == instant,
         )
+        if self.doubts_gte(instant, known, found) and await self.from_earlier(instant, {"updated_lt": upper}):
+            return await self.instant(instant)
+        return found
+
+
+class RepeatingPagesError(OctanistResponseError):
+    """A page-numbered listing came back with only leads of its earlier pages: the API ignores ``page``."""
+
+
+async def ids_in_millisecond(hook: OctanistAsyncHook, start: datetime, notes: FeedNotes) -> frozenset[str]:
+    """
+    The ids ``GET /leads`` lists with an ``updatedAt`` in the millisecond from ``start``.
+
+    Asked from one millisecond earlier, so a server that reads ``[gte]`` as ``[gt]`` lists it too;
+    read page by page as the feed reads one instant (``_Walk.numbered``: repeating pages raise
+    :class:`RepeatingPagesError`, and no read goes past :data:`MAX_PAGES_PER_POLL` pages).
+    """
+    end = start + timedelta(milliseconds=1)
+    walk = _Walk(hook, notes, None, None)
+    window = {"updated_gte": start - timedelta(milliseconds=1), "updated_lt": end}
+    return frozenset(c.lead_id for c in await walk.numbered(window, lambda change: start <= change.at < end))
+
+
+def _past_page(bound: Cursor, changes: list[Change]) -> Cursor:
+    """Where a keyset walk's bound goes after a page: its newest instant, with the ids seen there."""
+    newest = max(change.at for change in changes)
+    if newest > bound.at:
+        return Cursor(newest, frozenset(c.lead_id for c in changes if c.at == newest))
+    return Cursor(bound.at, bound.ids | {c.lead_id for c in changes if c.at == bound.at})
 
 
 def _prints_microseconds(text: str) -> bool:

@@ -114,6 +114,10 @@ class FeedHealth:
             SAY_AGAIN_EVERY / 60,
         )
 
+    def clock_unbelievable(self) -> None:
+        """An answer's ``meta.timestamp`` could not be believed as the server's clock (``server_clock``)."""
+        stats().incr(self._prefix + "server_clock_unbelievable", tags=self._tags)
+
     def reported(self, count: int) -> None:
         """``count`` leads were handed on (events, or leads delivered to waiting sensors)."""
         if count:

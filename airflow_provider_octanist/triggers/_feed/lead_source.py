@@ -11,10 +11,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
-from airflow_provider_octanist._timestamps import utc_now, whole_millisecond
+from airflow_provider_octanist._timestamps import whole_millisecond
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.statuses import status_of
-from airflow_provider_octanist.triggers._feed.changes import Changes, FeedNotes, believable, fetch_changes
+from airflow_provider_octanist.triggers._feed.changes import Changes, FeedNotes, fetch_changes
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.health import FeedHealth
 
@@ -59,7 +59,7 @@ class LeadSource:
         self._retired: list[OctanistAsyncHook] = []
         self._failures = 0
         # What this feed learnt about the API (an ignored sort, malformed leads): said once, kept.
-        self.notes = FeedNotes(self.log)
+        self.notes = FeedNotes(self.log, self.health)
 
     @property
     def hook(self) -> OctanistAsyncHook:
@@ -84,19 +84,22 @@ class LeadSource:
         A watcher starts by it, as every ``updatedAt`` it compares with is stamped by that clock:
         with the triggerer's own clock, a server minutes behind would hide the first wins and one
         ahead would report wins from before the watcher existed. Without a believable server time
-        (none given, or far off) this machine's clock is used, and said so once.
+        (none given, or one no time zone explains) the feed's last believed reading carried forward,
+        or this machine's clock, is used, and said at ERROR.
         """
         # Only meta.timestamp counts here: a malformed lead on the page must not stop the start.
         page = await self.hook.list_leads_page(1, skip_malformed=True, page_size=1)
-        now = believable(page.server_time)
+        now = self.notes.server_time(page.server_time)
         if now is None:
-            self.notes.say(
-                "no server clock",
-                "Octanist's answer carried no believable server time (meta.timestamp %r); the lead "
-                "watcher starts at this machine's clock instead.",
-                None if page.server_time is None else page.server_time.isoformat(),
-            )
-            now = utc_now()
+            if page.server_time is None:
+                self.notes.say(
+                    "no server clock",
+                    "Octanist's answer carried no server time (meta.timestamp); the lead watcher starts "
+                    "at this machine's clock instead, and a server clock far from it hides or repeats "
+                    "the first changes.",
+                    error=True,
+                )
+            now = self.notes.clock.now()
         return whole_millisecond(now)
 
     async def seed(

@@ -55,14 +55,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
-from airflow_provider_octanist._timestamps import parse_timestamp
+from airflow_provider_octanist._timestamps import parse_timestamp, whole_millisecond
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.statuses import status_of
 from airflow_provider_octanist.triggers._feed import lead_source
-from airflow_provider_octanist.triggers._feed.changes import believable
+from airflow_provider_octanist.triggers._feed.changes import (
+    FeedNotes,
+    RepeatingPagesError,
+    ids_in_millisecond,
+)
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.deletions import DeletionCheck
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
+from airflow_provider_octanist.triggers._feed.server_clock import believable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -120,17 +125,19 @@ async def unlisted(
     at = parse_timestamp(lead.get("updatedAt"))
     if at is None:
         return "the lead has no readable updatedAt"
-    start = at.replace(microsecond=at.microsecond // 1000 * 1000)
-    listing = asyncio.shield(_listing_of(hook, start, poll_interval))
+    listing = _Listing.of(hook, whole_millisecond(at), poll_interval)
+    listing.waiters += 1
     try:
         if deadline is None:
-            shown = await listing
+            shown = await asyncio.shield(listing.task)
         else:
             from airflow_provider_octanist.hooks._base import within
 
-            shown = await within(max(0.0, deadline - time.time()), listing)
+            shown = await within(max(0.0, deadline - time.time()), asyncio.shield(listing.task))
     except asyncio.TimeoutError:
         return None
+    finally:
+        listing.left()
     if shown is None or isinstance(shown, str):
         return shown
     if lead.get("id") in shown:
@@ -141,63 +148,79 @@ async def unlisted(
     )
 
 
-_LISTINGS: dict[tuple[asyncio.AbstractEventLoop, str, datetime], tuple[float, asyncio.Task[Any]]] = {}
-"""The listing of one millisecond of ``updatedAt`` per event loop and connection, and when it began."""
+class _Listing:
+    """
+    The listing of one millisecond of ``updatedAt`` that triggers of one event loop and connection share.
 
+    It runs while a trigger waits for it and is cancelled when the last one leaves (a sensor that
+    timed out or was cancelled): no request goes out for a trigger that is gone. Its answer serves
+    triggers that ask within a poll interval of its start.
+    """
 
-def _listing_of(hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> asyncio.Task[Any]:
-    """The listing of the millisecond ``start`` under way or done within ``poll_interval``, else a new one."""
-    loop = asyncio.get_running_loop()
-    now = time.monotonic()
-    for stale in [k for k, (began, task) in _LISTINGS.items() if _expired(task, began, now, poll_interval)]:
-        del _LISTINGS[stale]
-    key = (loop, hook.octanist_conn_id, start)
-    known = _LISTINGS.get(key)
-    if known is not None:
-        return known[1]
-    task = loop.create_task(_list_millisecond(hook, start, poll_interval))
-    _LISTINGS[key] = (now, task)
-    return task
+    __slots__ = ("began", "task", "waiters")
 
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.began = time.monotonic()
+        self.waiters = 0
 
-def _expired(task: asyncio.Task[Any], began: float, now: float, poll_interval: float) -> bool:
-    if task.get_loop().is_closed():
-        return True
-    if not task.done():
-        return False
-    # A failure is nobody's answer for long: the next trigger lists again.
-    failed = task.cancelled() or task.exception() is not None or task.result() is None
-    return failed or now - began > poll_interval
+    @classmethod
+    def of(cls, hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> _Listing:
+        """The listing of the millisecond ``start`` under way or done within ``poll_interval``, else new."""
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        for key in [k for k, known in _LISTINGS.items() if known.expired(now, poll_interval)]:
+            del _LISTINGS[key]
+        key = (loop, hook.octanist_conn_id, start)
+        known = _LISTINGS.get(key)
+        if known is None:
+            known = _LISTINGS[key] = cls(loop.create_task(_list_millisecond(hook, start, poll_interval)))
+        return known
+
+    def left(self) -> None:
+        """One trigger stopped waiting; the last one to go cancels a listing still under way."""
+        self.waiters -= 1
+        if self.waiters <= 0 and not self.task.done():
+            self.task.cancel()
+
+    def expired(self, now: float, poll_interval: float) -> bool:
+        task = self.task
+        if task.get_loop().is_closed():
+            return True
+        if not task.done():
+            return False
+        # A failure is nobody's answer for long: the next trigger lists again.
+        failed = task.cancelled() or task.exception() is not None or task.result() is None
+        return failed or now - self.began > poll_interval
 
 
 async def _list_millisecond(hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> Any:
     """
     The ids ``GET /leads`` lists in the millisecond ``start``, a refusal's reason, or ``None`` (failed).
 
-    With a hook of its own, closed when the listing ends: the trigger that started it may be gone
-    by then, its hook closed, while other triggers still wait for the answer.
+    Read as the change feed reads one instant (``changes.ids_in_millisecond``: pages that repeat
+    stop it, and so does a cap on pages). With a hook of its own, closed when the listing ends: the
+    trigger that started it may be gone by then, its hook closed, while other triggers still wait.
     """
-    window: dict[str, Any] = {"updated_gte": start, "updated_lt": start + timedelta(milliseconds=1)}
-    ids: set[Any] = set()
-    number = 1
     async with type(hook)(octanist_conn_id=hook.octanist_conn_id) as lister:
-        while True:
-            try:
-                page = await lister.list_leads_page(
-                    number, skip_malformed=True, sort="updatedAt:asc", page_size=100, **window
-                )
-            except OctanistAuthError:
-                raise
-            except OctanistError as exc:
-                if is_transient(exc):
-                    return None
-                reason = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
-                _remember_refusal((asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval), reason)
-                return reason
-            ids.update(item.get("id") for item in page.items)
-            if not page.has_more or not page.items:
-                return frozenset(ids)
-            number += 1
+        try:
+            notes = _LISTING_NOTES.setdefault(hook.octanist_conn_id, FeedNotes())
+            return await ids_in_millisecond(lister, start, notes)
+        except OctanistAuthError:
+            raise
+        except OctanistError as exc:
+            if is_transient(exc) and not isinstance(exc, RepeatingPagesError):
+                return None
+            reason = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
+            _remember_refusal((asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval), reason)
+            return reason
+
+
+_LISTINGS: dict[tuple[asyncio.AbstractEventLoop, str, datetime], _Listing] = {}
+"""The listing of one millisecond of ``updatedAt`` per event loop and connection."""
+
+_LISTING_NOTES: dict[str, FeedNotes] = {}
+"""What the millisecond listings of each connection learnt about the API (said once, not per listing)."""
 
 
 def as_lead(row: RawLead) -> dict[str, Any]:

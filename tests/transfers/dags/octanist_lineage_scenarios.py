@@ -4,9 +4,9 @@ One DAG, one ``airflow dags test``: every task that moves Octanist data, for its
 Two TaskFlow tasks call the hook directly, one creating a lead and one reading leads, and report
 nothing of their own; then both exports write to ``OCTANIST_LINEAGE_EXPORT_URL``, and both write-backs
 update leads from ``OCTANIST_LINEAGE_OUTCOMES_URL`` and from the ``outcomes`` table of the
-``warehouse`` connection (SQLite). The tasks run one
-after another because ``airflow dags test`` runs them all in one process, whose hook lineage
-collector is never reset: each task's event then carries what it and the tasks before it reported.
+``warehouse`` connection (SQLite), first for real, then as dry runs. The tasks run one after
+another because ``airflow dags test`` runs them all in one process, whose hook lineage collector is
+never reset: each task's event then carries what it and the tasks before it reported.
 """
 
 from __future__ import annotations
@@ -52,6 +52,15 @@ with DAG(dag_id="octanist_lineage_scenarios", schedule=None, start_date=datetime
     outcomes_from_sql = SqlToOctanistLeadsOperator(
         task_id="outcomes_from_sql", conn_id="warehouse", sql="SELECT id, status, value FROM outcomes"
     )
+    outcomes_from_a_file_dry_run = ObjectStorageToOctanistLeadsOperator(
+        task_id="outcomes_from_a_file_dry_run", path=OUTCOMES_URL, dry_run=True
+    )
+    outcomes_from_sql_dry_run = SqlToOctanistLeadsOperator(
+        task_id="outcomes_from_sql_dry_run",
+        conn_id="warehouse",
+        sql="SELECT id, status, value FROM outcomes",
+        dry_run=True,
+    )
 
     (
         create_a_lead()
@@ -60,4 +69,6 @@ with DAG(dag_id="octanist_lineage_scenarios", schedule=None, start_date=datetime
         >> export_ad_spend
         >> outcomes_from_a_file
         >> outcomes_from_sql
+        >> outcomes_from_a_file_dry_run
+        >> outcomes_from_sql_dry_run
     )
