@@ -955,6 +955,46 @@ def test_triggers_on_leads_of_one_bulk_update_share_one_listing_of_its_milliseco
     assert 3 <= len(looks(server)) <= 3 * 4, len(looks(server))
 
 
+def test_a_server_that_ignores_page_costs_a_few_requests_and_sends_the_triggers_to_poll_alone(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    instant = server.now() - timedelta(hours=1)
+    leads = [lead["id"] for lead in server.add_leads(150, createdAt=instant, updatedAt=instant)]
+    server.ignore_page = True  # every page is page 1: a walk by page number would never end
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(*(trigger(lead, poll_interval=0.05) for lead in leads[:40]))
+        printed = Printed(capsys)
+        await until(lambda: len(printed.lines("cannot serve")) >= 40, "every trigger to poll alone")
+        server.set_status(leads[0], "won")
+        done = await asyncio.wait_for(tasks[0], 10)
+        await stop(tasks[1:])
+        return [done]
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+    assert len(looks(server)) <= 2, "the second page, the same as the first, ends the listing"
+
+
+def test_a_listing_of_a_millisecond_stops_when_the_last_trigger_waiting_for_it_leaves(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    instant = server.now() - timedelta(hours=1)
+    lead = server.add_leads(250, createdAt=instant, updatedAt=instant)[0]["id"]
+    server.latency = 0.05  # each page takes a while: the trigger is cancelled while page 1 is read
+
+    async def scenario() -> None:
+        tasks = start(trigger(lead))
+        await until(lambda: len(looks(server)) >= 1, "the listing of the lead's millisecond to begin")
+        await stop(tasks)
+        before = len(server.requests)
+        await asyncio.sleep(0.3)  # what a listing left behind would send meanwhile: three pages
+        assert len(server.requests) == before, "no request after the trigger that needed it left"
+
+    run(scenario)
+    assert len(looks(server)) == 1
+
+
 def test_a_lead_that_changes_while_it_is_looked_for_is_not_taken_for_hidden(
     server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,13 +59,10 @@ from airflow_provider_octanist._timestamps import parse_timestamp, whole_millise
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.statuses import status_of
 from airflow_provider_octanist.triggers._feed import lead_source
-from airflow_provider_octanist.triggers._feed.changes import (
-    FeedNotes,
-    RepeatingPagesError,
-    ids_in_millisecond,
-)
+from airflow_provider_octanist.triggers._feed.changes import FeedNotes, ids_in_millisecond
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.deletions import DeletionCheck
+from airflow_provider_octanist.triggers._feed.keyset import RepeatingPagesError
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
 from airflow_provider_octanist.triggers._feed.server_clock import believable
 
