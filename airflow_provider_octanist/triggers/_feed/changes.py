@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist._api.redact import scrub
+from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap, scrub
 from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, positioned
 from airflow_provider_octanist.triggers._feed.keyset import (
@@ -178,7 +178,7 @@ async def fetch_changes(
                 ("future", change.lead_id, change.at),
                 "Octanist lead %s is dated %s, after the server's clock (%s); it is reported, but the "
                 "feed's position does not move past the server's clock, so later changes are still seen.",
-                change.lead_id,
+                cap(change.lead_id, MAX_SERVER_WORD),
                 cursor_timestamp(change.at),
                 cursor_timestamp(ceiling - FUTURE_TOLERANCE),
             )

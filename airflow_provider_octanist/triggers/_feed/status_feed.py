@@ -53,6 +53,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
 from airflow_provider_octanist._timestamps import parse_timestamp, whole_millisecond
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
@@ -140,7 +141,7 @@ async def unlisted(
         return None
     return (
         f"GET /leads does not show the lead: it is missing from the listing of its own "
-        f"updatedAt {lead.get('updatedAt')}"
+        f"updatedAt {cap(str(lead.get('updatedAt')), MAX_SERVER_WORD)}"
     )
 
 
