@@ -61,6 +61,7 @@ LOADS: dict[str, set[str]] = {
         "_api.bodies",
         "_api.calls",
         "_api.errors",
+        "_api.json_values",
         "_api.lead_filters",
         "_api.paging",
         "_api.redact",

@@ -9,7 +9,8 @@ they send the same requests and parse the same answers. One module per concern:
 - ``lead_filters``: the query of ``GET /leads``; ``bodies``: the bodies of the other calls;
 - ``responses``: the envelope and request ids; ``errors``: the status/code -> error table;
 - ``paging``: listings page by page; ``retries``: what is retried and how long to wait;
-- ``redact``: the API key scrubbed from, and a cap on, whatever the server says back.
+- ``redact``: the API key scrubbed from, and a cap on, whatever the server says back;
+- ``json_values``: how many values an answer holds, counted before it is parsed.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-from airflow_provider_octanist._api.redact import cap
+from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._checks import check_lead_id
 
 if TYPE_CHECKING:
@@ -46,12 +46,12 @@ def lead_path(lead_id: Any) -> str:
     return "/leads/" + quote(check_lead_id(lead_id), safe="")
 
 
-MAX_REQUEST_ID = 100
-"""Characters of a request id kept (Octanist's are about 20): it travels into every error and log."""
-
-
 def request_id_of(payload: Any, headers: Mapping[str, str]) -> str | None:
-    """The request id of an answer, capped: ``meta.requestId``, else the ``X-Request-Id`` header."""
+    """
+    The request id of an answer, capped: ``meta.requestId``, else the ``X-Request-Id`` header.
+
+    Octanist's are about 20 characters; a request id travels into every error and log line.
+    """
     found: Any = None
     if isinstance(payload, dict):
         meta = payload.get("meta")
@@ -59,11 +59,15 @@ def request_id_of(payload: Any, headers: Mapping[str, str]) -> str | None:
             found = meta["requestId"]
     if found is None:
         found = headers.get("X-Request-Id")
-    return None if found is None else cap(str(found), MAX_REQUEST_ID)
+    return None if found is None else cap(str(found), MAX_SERVER_WORD)
 
 
 def server_time_of(payload: Any) -> str | None:
-    """The server's clock when it answered (``meta.timestamp``), as sent; ``None`` when absent."""
+    """
+    The server's clock when it answered (``meta.timestamp``), as sent but capped; ``None`` when absent.
+
+    Capped as request ids are: one that is not a time is quoted in the feed's log lines.
+    """
     meta = payload.get("meta") if isinstance(payload, dict) else None
     stamp = meta.get("timestamp") if isinstance(meta, dict) else None
-    return stamp if isinstance(stamp, str) else None
+    return cap(stamp, MAX_SERVER_WORD) if isinstance(stamp, str) else None

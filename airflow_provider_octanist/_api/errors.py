@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Call, request_id_of
-from airflow_provider_octanist._api.redact import cap
+from airflow_provider_octanist._api.json_values import too_many_values
+from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
     OctanistConflictError,
@@ -136,7 +137,7 @@ def error_fields(payload: Any) -> tuple[str | None, str | None, Any]:
     code, message = error.get("code"), error.get("message")
     # Capped: a server may answer with megabytes of message, which no exception should carry.
     return (
-        cap(code, 100) if isinstance(code, str) else None,
+        cap(code, MAX_SERVER_WORD) if isinstance(code, str) else None,
         cap(message) if isinstance(message, str) else None,
         error.get("details"),
     )
@@ -157,7 +158,8 @@ def error_for(
     :param retries: how many times the call was retried before this answer, for the message.
     """
     try:
-        payload: Any = json.loads(content) if content else None
+        # An error body that would decode into millions of values is read as no body at all.
+        payload: Any = json.loads(content) if content and not too_many_values(content) else None
     except (ValueError, UnicodeDecodeError, RecursionError):
         payload = None
     code, message, details = error_fields(payload)

@@ -12,7 +12,15 @@ if TYPE_CHECKING:
     from airflow_provider_octanist.exceptions import OctanistError
 
 MAX_SERVER_TEXT = 500
-"""Characters of one server-supplied text (an error message) kept in an exception."""
+"""Characters of one server-supplied text (an error message, a loss reason) kept where it is quoted."""
+
+MAX_SERVER_WORD = 100
+"""
+Characters kept of a server-supplied text that should be a word or a stamp, where it is quoted.
+
+A request id, an error code, a header value, a lead id or status, a timestamp: each is far
+shorter in any real answer, and each may travel into every error, log line and trigger event.
+"""
 
 REDACTED = "***"
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Call, request_id_of
 from airflow_provider_octanist._api.errors import error_fields, kind_of_code, make_error
-from airflow_provider_octanist._api.redact import cap
+from airflow_provider_octanist._api.json_values import MAX_JSON_VALUES, too_many_values
+from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._lead_vocabulary import LEAD_STATUSES, LEGACY_ALIASES
 from airflow_provider_octanist.exceptions import OctanistResponseError
 
@@ -113,7 +114,9 @@ def decode_json(
 
     ``in_items``: see :func:`loads_strict`.
     """
-    content_type = headers.get("Content-Type") or "no content type"
+    if too_many_values(content):
+        raise _too_many_values(call, status, headers)
+    content_type = cap(headers.get("Content-Type") or "no content type", MAX_SERVER_WORD)
     try:
         return loads_strict(content, in_items=in_items)
     except RecursionError:
@@ -152,9 +155,21 @@ def answer_too_large(call: Call, status: int, settings: Settings) -> OctanistRes
     )
 
 
+def _too_many_values(call: Call, status: int, headers: Mapping[str, str]) -> OctanistResponseError:
+    """The error for an answer that would decode into more values than any API answer holds."""
+    return OctanistResponseError(
+        f"Octanist's answer to {call.label} (HTTP {status}) holds more than {MAX_JSON_VALUES} JSON "
+        "values (objects, arrays and their items), far more than any API answer; it was not parsed",
+        status_code=status,
+        request_id=request_id_of(None, headers),
+        hint="Ask for less per request (a smaller page_size) if answers this large are expected; "
+        "otherwise something between here and Octanist is sending far more than an API answer.",
+    )
+
+
 def undecodable_answer(call: Call, status: int, headers: Mapping[str, str]) -> OctanistResponseError:
     """The error for a body that is not what its ``Content-Encoding`` says (say, gzip that is not gzip)."""
-    encoding = cap(headers.get("Content-Encoding") or "its content encoding", 40)
+    encoding = cap(headers.get("Content-Encoding") or "its content encoding", MAX_SERVER_WORD)
     return OctanistResponseError(
         f"Octanist's answer to {call.label} (HTTP {status}) could not be decoded: it is labelled "
         f"{encoding!r} but its body is not",
@@ -254,16 +269,17 @@ def check_lead(lead: Any, call: Call, request_id: str | None) -> dict[str, Any]:
             f"Octanist answered {call.label} with a lead that has no string 'id': {str(lead)[:120]!r}",
             request_id=request_id,
         )
+    lead_id = cap(lead["id"], MAX_SERVER_WORD)  # quoted below; the lead keeps its id whole
     if isinstance(lead, NonFiniteItem):
         raise OctanistResponseError(
-            f"Lead {lead['id']} holds {lead.what}, which strict JSON (and a trigger event) cannot carry",
+            f"Lead {lead_id} holds {lead.what}, which strict JSON (and a trigger event) cannot carry",
             request_id=request_id,
         )
     status = lead.get("status")
     if status is not None:
         if not isinstance(status, str):
             raise OctanistResponseError(
-                f"Lead {lead['id']} has a status of type {type(status).__name__}, expected a string",
+                f"Lead {lead_id} has a status of type {type(status).__name__}, expected a string",
                 request_id=request_id,
             )
         canonical = status.strip().lower()

@@ -361,11 +361,13 @@ class OctanistHook(_OctanistHookBase):
         self, walk: KeysetWalk, query: dict[str, Any], limit: int | None, *, keep_updated_at: bool
     ) -> Iterator[Lead]:
         from airflow_provider_octanist.triggers._feed.cursor import positioned
+        from airflow_provider_octanist.triggers._feed.keyset import SORT
 
         yielded: set[str] = set()
         while (request := walk.next_request()) is not None:
-            number, window = request
-            page = self.list_leads_page(number, sort="updatedAt:asc", **query, **window)
+            page = self.list_leads_page(
+                request.number, sort=SORT, exact_time=request.exact_time, **query, **request.filters
+            )
             changes, rejected = positioned(page.items, "GET /leads")
             if rejected:
                 raise OctanistResponseError(rejected[0], request_id=page.request_id)

@@ -71,7 +71,9 @@ class OctanistGetLeadOperator(_OctanistOperator):
     def execute(self, context: Context) -> Lead:
         with self.hook as hook:
             lead = hook.get_lead(self.lead_id)
-        self.log.info("Lead %s is %s.", lead["id"], lead.get("status"))
+        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+
+        self.log.info("Lead %s is %s.", lead["id"], cap(str(lead.get("status")), MAX_SERVER_WORD))
         return lead
 
 
@@ -268,7 +270,9 @@ class OctanistCreateLeadOperator(_OctanistOperator):
         with self.hook as hook:
             created = hook.create_lead(**given)
         lead_id: str = created["id"]
-        self.log.info("Created Octanist lead %s.", lead_id)
+        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+
+        self.log.info("Created Octanist lead %s.", cap(lead_id, MAX_SERVER_WORD))
         return lead_id
 
 
@@ -338,9 +342,10 @@ class OctanistUpdateLeadOperator(_OctanistOperator):
 
         with self.hook as hook:
             result = hook.update_lead(**{name: given(getattr(self, name)) for name in UPDATE_FIELDS})
-        self.log.info(
-            "Octanist updated %s lead(s) (lead %s).", result.get("leadsUpdated"), result.get("leadId")
-        )
+        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+
+        updated, lead_id = (cap(str(result.get(key)), MAX_SERVER_WORD) for key in ("leadsUpdated", "leadId"))
+        self.log.info("Octanist updated %s lead(s) (lead %s).", updated, lead_id)
         return result
 
 
@@ -383,7 +388,10 @@ class OctanistGetStatsOperator(_OctanistOperator):
         period, start, end = (None if v == "" else v for v in (self.period, self.start_day, self.end_day))
         with self.hook as hook:
             stats = hook.get_stats(period, start_date=start, end_date=end)
-        self.log.info("Octanist statistics: %s lead(s) in the period.", stats.get("leads", {}).get("total"))
+        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+
+        total = cap(str(stats.get("leads", {}).get("total")), MAX_SERVER_WORD)
+        self.log.info("Octanist statistics: %s lead(s) in the period.", total)
         return stats
 
 

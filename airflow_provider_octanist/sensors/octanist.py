@@ -45,8 +45,10 @@ def describe_lead_failure(lead: Mapping[str, Any], failure_statuses: Iterable[st
     :param lead: the lead as Octanist returned it.
     :param failure_statuses: the statuses the sensor treats as failures.
     """
+    from airflow_provider_octanist._api.redact import cap
+
     reason = lead.get("lossReason")
-    because = f" (lossReason: {reason!r})" if reason else " (no lossReason given)"
+    because = f" (lossReason: {cap(repr(reason))})" if reason else " (no lossReason given)"
     return (
         f"Lead {lead.get('id')} is {lead.get('status')!r}{because}, a failure status "
         f"({', '.join(failure_statuses)}); it will not be retried."
@@ -172,10 +174,12 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
             return True
         if status in self.failure_statuses:
             self._fail(describe_lead_failure(lead, self.failure_statuses))
+        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+
         self.log.info(
             "Lead %s is %s; waiting until it is %s.",
             lead.get("id"),
-            status,
+            cap(str(status), MAX_SERVER_WORD),
             " or ".join(self.target_statuses),
         )
         return False

@@ -242,38 +242,46 @@ def _transformed(exchange: Exchange, change: Callable[[Any], Any]) -> Delivery:
 _PAD = b" " * (1 << 20)
 """One mebibyte of the spaces a ``huge`` body is padded with (JSON allows any amount)."""
 
+_EMPTY_OBJECTS = b"{}," * ((1 << 20) // 3)
+"""Nearly a mebibyte of the empty objects a ``huge`` body with ``values`` is filled with."""
+
 
 def _huge(exchange: Exchange) -> Delivery:
     size = int(exchange.options["decoded_bytes"])
-    head, tail = b'{"success": true, "data": {}', b"}"
-    pads, rest = divmod(size - len(head) - len(tail), len(_PAD))
+    if exchange.options.get("values", False):
+        head, pad, tail = b'{"success": true, "data": [', _EMPTY_OBJECTS, b"{}]}"
+    else:
+        head, pad, tail = b'{"success": true, "data": {}', _PAD, b"}"
+    pads, rest = divmod(size - len(head) - len(tail), len(pad))
+    # What does not fill a whole block: whole objects, then spaces (JSON allows them after a comma).
+    end = pad[: rest - rest % 3] + b" " * (rest % 3) + tail
     headers: tuple[tuple[str, str], ...] = (("Content-Type", JSON_CONTENT_TYPE),)
     if not exchange.options.get("gzip", False):
-        plain = _plain_pieces(head, pads, _PAD[:rest] + tail)
+        plain = _plain_pieces(head, pad, pads, end)
         return Delivery(Response(200, b"", headers), stream=plain, stream_length=size)
-    pieces, length = _gzip_pieces(head, pads, _PAD[:rest] + tail)
+    pieces, length = _gzip_pieces(head, pad, pads, end)
     return Delivery(
         Response(200, b"", (*headers, ("Content-Encoding", "gzip"))), stream=pieces, stream_length=length
     )
 
 
-def _plain_pieces(head: bytes, pads: int, end: bytes) -> Iterator[bytes]:
+def _plain_pieces(head: bytes, pad: bytes, pads: int, end: bytes) -> Iterator[bytes]:
     yield head
     for _ in range(pads):
-        yield _PAD
+        yield pad
     yield end
 
 
-def _gzip_pieces(head: bytes, pads: int, end: bytes) -> tuple[Iterator[bytes], int]:
+def _gzip_pieces(head: bytes, pad: bytes, pads: int, end: bytes) -> tuple[Iterator[bytes], int]:
     """
-    ``head``, ``pads`` mebibytes of spaces and ``end`` as one gzip member, made as it is sent.
+    ``head``, ``pads`` times ``pad`` (about a mebibyte) and ``end`` as one gzip member, made as it is sent.
 
-    A full flush ends each compressed mebibyte on a byte boundary with no reference behind it,
-    so one compressed mebibyte repeated is a valid stream: gigabytes cost nothing to produce.
+    A full flush ends each compressed block on a byte boundary with no reference behind it,
+    so one compressed block repeated is a valid stream: gigabytes cost nothing to produce.
     """
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     first = compressor.compress(head) + compressor.flush(zlib.Z_FULL_FLUSH)
-    block = compressor.compress(_PAD) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(pad) + compressor.flush(zlib.Z_FULL_FLUSH)
     last = compressor.compress(end) + compressor.flush(zlib.Z_FINISH)
     gzip_header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
     length = len(gzip_header) + len(first) + pads * len(block) + len(last) + 8
@@ -285,9 +293,9 @@ def _gzip_pieces(head: bytes, pads: int, end: bytes) -> tuple[Iterator[bytes], i
         # The checksum only once the end is reached: a client that stops early costs nothing.
         crc = zlib.crc32(head)
         for _ in range(pads):
-            crc = zlib.crc32(_PAD, crc)
+            crc = zlib.crc32(pad, crc)
         crc = zlib.crc32(end, crc)
-        size = len(head) + pads * len(_PAD) + len(end)
+        size = len(head) + pads * len(pad) + len(end)
         yield last + struct.pack("<II", crc, size & 0xFFFFFFFF)
 
     return pieces(), length

@@ -39,7 +39,7 @@ _FAULT_OPTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "echo_key": (frozenset(), frozenset({"status", "message"})),
     "repeat_pages": (frozenset(), frozenset({"has_more", "fresh"})),
     "transform": (frozenset({"function"}), frozenset()),
-    "huge": (frozenset({"decoded_bytes"}), frozenset({"gzip"})),
+    "huge": (frozenset({"decoded_bytes"}), frozenset({"gzip", "values"})),
     "mislabelled": (frozenset(), frozenset({"encoding"})),
 }
 _LIST_ORDERS = ("insertion", "reversed", "shuffled")

@@ -367,7 +367,8 @@ class FakeOctanistServer(LeadStore):
         - ``huge``: answer 200 with a JSON body of ``decoded_bytes`` bytes (an envelope padded with
           spaces), generated as it is sent; ``gzip=True`` sends it gzip-compressed (about a
           thousandth of the size on the wire: a gzip bomb). ``streamed_bytes()`` tells how much
-          of it was written before the client stopped reading.
+          of it was written before the client stopped reading. ``values=True`` fills ``data`` with
+          empty objects (``[{}, {}, ...]``) instead: a JSON value every three bytes.
         - ``mislabelled``: *normal*, then the answer says ``Content-Encoding: <encoding>``
           (``gzip``) while its body stays plain JSON.
         - ``transform``: *normal*, then ``function(payload)`` gets the decoded JSON answer and

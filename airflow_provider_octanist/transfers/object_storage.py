@@ -26,7 +26,6 @@ from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 from airflow_provider_octanist.operators.octanist import _LeadListing, _OctanistOperator
 from airflow_provider_octanist.transfers import _formats, _readers, _storage
 from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
-from airflow_provider_octanist.triggers._feed.keyset import walkable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -199,6 +198,8 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
         return _formats.LEAD_COLUMNS
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_octanist.triggers._feed.keyset import walkable
+
         filters = self._filters()
         # Built before the first request: a bad filter fails here, before anything is written.
         pages: Iterable[list[Row]]

@@ -178,8 +178,10 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         return None if self.end_time is None else self.end_time - time.time()
 
     def _timeout_event(self, lead: Lead | None, last_error: str | None) -> TriggerEvent:
+        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+
         waited_for = " or ".join(self.target_statuses)
-        seen = f"; it was last {lead.get('status')!r}" if lead is not None else ""
+        seen = f"; it was last {cap(repr(lead.get('status')), MAX_SERVER_WORD)}" if lead is not None else ""
         error = f"; the last check failed: {last_error}" if last_error else ""
         payload: dict[str, Any] = {
             "status": "timeout",
@@ -280,10 +282,12 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             self.log.info("Lead %s is %s, a failure status.", self.lead_id, status)
             return TriggerEvent({"status": "failure", "lead_id": self.lead_id, "lead": lead})
         if status != progress.last_status:
+            from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+
             self.log.info(
                 "Lead %s is %s; waiting until it is %s.",
                 self.lead_id,
-                status,
+                cap(str(status), MAX_SERVER_WORD),
                 " or ".join(self.target_statuses),
             )
             progress.last_status = status
@@ -296,12 +300,14 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             return
         progress.next_report = now + self.still_waiting_every
         left = self._seconds_left()
+        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+
         status = progress.lead.get("status") if progress.lead is not None else "unread"
         self.log.info(
             "Still waiting for lead %s to become %s: it is %s after %d check(s); %s.",
             self.lead_id,
             " or ".join(self.target_statuses),
-            status,
+            cap(str(status), MAX_SERVER_WORD),
             checks,
             "no end time" if left is None else f"{max(0.0, left):.0f} s left",
         )

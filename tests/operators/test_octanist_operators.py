@@ -170,6 +170,52 @@ def test_create_lead_returns_the_new_id(octanist_server: Any, octanist_conn: str
     assert stored["status"] == "open"
 
 
+def _the_line_with(capsys: pytest.CaptureFixture[str], words: str) -> str:
+    """The one line logged with ``words``, checked to be short."""
+    captured = capsys.readouterr()
+    [line] = [line for line in (captured.out + captured.err).splitlines() if words in line]
+    assert len(line) < 1_000, f"{len(line)} characters in one log line"
+    return line
+
+
+def _next_answer_with(octanist_server: Any, **data: Any) -> None:
+    """The next answer's ``data`` with ``data``'s fields set (each a megabyte of text, say)."""
+
+    def change(payload: Any) -> Any:
+        payload["data"].update(data)
+        return payload
+
+    octanist_server.inject("transform", function=change)
+
+
+def test_a_huge_status_of_a_fetched_lead_is_capped_in_the_log_line(
+    octanist_server: Any, octanist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    octanist_server.add_lead(id="lead_1")
+    _next_answer_with(octanist_server, status="s" * 1_000_000)
+    run(OctanistGetLeadOperator(task_id="get", lead_id="lead_1"))
+    assert f"is {'s' * 99}\u2026." in _the_line_with(capsys, "Lead lead_1 is")
+
+
+def test_a_huge_id_of_a_created_lead_is_capped_in_the_log_line(
+    octanist_server: Any, octanist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _next_answer_with(octanist_server, id="L" * 1_000_000)
+    assert run(OctanistCreateLeadOperator(task_id="create", name="Ada")) == "L" * 1_000_000
+    assert f"lead {'L' * 99}\u2026" in _the_line_with(capsys, "Created Octanist lead")
+
+
+def test_huge_texts_of_an_update_answer_are_capped_in_the_log_line(
+    octanist_server: Any, octanist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    octanist_server.add_lead(id="lead_upd", status="qualified")
+    _next_answer_with(octanist_server, leadId="L" * 1_000_000, leadsUpdated="1" * 1_000_000)
+    run(OctanistUpdateLeadOperator(task_id="won", lead_id="lead_upd", status="won", value=1))
+    assert f"updated {'1' * 99}\u2026 lead(s) (lead {'L' * 99}\u2026)" in _the_line_with(
+        capsys, "Octanist updated"
+    )
+
+
 def test_create_lead_leaves_out_fields_that_rendered_empty(octanist_server: Any, octanist_conn: str) -> None:
     op = OctanistCreateLeadOperator(task_id="create", name="Ada", phone="{{ params.phone }}")
     run(op, {"params": {"phone": ""}})

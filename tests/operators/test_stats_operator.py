@@ -49,3 +49,18 @@ def test_stats_days_do_not_touch_the_tasks_own_start_date() -> None:
 def test_stats_of_an_unknown_period_fail_clearly(octanist_server: Any, octanist_conn: str) -> None:
     with pytest.raises(ValueError, match="period must be 'current', 'previous' or 'custom'"):
         run(OctanistGetStatsOperator(task_id="stats", period="last-week"))
+
+
+def test_a_huge_total_is_capped_in_the_log_line(
+    octanist_server: Any, octanist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def with_huge_total(payload: Any) -> Any:
+        payload["data"]["leads"]["total"] = "9" * 1_000_000
+        return payload
+
+    octanist_server.inject("transform", function=with_huge_total)
+    run(OctanistGetStatsOperator(task_id="stats"))
+    captured = capsys.readouterr()
+    [line] = [line for line in (captured.out + captured.err).splitlines() if "Octanist statistics" in line]
+    assert f"statistics: {'9' * 99}\u2026 lead(s) in the period" in line
+    assert len(line) < 1_000

@@ -112,6 +112,34 @@ def test_a_lost_lead_fails_without_retry_naming_lead_status_and_reason(
     assert "Picked a competitor" in message
 
 
+def test_a_huge_loss_reason_is_capped_in_the_failure_message(
+    octanist_server: Any, octanist_conn: str
+) -> None:
+    octanist_server.add_lead(id=LEAD, status="lost", lossReason="r" * 1_000_000)
+    with pytest.raises(AirflowFailException) as failure:
+        sensor().poke({})
+    message = str(failure.value)
+    assert f"(lossReason: '{'r' * 498}\u2026), a failure status" in message
+    assert len(message) < 1_000
+
+
+def test_a_huge_status_is_capped_in_the_waiting_line(
+    octanist_server: Any, octanist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    octanist_server.add_lead(id=LEAD)
+
+    def with_huge_status(payload: Any) -> Any:
+        payload["data"]["status"] = "s" * 1_000_000
+        return payload
+
+    octanist_server.inject("transform", function=with_huge_status)
+    assert not sensor().poke({}).is_done
+    captured = capsys.readouterr()
+    [waiting] = [line for line in (captured.out + captured.err).splitlines() if "waiting until" in line]
+    assert f"is {'s' * 99}\u2026; waiting until it is won" in waiting
+    assert len(waiting) < 1_000
+
+
 def test_a_lost_lead_with_soft_fail_skips(octanist_server: Any, octanist_conn: str) -> None:
     octanist_server.add_lead(id=LEAD, status="lost")
     with pytest.raises(AirflowSkipException, match="no lossReason"):

@@ -428,6 +428,28 @@ def test_huge_with_gzip_is_a_valid_gzip_member_a_thousandth_of_its_size(server: 
     assert json.loads(decoded) == {"success": True, "data": {}}
 
 
+@pytest.mark.parametrize("size", [2 * 1024 * 1024 + 7, 2 * 1024 * 1024 + 8, 2 * 1024 * 1024 + 9])
+def test_huge_with_values_fills_data_with_empty_objects_every_three_bytes(
+    server: FakeOctanistServer, size: int
+) -> None:
+    import gzip
+
+    server.inject("huge", decoded_bytes=size, values=True, gzip=True)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        conn.request("POST", "/api/stats", headers={"X-API-KEY": KEY})
+        wire = conn.getresponse().read()
+    finally:
+        conn.close()
+
+    decoded = gzip.decompress(wire)
+    assert len(decoded) == size
+    payload = json.loads(decoded)
+    assert payload["success"] is True
+    assert payload["data"] == [{}] * len(payload["data"])
+    assert len(payload["data"]) > (size - 40) // 3
+
+
 def test_mislabelled_says_gzip_over_a_plain_json_body(server: FakeOctanistServer) -> None:
     lead = server.add_lead()
     server.inject("mislabelled")

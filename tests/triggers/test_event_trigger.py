@@ -273,6 +273,27 @@ def test_each_entry_into_won_is_reported_once_with_the_lead_fields(server: FakeO
     asyncio.run(scenario())
 
 
+def test_a_huge_lead_id_is_capped_in_the_watchers_log_lines(
+    server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    huge = "L" * 1_000_000
+
+    async def scenario() -> None:
+        watcher = await Watching(trigger(), server).start()
+        # Dated in the future too: the line that says so names the lead as well.
+        server.add_lead(id=huge, status="won", updatedAt=datetime.now(timezone.utc) + timedelta(hours=1))
+        assert ids(await watcher.leads()) == [huge], "the event carries the lead whole: it is the data"
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    naming = [line for line in lines if f"{'L' * 99}\u2026" in line]
+    assert any("entered won" in line for line in naming), lines
+    assert any("after the server's clock" in line for line in naming), lines
+    assert max(map(len, lines)) < 2_000, "no line quotes the id whole"
+
+
 def test_two_leads_won_at_the_same_millisecond_arrive_in_one_event(server: FakeOctanistServer) -> None:
     a, b, c = server.add_leads(3, createdAt=LONG_AGO)
 

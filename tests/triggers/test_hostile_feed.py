@@ -683,7 +683,9 @@ def test_microsecond_stamps_under_a_millisecond_clock_lose_no_lead_at_a_page_bou
         assert [c.lead_id for c in changes.changes] == [lead["id"] for lead in leads]
 
     asyncio.run(scenario())
-    bounds = [r.query["updatedAt[gte]"][0] for r in us_stamps_ms_clock.requests if "updatedAt[gte]" in r.query]
+    bounds = [
+        r.query["updatedAt[gte]"][0] for r in us_stamps_ms_clock.requests if "updatedAt[gte]" in r.query
+    ]
     assert any(len(bound) == len("2026-01-01T00:00:00.000000Z") for bound in bounds), "asked in microseconds"
 
 
@@ -741,7 +743,9 @@ def test_a_server_reading_gte_as_gt_loses_no_lead_where_an_instant_spans_two_pag
     assert sum("read updatedAt[gte] as [gt]" in line for line in said.warnings) == 1, said.warnings
 
 
-def test_the_event_trigger_reports_every_lead_of_a_server_reading_gte_as_gt(server: FakeOctanistServer) -> None:
+def test_the_event_trigger_reports_every_lead_of_a_server_reading_gte_as_gt(
+    server: FakeOctanistServer,
+) -> None:
     server.gte_as_gt = True
     at = datetime.now(timezone.utc) - timedelta(seconds=30)
     leads = [server.add_lead(status="won", updatedAt=at + timedelta(milliseconds=n // 3)) for n in range(110)]
@@ -789,7 +793,9 @@ def test_a_server_clock_no_time_zone_explains_is_an_error_and_a_metric(
         def incr(self, stat: str, count: int = 1, rate: float = 1, *, tags: Any = None) -> None:
             published[stat] = published.get(stat, 0) + count
 
-        def gauge(self, stat: str, value: float, rate: float = 1, delta: bool = False, *, tags: Any = None) -> None:
+        def gauge(
+            self, stat: str, value: float, rate: float = 1, delta: bool = False, *, tags: Any = None
+        ) -> None:
             published.setdefault(stat, 0)
 
     monkeypatch.setattr(health, "stats", Metrics)

@@ -815,11 +815,10 @@ def test_a_refused_list_call_falls_back_to_polling_the_lead_and_says_why_once(
     assert all("INVALID_FILTER" in message or "refused" in message for message in fallbacks)
 
 
-def test_a_lead_the_feed_cannot_place_is_polled_on_its_own(
-    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
-) -> None:
-    lead = server.add_lead()["id"]
-    server.inject("corrupt_lead", fields={"updatedAt": None}, count=1, path=f"{LIST}/{lead}")
+def fallback_line_of_a_lead_polled_until_won(
+    server: FakeOctanistServer, lead: str, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """Run one trigger that polls ``lead`` on its own until it is won; its one line saying why."""
 
     async def scenario() -> list[list[dict[str, Any]]]:
         tasks = start(trigger(lead, poll_interval=0.02))
@@ -829,8 +828,32 @@ def test_a_lead_the_feed_cannot_place_is_polled_on_its_own(
 
     ((event,),) = run(scenario)
     assert event["status"] == "success"
+    [line] = Printed(capsys).lines("cannot serve")
+    assert len(line) < 1_000, f"{len(line)} characters in one log line"
+    return line
+
+
+def test_a_lead_the_feed_cannot_place_is_polled_on_its_own(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lead = server.add_lead()["id"]
+    server.inject("corrupt_lead", fields={"updatedAt": None}, count=1, path=f"{LIST}/{lead}")
+
+    line = fallback_line_of_a_lead_polled_until_won(server, lead, capsys)
+
     assert lists(server) == 0
-    assert len(Printed(capsys).lines("no readable updatedAt")) == 1
+    assert "no readable updatedAt" in line
+
+
+def test_a_huge_meta_timestamp_is_capped_in_the_line_that_says_why_a_lead_is_polled_on_its_own(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lead = server.add_lead()["id"]
+    server.stale_timestamp = "9" * 1_000_000  # a megabyte, in every answer
+
+    line = fallback_line_of_a_lead_polled_until_won(server, lead, capsys)
+
+    assert f"no believable server time (meta.timestamp '{'9' * 99}\u2026')" in line
 
 
 def hide_from_list(server: FakeOctanistServer, lead_id: str, count: int | None = None) -> None:
@@ -866,6 +889,28 @@ def test_a_lead_the_list_does_not_show_is_polled_on_its_own_and_the_trigger_says
     assert hidden in fallbacks[0]
     assert "does not show the lead" in fallbacks[0]
     assert gets(server, shown) == 1, "a listed lead is read once, then served by the feed"
+
+
+def test_a_huge_updated_at_is_capped_in_the_line_that_says_the_list_does_not_show_a_lead(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hidden = server.add_lead()["id"]
+    hide_from_list(server, hidden)
+    # A time all the same: Python reads any number of fractional digits.
+    huge = stamp(server_now()).replace("Z", "0" * 1_000_000 + "Z")
+
+    def with_huge_stamp(payload: Any) -> Any:
+        payload["data"]["updatedAt"] = huge
+        return payload
+
+    server.inject("transform", function=with_huge_stamp, count=None, path=f"{LIST}/{hidden}")
+
+    line = fallback_line_of_a_lead_polled_until_won(server, hidden, capsys)
+
+    assert (
+        f"does not show the lead: it is missing from the listing of its own updatedAt {huge[:99]}\u2026"
+        in line
+    )
 
 
 def test_looking_for_a_lead_in_the_list_costs_one_request_per_trigger_once(
@@ -908,6 +953,46 @@ def test_triggers_on_leads_of_one_bulk_update_share_one_listing_of_its_milliseco
     # One walk of the millisecond (three pages), and one more after each of the hidden lead's
     # re-reads at most (up to three): never a walk per trigger.
     assert 3 <= len(looks(server)) <= 3 * 4, len(looks(server))
+
+
+def test_a_server_that_ignores_page_costs_a_few_requests_and_sends_the_triggers_to_poll_alone(
+    server: FakeOctanistServer, ticker: Ticker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    instant = server.now() - timedelta(hours=1)
+    leads = [lead["id"] for lead in server.add_leads(150, createdAt=instant, updatedAt=instant)]
+    server.ignore_page = True  # every page is page 1: a walk by page number would never end
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        tasks = start(*(trigger(lead, poll_interval=0.05) for lead in leads[:40]))
+        printed = Printed(capsys)
+        await until(lambda: len(printed.lines("cannot serve")) >= 40, "every trigger to poll alone")
+        server.set_status(leads[0], "won")
+        done = await asyncio.wait_for(tasks[0], 10)
+        await stop(tasks[1:])
+        return [done]
+
+    ((event,),) = run(scenario)
+    assert event["status"] == "success"
+    assert len(looks(server)) <= 2, "the second page, the same as the first, ends the listing"
+
+
+def test_a_listing_of_a_millisecond_stops_when_the_last_trigger_waiting_for_it_leaves(
+    server: FakeOctanistServer, ticker: Ticker
+) -> None:
+    instant = server.now() - timedelta(hours=1)
+    lead = server.add_leads(250, createdAt=instant, updatedAt=instant)[0]["id"]
+    server.latency = 0.05  # each page takes a while: the trigger is cancelled while page 1 is read
+
+    async def scenario() -> None:
+        tasks = start(trigger(lead))
+        await until(lambda: len(looks(server)) >= 1, "the listing of the lead's millisecond to begin")
+        await stop(tasks)
+        before = len(server.requests)
+        await asyncio.sleep(0.3)  # what a listing left behind would send meanwhile: three pages
+        assert len(server.requests) == before, "no request after the trigger that needed it left"
+
+    run(scenario)
+    assert len(looks(server)) == 1
 
 
 def test_a_lead_that_changes_while_it_is_looked_for_is_not_taken_for_hidden(

@@ -176,6 +176,28 @@ def test_the_end_time_fires_timeout_naming_the_last_status(server: Any) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_huge_status_is_capped_in_the_timeout_event_and_the_waiting_line(
+    server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.add_lead(id=LEAD)
+    huge = "s" * 1_000_000
+
+    def with_huge_status(payload: Any) -> Any:
+        payload["data"]["status"] = huge
+        return payload
+
+    server.inject("transform", function=with_huge_status, count=None, path=f"/api/leads/{LEAD}")
+    event = only_event(OctanistLeadStatusTrigger(LEAD, **FAST, end_time=time.time() + 0.3))
+
+    assert event["status"] == "timeout"
+    assert f"it was last '{'s' * 98}\u2026" in event["message"]
+    assert len(event["message"]) < 1_000
+    captured = capsys.readouterr()
+    [waiting] = [line for line in (captured.out + captured.err).splitlines() if "waiting until" in line]
+    assert f"is {'s' * 99}\u2026; waiting until it is won" in waiting
+    assert len(waiting) < 1_000
+
+
 def test_an_end_time_in_the_past_still_checks_once(server: Any) -> None:
     server.add_lead(id=LEAD, status="won")
     event = only_event(OctanistLeadStatusTrigger(LEAD, **FAST, end_time=time.time() - 10))

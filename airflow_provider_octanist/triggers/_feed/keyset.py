@@ -1,47 +1,72 @@
 """
-Keyset paging over ``GET /leads`` in ``updatedAt`` order, sans I/O: which page to ask for next and
-what each answer means. The sync export drives it with the sync hook; any async walk can drive it
-the same way.
+Reading ``GET /leads`` in ``updatedAt`` order without losing a lead, sans I/O: which page to ask for
+next and what each answer means. The change feed drives it with the async hook, the leads export
+with the sync hook; neither writes a walk of its own.
 
 Page numbers count positions in a listing that moves while it is read: a lead edited out of the
 filters shifts every lead after it one place up, and one of them lands on no page. A keyset walk
-asks instead for ``updatedAt >= bound`` sorted ascending, always page 1, and moves the bound to the
-newest ``updatedAt`` it has read, remembering the ids read at that instant (a :class:`Cursor`).
-A lead edited meanwhile moves past the bound and is met again; a lead nobody touches keeps its
-place and is never skipped. When a whole page shares one instant, that instant is read on its own,
-by page number inside ``[instant, next instant)``, again while a pass disagrees with ``total``, and
-the walk goes on from the next instant the server can print.
+(:class:`KeysetWalk`) asks instead for ``updatedAt >= bound`` sorted ascending, always page 1, and
+moves the bound to the newest ``updatedAt`` it has read, remembering the ids read at that instant
+(a :class:`Cursor`). A lead edited meanwhile moves past the bound and is met again; a lead nobody
+touches keeps its place and is never skipped. When a whole page shares one instant, that instant
+is read on its own by page number (:class:`NumberedRead`), and the walk goes on from the next
+instant the server can print.
 
-A page out of ``updatedAt`` order means the API ignored ``sort``: :class:`UnsortedListing` is
-raised, for the driver to fail loudly or to read another way.
+What a server may get wrong, and what the walk does about it:
+
+- a bound finer than a millisecond is a stamp (or clock) the server wrote in microseconds: it is
+  asked exactly (``PageRequest.exact_time``), never rounded past the leads of the rest of that
+  millisecond;
+- a server that reads ``[gte]`` as ``[gt]`` drops the leads at the bound: when none of those known
+  at the bound comes back, the same request is made from one step earlier, and a lead at the
+  bound there teaches the walk to ask every lower bound one step earlier (``gte_exclusive``);
+- a page out of ``updatedAt`` order means the API ignores ``sort``: :class:`UnsortedListing`;
+- a page-numbered read whose page holds only leads of its earlier pages means the API ignores
+  ``page``: :class:`RepeatingPagesError`; no read goes past :data:`MAX_PAGES` pages;
+- a page-numbered read is read again (up to :data:`REREADS` passes) while its pages disagree on
+  ``total`` or it found fewer leads than ``total``: a lead edited meanwhile shifted the others.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from airflow_provider_octanist._api import Page
 
 SORT = "updatedAt:asc"
-"""The order a keyset walk asks for."""
+"""The order every walk asks for."""
 
 REREADS = 3
-"""Passes over one instant read by page number while the instant moved under the pass."""
+"""Passes of a page-numbered read while the listing moved under it."""
 
-MAX_INSTANT_PAGES = 1_000
-"""Pages one instant may take (100,000 leads with one ``updatedAt``) before the walk stops."""
+MAX_PAGES = 1_000
+"""Pages one page-numbered read may take (100,000 leads) before it stops with an error."""
 
 
 class UnsortedListing(OctanistResponseError):  # noqa: N818 - an OctanistError, named for what it says
     """``GET /leads`` answered a page out of ``updatedAt`` order: the API ignores ``sort``."""
+
+
+class RepeatingPagesError(OctanistResponseError):
+    """A page-numbered read came back with only leads of its earlier pages: the API ignores ``page``."""
+
+
+class PageRequest(NamedTuple):
+    """One ``GET /leads`` request of a walk: its page, its time filters, and their precision."""
+
+    number: int
+    filters: dict[str, Any]
+    """``updated_gte`` / ``updated_lt`` as datetimes."""
+    exact_time: bool
+    """Send the time filters with their microseconds (see the module)."""
 
 
 def walkable(filters: Mapping[str, Any]) -> bool:
@@ -61,6 +86,91 @@ def prints_microseconds(text: str) -> bool:
     return len(fraction) - len(fraction.lstrip("0123456789")) > 3
 
 
+def step(instant: datetime, microseconds: bool) -> timedelta:
+    """The smallest step a server can print after ``instant``: a millisecond, or a microsecond."""
+    if microseconds or instant.microsecond % 1000:
+        return timedelta(microseconds=1)
+    return timedelta(milliseconds=1)
+
+
+def _request(number: int, filters: dict[str, Any], microseconds: bool) -> PageRequest:
+    exact = microseconds or any(
+        isinstance(value, datetime) and value.microsecond % 1000 for value in filters.values()
+    )
+    return PageRequest(number, filters, exact)
+
+
+def _unplaced(page: Page, changes: list[Change]) -> int:
+    """Leads of ``page`` that could not be placed (malformed, or no readable ``updatedAt``)."""
+    return len(page.items) + len(page.malformed) - len(changes)
+
+
+class NumberedRead:
+    """
+    Every change a filter matches, by page number until ``hasMore`` is false, deduplicated by id.
+
+    A pass is read again (up to :data:`REREADS` passes, keeping what every pass found) while its
+    pages disagree on ``total`` or it found fewer leads than ``total``: a lead edited while the
+    pages are read shifts the leads after it by one page, so one of them can be on no page.
+
+    :param filters: the time filters of every request.
+    :param keep: which changes count (the others still count as leads of their pass).
+    :param microseconds: the server prints ``updatedAt`` with microseconds.
+    """
+
+    def __init__(
+        self, filters: dict[str, Any], keep: Callable[[Change], bool], *, microseconds: bool = False
+    ) -> None:
+        self.filters = filters
+        self.keep = keep
+        self.microseconds = microseconds
+        self.found: dict[tuple[datetime, str], Change] = {}
+        self.done = False
+        self._number = 1
+        self._passes = 1
+        self._ids: set[str] = set()
+        self._held = 0
+        self._totals: set[int | None] = set()
+
+    def next_request(self) -> PageRequest | None:
+        return None if self.done else _request(self._number, self.filters, self.microseconds)
+
+    def read(self, page: Page, changes: list[Change]) -> list[Change]:
+        """Read the answer to :meth:`next_request`; return its kept changes not found before."""
+        number = self._number
+        fresh_ids = [c for c in changes if c.lead_id not in self._ids]
+        if number > 1 and changes and not fresh_ids:
+            raise RepeatingPagesError(
+                f"Octanist returned page {number} of GET /leads with only leads of earlier pages "
+                "while claiming hasMore; the listing was stopped",
+                request_id=page.request_id,
+                hint="The API's paging may have changed; please report it with the request id.",
+            )
+        self._ids.update(c.lead_id for c in changes)
+        self._held += _unplaced(page, changes)
+        new = [c for c in changes if self.keep(c) and c.key not in self.found]
+        self.found.update((c.key, c) for c in new)
+        self._totals.add(page.total)
+        if page.has_more and page.items:
+            if number >= MAX_PAGES:
+                raise OctanistResponseError(
+                    f"Listing lead changes stopped after {number} pages of GET /leads while Octanist "
+                    "still claimed hasMore",
+                    request_id=page.request_id,
+                    hint="Too many leads in one window to read by page number; please report it.",
+                )
+            self._number += 1
+            return new
+        total = page.total
+        agreed = len(self._totals) == 1 and (total is None or len(self._ids) + self._held >= total)
+        if agreed or self._passes >= REREADS:
+            self.done = True
+        else:
+            self._passes += 1
+            self._number, self._ids, self._held, self._totals = 1, set(), 0, set()
+        return new
+
+
 class KeysetWalk:
     """
     The state of one keyset walk: ask :meth:`next_request`, send it, give the answer to :meth:`read`.
@@ -69,6 +179,7 @@ class KeysetWalk:
     :param before: only changes strictly before this instant (the walk's own ``updatedAt[lt]``).
     :param page_size: the leads asked for per page.
     :param microseconds: the server is known to print ``updatedAt`` with microseconds.
+    :param gte_exclusive: the server is known to read ``[gte]`` as ``[gt]``.
     """
 
     def __init__(
@@ -78,6 +189,7 @@ class KeysetWalk:
         before: datetime | None = None,
         page_size: int = 100,
         microseconds: bool = False,
+        gte_exclusive: bool = False,
     ) -> None:
         self.bound = start
         """Every change up to here has been read (``None``: nothing yet, no lower bound)."""
@@ -85,28 +197,43 @@ class KeysetWalk:
         self.served = page_size
         """Leads on a full page as the server serves them (it may serve fewer than asked)."""
         self.microseconds = microseconds
+        self.gte_exclusive = gte_exclusive
         self.done = False
         self._whole: datetime | None = None  # the instant read whole, if any
         self._after = False  # the last keyset request asked strictly after the bound's instant
         self._instant: _Instant | None = None
+        self._doubted: tuple[Page, list[Change]] | None = None  # an answer that may have read gte as gt
 
-    def next_request(self) -> tuple[int, dict[str, Any]] | None:
-        """The page number and time filters (``updated_gte``, ``updated_lt``) of the next request."""
+    @property
+    def at_rest(self) -> bool:
+        """Between two keyset pages: no instant read and no second look under way."""
+        return self._instant is None and self._doubted is None
+
+    def next_request(self) -> PageRequest | None:
+        """The next request, or ``None`` once the walk is done."""
         if self.done:
             return None
         if self._instant is not None:
-            return self._instant.number, self._instant.filters
+            return self._instant.next_request()
         filters: dict[str, Any] = {}
-        if self.bound is not None:
-            # "Strictly after" is asked as "from the next instant the server can print": a server
-            # that stores microseconds but prints milliseconds answers [gt]=T.123 with the leads of
-            # T.123456 forever, while [gte]=T.124 means what was asked on every server.
-            self._after = self.bound.at == self._whole or len(self.bound.ids) >= self.served
-            at = self.bound.at
-            filters["updated_gte"] = at + self.step(at) if self._after else at
+        bound = self.bound
+        if bound is not None:
+            if self._doubted is not None:  # the same request from one step earlier
+                filters["updated_gte"] = bound.at - step(bound.at, self.microseconds)
+            else:
+                # "Strictly after" is asked as "from the next instant the server can print": a
+                # server that stores microseconds but prints milliseconds answers [gt]=T.123 with
+                # the leads of T.123456 forever, while [gte]=T.124 means what was asked anywhere.
+                self._after = bound.at == self._whole or len(bound.ids) >= self.served
+                at = bound.at + step(bound.at, self.microseconds) if self._after else bound.at
+                filters["updated_gte"] = self.at_or_after(at)
         if self.before is not None:
             filters["updated_lt"] = self.before
-        return 1, filters
+        return _request(1, filters, self.microseconds)
+
+    def at_or_after(self, instant: datetime) -> datetime:
+        """The ``updatedAt[gte]`` bound that selects ``instant`` and later on this server."""
+        return instant - step(instant, self.microseconds) if self.gte_exclusive else instant
 
     def read(self, page: Page, changes: list[Change]) -> list[Change]:
         """
@@ -117,14 +244,35 @@ class KeysetWalk:
         :raises UnsortedListing: when the page is out of ``updatedAt`` order.
         :raises OctanistResponseError: when the listing makes no progress or repeats itself.
         """
-        for change in changes:
-            if not self.microseconds and prints_microseconds(str(change.lead.get("updatedAt", ""))):
-                self.microseconds = True
+        if not self.microseconds and any(prints_microseconds(str(c.lead.get("updatedAt"))) for c in changes):
+            self.microseconds = True
         if self._instant is not None:
             return self._read_instant(self._instant, page, changes)
+        bound = self.bound
+        if self._doubted is not None:
+            first, self._doubted = self._doubted, None
+            if bound is not None and any(c.at == bound.at for c in changes):
+                self.gte_exclusive = True  # the second look shows what the first one lost
+            else:
+                page, changes = first
+        elif bound is not None and self._doubts(bound, changes):
+            self._doubted = (page, changes)
+            return []
+        return self._take(page, changes)
+
+    def _doubts(self, bound: Cursor, changes: list[Change]) -> bool:
+        """Whether an answer from the bound's instant lost every lead known there ([gte] read as [gt]?)."""
+        return (
+            not self._after
+            and not self.gte_exclusive
+            and bool(bound.ids)
+            and not any(c.at == bound.at for c in changes)
+        )
+
+    def _take(self, page: Page, changes: list[Change]) -> list[Change]:
         if any(changes[i].at < changes[i - 1].at for i in range(1, len(changes))):
             raise UnsortedListing(
-                f"Octanist's GET /leads ignored sort={SORT} (page 1 is out of updatedAt order)",
+                f"Octanist's GET /leads ignored sort={SORT} (a page is out of updatedAt order)",
                 request_id=page.request_id,
                 hint="The listing was stopped rather than risk leaving leads out; please report it.",
             )
@@ -136,8 +284,8 @@ class KeysetWalk:
         if not changes:
             # A full page with nothing to place the bound by: stopping would hide every lead after it.
             raise OctanistResponseError(
-                "Listing leads stopped: GET /leads returned a full page without one readable lead "
-                "while claiming more",
+                "Listing lead changes stopped: GET /leads returned a full page without one readable "
+                "lead while claiming more",
                 request_id=page.request_id,
                 hint="Every lead on the page was malformed; please report it with the request id.",
             )
@@ -150,18 +298,10 @@ class KeysetWalk:
         self.bound = moved
         if len(moved.ids) >= self.served and moved.at != self._whole:
             # A whole page at one instant: read that instant on its own, by page number.
-            step = self.step(moved.at)
-            upper = moved.at + step if self.before is None else min(moved.at + step, self.before)
-            self._instant = _Instant(moved, {"updated_gte": moved.at, "updated_lt": upper}, bound)
+            self._instant = _Instant(self, moved, bound)
         else:
             _check_progress(bound, moved, page.request_id, moved_on=False)
         return fresh
-
-    def step(self, instant: datetime) -> timedelta:
-        """The smallest step the server can print after ``instant``: a millisecond, or a microsecond."""
-        if self.microseconds or instant.microsecond % 1000:
-            return timedelta(microseconds=1)
-        return timedelta(milliseconds=1)
 
     def _ends(self, page: Page) -> bool:
         """
@@ -191,56 +331,45 @@ class KeysetWalk:
 
 
 class _Instant:
-    """One instant read whole by page number: passes until one agrees with its ``total``."""
+    """One instant read whole by page number (from one step earlier once ``[gte]`` reads as ``[gt]``)."""
 
-    def __init__(self, bound: Cursor, filters: dict[str, Any], previous: Cursor | None) -> None:
+    def __init__(self, walk: KeysetWalk, bound: Cursor, previous: Cursor | None) -> None:
+        self.walk = walk
         self.bound = bound
-        self.filters = filters
         self.previous = previous
-        self.number = 1
-        self.passes = 1
         self.finished = False
         self.ids_at: set[str] = set()
-        """Every lead read at the instant, over every pass."""
-        self._pass_ids: set[str] = set()
-        self._totals: set[int | None] = set()
+        """Every lead read at the instant."""
+        self._second_look = False
+        self._read = self._numbered(earlier=False)
+
+    def _numbered(self, *, earlier: bool) -> NumberedRead:
+        walk, at = self.walk, self.bound.at
+        upper = at + step(at, walk.microseconds)
+        if walk.before is not None:
+            upper = min(upper, walk.before)
+        lower = at - step(at, walk.microseconds) if earlier else walk.at_or_after(at)
+        return NumberedRead(
+            {"updated_gte": lower, "updated_lt": upper}, lambda c: c.at == at, microseconds=walk.microseconds
+        )
+
+    def next_request(self) -> PageRequest | None:
+        return self._read.next_request()
 
     def read(self, page: Page, changes: list[Change]) -> list[Change]:
-        at = self.bound.at
-        if self.number > 1 and changes and all(c.lead_id in self._pass_ids for c in changes):
-            raise OctanistResponseError(
-                f"Octanist returned page {self.number} of GET /leads with only leads of earlier pages "
-                "while claiming hasMore; the listing was stopped",
-                request_id=page.request_id,
-                hint="The API's paging may have changed; please report it with the request id.",
-            )
-        self._pass_ids.update(c.lead_id for c in changes)
-        fresh = [
-            c
-            for c in changes
-            if c.at == at and c.lead_id not in self.bound.ids and c.lead_id not in self.ids_at
-        ]
-        self.ids_at.update(c.lead_id for c in changes if c.at == at)
-        self._totals.add(page.total)
-        if page.has_more and page.items:
-            if self.number >= MAX_INSTANT_PAGES:
-                raise OctanistResponseError(
-                    f"Listing leads stopped after {self.number} pages of leads updated at "
-                    f"{cursor_timestamp(at)} while Octanist still claimed hasMore",
-                    request_id=page.request_id,
-                    hint="Too many leads share one instant; please report it with the request id.",
-                )
-            self.number += 1
+        new = self._read.read(page, changes)
+        fresh = [c for c in new if c.lead_id not in self.bound.ids and c.lead_id not in self.ids_at]
+        self.ids_at.update(c.lead_id for c in new)
+        if not self._read.done:
             return fresh
-        # A lead edited while the pages are read shifts the leads after it by one page, so one of
-        # them can be on no page of the pass: read it again while the pass disagrees with total.
-        agreed = len(self._totals) == 1 and (page.total is None or len(self._pass_ids) >= page.total)
-        if agreed or self.passes >= REREADS:
-            self.finished = True
-        else:
-            self.passes += 1
-            self.number = 1
-            self._pass_ids, self._totals = set(), set()
+        if not self.ids_at and not self.walk.gte_exclusive and not self._second_look:
+            # Not one of the leads just seen at this instant came back: [gte] read as [gt]?
+            self._second_look = True
+            self._read = self._numbered(earlier=True)
+            return fresh
+        if self._second_look and self.ids_at:
+            self.walk.gte_exclusive = True
+        self.finished = True
         return fresh
 
 
@@ -256,8 +385,8 @@ def _check_progress(
         return
     if (bound == previous and not moved_on) or not bound.covers(previous):
         raise OctanistResponseError(
-            "Listing leads made no progress: GET /leads returned a full page of leads already read "
-            f"at {cursor_timestamp(bound.at)} while claiming more",
+            "Listing lead changes made no progress: GET /leads returned a full page of leads already "
+            f"handled at {cursor_timestamp(bound.at)} while claiming more",
             request_id=request_id,
             hint="The API's filters or sort may have changed; please report it with the request id.",
         )

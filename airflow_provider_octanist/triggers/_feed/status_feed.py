@@ -53,18 +53,16 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
 from airflow_provider_octanist._timestamps import parse_timestamp, whole_millisecond
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.statuses import status_of
 from airflow_provider_octanist.triggers._feed import lead_source
-from airflow_provider_octanist.triggers._feed.changes import (
-    FeedNotes,
-    RepeatingPagesError,
-    ids_in_millisecond,
-)
+from airflow_provider_octanist.triggers._feed.changes import FeedNotes, ids_in_millisecond
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.deletions import DeletionCheck
+from airflow_provider_octanist.triggers._feed.keyset import RepeatingPagesError
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
 from airflow_provider_octanist.triggers._feed.server_clock import believable
 
@@ -143,7 +141,7 @@ async def unlisted(
         return None
     return (
         f"GET /leads does not show the lead: it is missing from the listing of its own "
-        f"updatedAt {lead.get('updatedAt')}"
+        f"updatedAt {cap(str(lead.get('updatedAt')), MAX_SERVER_WORD)}"
     )
 
 
