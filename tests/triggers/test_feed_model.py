@@ -223,42 +223,30 @@ class PollRecord:
     """Each change at or before its poll's ceiling, and the poll that reported it."""
     polls: int = 0
     failures: list[str] = field(default_factory=list)
+    extra_requests: int = 0
+    """The most requests one poll sent beyond the pages its changes fill (shown by OCTANIST_MODEL_DEBUG)."""
 
 
-class FeedModel(RuleBasedStateMachine):
-    """``fetch_changes`` with ``FeedNotes`` kept across polls, as a watcher runs it, against the fake."""
+class OnTheFake(RuleBasedStateMachine):
+    """
+    What every machine shares: the fake with its quirks, and the lead changes people make.
+
+    Leads added long ago and not yet used (``spare``) are the material of bulk updates: they become
+    changes only when a bulk update stamps them.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.server: FakeOctanistServer | None = None
-        self.loop = asyncio.new_event_loop()
-        self.hook: OctanistAsyncHook | None = None
-        self.notes = FeedNotes()
-        self.said = Said()
-        self.record = PollRecord()
         self.quirks = Quirks()
-        self.cursor = Cursor(LONG_AGO)
-        self.spare: list[str] = []  # leads dated long ago, not changes yet: material for bulk updates
-        self.faults = 0  # failing answers queued for the next poll
+        self.spare: list[str] = []
 
-    # -- set-up and tear-down ---------------------------------------------------------------------
-
-    @initialize(chosen=quirk_sets())
-    def start(self, chosen: Quirks) -> None:
+    def begin(self, chosen: Quirks) -> FakeOctanistServer:
         self.quirks = chosen
         self.server = serve(chosen)
-        self.cursor = Cursor(self.server.now() - timedelta(seconds=1))
-        self.restart()
+        return self.server
 
     def teardown(self) -> None:
-        if os.environ.get("OCTANIST_MODEL_DEBUG"):
-            print(
-                f"polls={self.record.polls} booked={len(self.record.booked)} "
-                f"failures={self.record.failures} {self.quirks}"
-            )
-        if self.hook is not None:
-            self.loop.run_until_complete(self.hook.aclose())
-        self.loop.close()
         if self.server is not None:
             self.server.stop()
         os.environ.pop(CONN_ENV, None)
@@ -275,8 +263,6 @@ class FeedModel(RuleBasedStateMachine):
         ids = self.ids()
         return ids[index % len(ids)]
 
-    # -- lead changes -------------------------------------------------------------------------------
-
     @rule(n=st.integers(1, 3))
     def add_leads(self, n: int) -> None:
         for _ in range(n):
@@ -284,7 +270,7 @@ class FeedModel(RuleBasedStateMachine):
 
     @rule(
         n=st.one_of(st.integers(1, 5), st.integers(95, 105), st.integers(1, 250)),
-        status=st.sampled_from(["won", "lost", "qualified"]),
+        status=st.sampled_from(["won", "won", "lost", "qualified"]),
     )
     def bulk_update(self, n: int, status: str) -> None:
         """A bulk edit in the web app: ``n`` leads get one ``updatedAt``, seen all at once."""
@@ -298,7 +284,47 @@ class FeedModel(RuleBasedStateMachine):
     @precondition(lambda self: self.ids())
     @rule(index=st.integers(0, 10**6), status=st.sampled_from(["won", "lost", "won", "qualified"]))
     def change_status(self, index: int, status: str) -> None:
+        """Win a lead, lose it, win it again."""
         self.fake.set_status(self.pick(index), status, value=2)
+
+    @precondition(lambda self: self.ids())
+    @rule(index=st.integers(0, 10**6))
+    def delete_lead(self, index: int) -> None:
+        self.fake.delete_lead(self.pick(index))
+
+
+class FeedModel(OnTheFake):
+    """``fetch_changes`` with ``FeedNotes`` kept across polls, as a watcher runs it, against the fake."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.hook: OctanistAsyncHook | None = None
+        self.notes = FeedNotes()
+        self.said = Said()
+        self.record = PollRecord()
+        self.cursor = Cursor(LONG_AGO)
+        self.faults = 0  # failing answers queued for the next poll
+
+    # -- set-up and tear-down ---------------------------------------------------------------------
+
+    @initialize(chosen=quirk_sets())
+    def start(self, chosen: Quirks) -> None:
+        self.cursor = Cursor(self.begin(chosen).now() - timedelta(seconds=1))
+        self.restart()
+
+    def teardown(self) -> None:
+        if os.environ.get("OCTANIST_MODEL_DEBUG"):
+            print(
+                f"polls={self.record.polls} booked={len(self.record.booked)} "
+                f"failures={self.record.failures} extra={self.record.extra_requests} {self.quirks}"
+            )
+        if self.hook is not None:
+            self.loop.run_until_complete(self.hook.aclose())
+        self.loop.close()
+        super().teardown()
+
+    # -- lead changes beyond the shared ones --------------------------------------------------------
 
     @precondition(lambda self: self.ids())
     @rule(index=st.integers(0, 10**6))
@@ -321,11 +347,6 @@ class FeedModel(RuleBasedStateMachine):
                 server.set_status(lead_id, status, value=3)
 
         server.change_during_listing(edit, request=request)
-
-    @precondition(lambda self: self.ids())
-    @rule(index=st.integers(0, 10**6))
-    def delete_lead(self, index: int) -> None:
-        self.fake.delete_lead(self.pick(index))
 
     @precondition(lambda self: self.quirks.faults)
     @rule(after=st.integers(0, 5), count=st.integers(1, MAX_RETRIES + 1))
@@ -395,6 +416,8 @@ class FeedModel(RuleBasedStateMachine):
                 )
         # (c) bounded requests
         budget = request_budget(len(reported), self.quirks, faults)
+        needed = math.ceil(len(reported) / self.quirks.served) + 1
+        self.record.extra_requests = max(self.record.extra_requests, requests - needed)
         assert requests <= budget, (
             f"{where}: {requests} requests for {len(reported)} changes (budget {budget})"
         )
@@ -437,47 +460,23 @@ class FeedModel(RuleBasedStateMachine):
 # -- the export's keyset walk --------------------------------------------------------------------------
 
 
-class ExportModel(RuleBasedStateMachine):
+class ExportModel(OnTheFake):
     """``OctanistHook.iter_leads_by_update`` over a window while leads are edited as it pages."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.server: FakeOctanistServer | None = None
-        self.quirks = Quirks()
         self.since = LONG_AGO
         self.edits: list[tuple[int, str]] = []
         self.edited: set[str] = set()  # leads edited during the current export
 
     @initialize(chosen=quirk_sets(feed=False, clocks=False))
     def start(self, chosen: Quirks) -> None:
-        self.quirks = chosen
-        self.server = serve(chosen)
-        self.since = whole_ms(self.server.now() - timedelta(seconds=1))
+        self.since = whole_ms(self.begin(chosen).now() - timedelta(seconds=1))
 
-    def teardown(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-        os.environ.pop(CONN_ENV, None)
-
-    @property
-    def fake(self) -> FakeOctanistServer:
-        assert self.server is not None
-        return self.server
-
-    @rule(n=st.integers(1, 3))
-    def add_leads(self, n: int) -> None:
-        for _ in range(n):
-            self.fake.add_lead()
-
-    @rule(n=st.one_of(st.integers(1, 5), st.integers(95, 105), st.integers(1, 250)))
-    def bulk_update(self, n: int) -> None:
-        leads = self.fake.add_leads(n, createdAt=LONG_AGO)
-        self.fake.set_statuses([lead["id"] for lead in leads], "won", value=1)
-
-    @precondition(lambda self: self.fake.leads)
+    @precondition(lambda self: self.ids())
     @rule(index=st.integers(0, 10**6), request=st.integers(1, 6))
     def edit_while_the_export_pages(self, index: int, request: int) -> None:
-        self.edits.append((request, self.fake.leads[index % len(self.fake.leads)]["id"]))
+        self.edits.append((request, self.pick(index)))
 
     @precondition(lambda self: self.quirks.faults)
     @rule(after=st.integers(0, 5), count=st.integers(1, MAX_RETRIES))
@@ -502,8 +501,9 @@ class ExportModel(RuleBasedStateMachine):
 
             def edit(lead_id: str = lead_id) -> None:
                 # an edit whose request comes in a later export happens during that one
-                self.edited.add(lead_id)
-                server.set_status(lead_id, "lost")
+                if any(lead["id"] == lead_id for lead in server.leads):  # it may be deleted by then
+                    self.edited.add(lead_id)
+                    server.set_status(lead_id, "lost")
 
             server.change_during_listing(edit, request=request)
         self.edits = []
@@ -513,7 +513,7 @@ class ExportModel(RuleBasedStateMachine):
                     lead["id"] for lead in hook.iter_leads_by_update(updated_gte=self.since, updated_lt=until)
                 ]
             except OctanistError as exc:
-                self.excused(exc, list(window.values()))
+                self.excused(exc, [printed_at(server, lead) for lead in server.leads if lead["id"] in window])
                 return
         assert len(yielded) == len(set(yielded)), "a lead yielded twice"
         whole = {lead_id for lead_id in window if lead_id not in self.edited}
@@ -522,7 +522,7 @@ class ExportModel(RuleBasedStateMachine):
         server.clear_faults()
 
     def excused(self, exc: OctanistError, stamps: list[datetime]) -> None:
-        """An export that raised: only ``page`` ignored while a page shares one instant excuses it."""
+        """An export that raised: only ``page`` ignored while a page shares one printed instant excuses it."""
         crowded = any(stamps.count(at) >= self.quirks.served for at in set(stamps))
         if not (self.quirks.ignore_page and crowded):
             pytest.fail(f"export raised {exc!r} with no quirk that excuses it ({self.quirks})")
@@ -545,7 +545,7 @@ class Gate:
         self.waiting = False
 
 
-class EventModel(RuleBasedStateMachine):
+class EventModel(OnTheFake):
     """
     ``OctanistLeadEventTrigger`` (``won``), driven one poll at a time as the triggerer runs it.
 
@@ -556,15 +556,12 @@ class EventModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.server: FakeOctanistServer | None = None
         self.loop = asyncio.new_event_loop()
         self.gate = Gate()
         self.saved_sleep = lead_source.sleep
         lead_source.sleep = self.gate.sleep  # type: ignore[assignment]
         self.events: Any = None
         self.pending: asyncio.Future[Any] | None = None
-        self.quirks = Quirks()
-        self.spare: list[str] = []
         self.known_won: set[str] = set()
         self.owed: dict[str, int] = {}  # lead id -> the poll since which its entry is owed
         self.reported: list[tuple[str, str]] = []
@@ -573,9 +570,7 @@ class EventModel(RuleBasedStateMachine):
     @initialize(chosen=quirk_sets(feed=False))
     def start(self, chosen: Quirks) -> None:
         # page ignored and answers failing for good make polls fail: the feed machine checks those
-        self.quirks = chosen = replace(chosen, ignore_page=False, faults=False)
-        self.server = serve(chosen)
-        since = self.server.now() - timedelta(seconds=1)
+        since = self.begin(replace(chosen, ignore_page=False, faults=False)).now() - timedelta(seconds=1)
         trigger = OctanistLeadEventTrigger(octanist_conn_id=CONN_ID, poll_interval=1, updated_since=since)
         trigger.asset_state_store = None
         self.events = trigger.run()
@@ -592,17 +587,7 @@ class EventModel(RuleBasedStateMachine):
         if self.events is not None:
             self.loop.run_until_complete(self.events.aclose())
         self.loop.close()
-        if self.server is not None:
-            self.server.stop()
-        os.environ.pop(CONN_ENV, None)
-
-    @property
-    def fake(self) -> FakeOctanistServer:
-        assert self.server is not None
-        return self.server
-
-    def ids(self) -> list[str]:
-        return [lead["id"] for lead in self.fake.leads if lead["id"] not in self.spare]
+        super().teardown()
 
     async def settle(self, timeout: float = 20.0) -> list[dict[str, Any]]:
         """Run the watcher until it waits for its next poll; the leads of the events it yielded."""
@@ -618,32 +603,6 @@ class EventModel(RuleBasedStateMachine):
             elif self.gate.waiting and not self.gate.opened.is_set():
                 return leads
             assert self.loop.time() < deadline, f"the watcher neither reported nor waited within {timeout} s"
-
-    @rule(n=st.integers(1, 3))
-    def add_leads(self, n: int) -> None:
-        for _ in range(n):
-            self.fake.add_lead()
-
-    @rule(n=st.one_of(st.integers(1, 5), st.integers(95, 105), st.integers(1, 250)))
-    def win_in_bulk(self, n: int) -> None:
-        if len(self.spare) < n:
-            self.spare += [
-                lead["id"] for lead in self.fake.add_leads(n - len(self.spare), createdAt=LONG_AGO)
-            ]
-        chosen, self.spare = self.spare[:n], self.spare[n:]
-        self.fake.set_statuses(chosen, "won", value=1)
-
-    @precondition(lambda self: self.ids())
-    @rule(index=st.integers(0, 10**6), status=st.sampled_from(["won", "lost", "won", "qualified"]))
-    def change_status(self, index: int, status: str) -> None:
-        ids = self.ids()
-        self.fake.set_status(ids[index % len(ids)], status, value=2)
-
-    @precondition(lambda self: self.ids())
-    @rule(index=st.integers(0, 10**6))
-    def delete_lead(self, index: int) -> None:
-        ids = self.ids()
-        self.fake.delete_lead(ids[index % len(ids)])
 
     @rule()
     def poll(self) -> None:
