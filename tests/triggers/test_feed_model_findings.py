@@ -7,14 +7,17 @@ removes the mark (and switches the quirk back on in the model). Unmarked ones we
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_octanist.hooks.octanist import OctanistHook
+from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook, OctanistHook
 from airflow_provider_octanist.testing import FakeOctanistServer
+from airflow_provider_octanist.triggers._feed.changes import FeedNotes, fetch_changes
+from airflow_provider_octanist.triggers._feed.cursor import Cursor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -65,3 +68,31 @@ def test_the_export_of_a_server_reading_gte_as_gt_keeps_an_instant_that_spans_tw
     missing = {lead["id"] for lead in leads} - set(exported)
     assert not missing, f"{len(missing)} of {len(leads)} leads missing from the export"
     assert len(exported) == len(leads)
+
+
+CROWDED_CURSOR = (
+    "KeysetWalk.next_request (triggers/_feed/keyset.py) asks strictly after the cursor's instant when "
+    "the cursor already holds a page of ids there (len(bound.ids) >= served): right inside one walk, "
+    "which has just read that instant whole, but a new poll starts from a stored cursor, and a lead "
+    "stamped with that instant since (a second commit in the same millisecond) is never listed"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=CROWDED_CURSOR)
+def test_a_lead_joining_a_crowded_instant_after_a_poll_is_reported_by_the_next(
+    server: FakeOctanistServer,
+) -> None:
+    crowd = server.add_leads(100, createdAt=LONG_AGO)
+    late = server.add_lead(createdAt=LONG_AGO)
+    at = server.set_statuses([lead["id"] for lead in crowd], "won")[0]["updatedAt"]
+    notes = FeedNotes()
+
+    async def scenario() -> None:
+        async with OctanistAsyncHook() as hook:
+            first = await fetch_changes(hook, Cursor(LONG_AGO + timedelta(days=1)), notes=notes)
+            assert len(first.changes) == 100
+            server.set_status(late["id"], "won", at=at)  # committed in the same millisecond, after the poll
+            second = await fetch_changes(hook, first.end, notes=notes)
+            assert [c.lead_id for c in second.changes] == [late["id"]], "the late lead of that instant"
+
+    asyncio.run(scenario())
