@@ -101,8 +101,11 @@ if AIRFLOW_V_3_0_PLUS:
                 name = re.sub(
                     r"[^A-Za-z0-9_.-]", "_", f"{lead['id']}.{booking['run_id']}.{booking['map_index']}"
                 )
-                Path(output_dir).mkdir(parents=True, exist_ok=True)
-                (Path(output_dir) / f"{name}.json").write_text(json.dumps(booking), encoding="utf-8")
+                out = Path(output_dir)
+                out.mkdir(parents=True, exist_ok=True)
+                # Written whole, then renamed: whoever reads the folder never sees half a booking.
+                (out / f"{name}.part").write_text(json.dumps(booking), encoding="utf-8")
+                (out / f"{name}.part").replace(out / f"{name}.json")
             return booking
 
         book_won_lead.expand(lead=won_leads())

@@ -91,7 +91,9 @@ def consumer_dag(scenario: str, max_active_runs: int, book_seconds: float, asset
             }
             out = Path(os.environ["OCTANIST_SCENARIO_OUTPUT_DIR"])
             name = f"{context['dag'].dag_id}.{lead['id']}.{started:.6f}.json"
-            (out / name).write_text(json.dumps(marker), encoding="utf-8")
+            # Written whole, then renamed: the test reads the folder while bookings land.
+            (out / f"{name}.part").write_text(json.dumps(marker), encoding="utf-8")
+            (out / f"{name}.part").replace(out / name)
 
         book.expand(lead=won_leads())
 
