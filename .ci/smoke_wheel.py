@@ -69,8 +69,13 @@ def main() -> int:
     if site_packages not in location.parents:
         sys.exit(f"{PACKAGE} was imported from {location}, not from the installed wheel in {site_packages}")
     # Modules of optional dependencies: the pytest plugin needs pytest, which users of the plugin have
-    # and the provider does not need; the aiohttp transport is imported only where aiohttp is installed.
-    needs = {f"{PACKAGE}.testing.pytest_plugin": "pytest", f"{PACKAGE}.hooks._aiohttp_transport": "aiohttp"}
+    # and the provider does not need; the aiohttp transport is imported only where aiohttp is installed,
+    # the message queue provider only with common-messaging (Airflow skips it without).
+    needs = {
+        f"{PACKAGE}.testing.pytest_plugin": "pytest",
+        f"{PACKAGE}.hooks._aiohttp_transport": "aiohttp",
+        f"{PACKAGE}.queues.octanist": "airflow.providers.common.messaging",
+    }
     optional = {module for module, needed in needs.items() if importlib.util.find_spec(needed) is None}
     modules = [
         info.name

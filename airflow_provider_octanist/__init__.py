@@ -68,6 +68,9 @@ def get_provider_info() -> dict[str, Any]:
         # reaches OpenLineage as the dataset the operators report. "dataset-uris" is Airflow 2.11's name.
         "asset-uris": [dict(_ASSET_URIS)],
         "dataset-uris": [dict(_ASSET_URIS)],
+        # MessageQueueTrigger(scheme="octanist", ...), with apache-airflow-providers-common-messaging
+        # installed; without it, Airflow skips the entry as an optional feature.
+        "queues": [f"{_PACKAGE}.queues.octanist.OctanistMessageQueueProvider"],
         "connection-types": [
             {
                 "connection-type": "octanist",

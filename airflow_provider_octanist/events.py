@@ -35,7 +35,11 @@ LEADS_EVENT_VERSION = 1
 _EVENT_KEYS = frozenset({"extra", "payload", "from_trigger", "kind", "leads"})
 
 
-def leads_from_asset_events(events: Any) -> list[Lead]:
+REDELIVERY_REACH = 100
+"""Events of an asset, stored before a run's own, in which an earlier carrier of a change is looked for."""
+
+
+def leads_from_asset_events(events: Any, *, inlet_events: Any = None) -> list[Lead]:
     """
     Return every lead carried by Octanist lead events, each lead change once, oldest change first.
 
@@ -56,32 +60,61 @@ def leads_from_asset_events(events: Any) -> list[Lead]:
     by another watcher) is skipped without error, so the asset can have several producers.
 
     **Each change once**: a lead change is identified by the lead's ``id`` and ``updatedAt``. The same
-    change reached through several events (an asset and an alias pointing at it, or an event
-    re-delivered after a triggerer restart) is returned once; a lead that entered a status twice (two
-    different ``updatedAt``) is returned twice, as it should be.
+    change reached through several events of this run (an asset and an alias pointing at it) is
+    returned once; a lead that entered a status twice (two different ``updatedAt``) is returned
+    twice, as it should be.
+
+    **Each change once across runs**, with ``inlet_events``: the task's ``inlet_events`` (the task
+    lists the watched asset in ``inlets``), or any mapping from an asset to its events, oldest
+    first, each with ``timestamp`` and ``extra``. A change that an earlier event of the same asset
+    already carried is left out: a triggerer that died after Airflow stored a poll's event and
+    before the watcher stored its position reports that poll's changes again, in a later event,
+    and only the run that consumed the first one gets them. The earlier carrier is looked for among
+    the :data:`REDELIVERY_REACH` events of the asset stored before this run's last event (more
+    than a redelivery can reach: the watcher stores its position after every poll, so a
+    redelivered change's first carrier is among the last events it stored), so a busy asset costs
+    one bounded read per asset.
 
     :param events: the triggering events, in any of the shapes above.
+    :param inlet_events: the task's ``inlet_events``, to leave out changes earlier runs received.
     :return: the leads as plain dicts (copies: changing them changes nothing else), sorted by
         ``updatedAt`` then ``id``. Each lead is the lead object as Octanist listed it, plus
         ``previousStatus`` (the watched status it left, or ``None``).
     :raises TypeError: for input that is not asset events (e.g. ``None``, a string, a number, a
         dict that is none of the shapes above).
-    :raises ValueError: for an Octanist payload whose ``leads`` are not lead objects with an ``id``.
+    :raises ValueError: for an Octanist payload whose ``leads`` are not lead objects with an ``id``;
+        with ``inlet_events``, for events that do not say when they were stored or of which asset.
     """
+    carriers = [c for c in _carriers(events) if c.leads]
+    if inlet_events is not None:
+        _leave_out_earlier_carried(carriers, inlet_events)
     seen: set[tuple[str, str]] = set()
     leads: list[Lead] = []
-    for payload in _payloads(events):
-        for lead in _leads_of(payload):
-            change = (lead["id"], str(lead.get("updatedAt")))
-            if change not in seen:
+    for carrier in carriers:
+        for lead in carrier.leads:
+            change = _change_of(lead)
+            if change not in seen and change not in carrier.carried_before:
                 seen.add(change)
                 leads.append(cast("Lead", dict(lead)))
     leads.sort(key=_change_order)
     return leads
 
 
-def _payloads(events: Any) -> Iterable[Any]:
-    """Every trigger payload inside ``events`` (whatever its shape), ours or not."""
+class _Carrier:
+    """One Octanist event of a run: its leads, when and on which asset it was stored, if known."""
+
+    __slots__ = ("asset", "carried_before", "leads", "timestamp")
+
+    def __init__(self, event: Any, asset: Any = None) -> None:
+        self.leads = _leads_of(_payload_of(event))
+        self.asset = asset if asset is not None else _field(event, "asset")
+        self.timestamp = _moment(_field(event, "timestamp"))
+        self.carried_before: frozenset[tuple[str, str]] = frozenset()
+        """Changes of this event an earlier event of its asset carried (left out)."""
+
+
+def _carriers(events: Any) -> list[_Carrier]:
+    """Every event inside ``events`` (whatever its shape) with the asset it was given under."""
     if events is None or isinstance(events, (str, bytes, bytearray)):
         raise TypeError(
             f"leads_from_asset_events() takes asset events (e.g. triggering_asset_events), "
@@ -89,23 +122,106 @@ def _payloads(events: Any) -> Iterable[Any]:
         )
     if isinstance(events, Mapping):
         if _is_event_dict(events):
-            return [_payload_of(events)]
+            return [_Carrier(events)]
         if all(_is_event_list(value) for value in events.values()):
             # A mapping of assets (or URIs) to their events: triggering_asset_events as a whole.
-            return [_payload_of(event) for value in events.values() for event in value]
+            return [_Carrier(event, asset) for asset, value in events.items() for event in value]
         raise TypeError(
             "leads_from_asset_events() got a mapping that is neither an asset event "
             f"(keys such as 'extra' or 'payload') nor a mapping of assets to event lists: keys "
             f"{sorted(map(str, events))[:8]}."
         )
     if hasattr(events, "extra"):
-        return [_payload_of(events)]
+        return [_Carrier(events)]
     if isinstance(events, Iterable):
-        return [_payload_of(event) for event in events]
+        return [_Carrier(event) for event in events]
     raise TypeError(
         f"leads_from_asset_events() takes asset events (e.g. triggering_asset_events), "
         f"got {type(events).__name__}."
     )
+
+
+def _leave_out_earlier_carried(carriers: list[_Carrier], inlet_events: Any) -> None:
+    """Mark, on each carrier, the changes an earlier event of its asset carried (see the function)."""
+    if not isinstance(inlet_events, Mapping):
+        raise TypeError(
+            "leads_from_asset_events(inlet_events=...) takes the task's inlet_events (a mapping of "
+            f"assets to their events), got {type(inlet_events).__name__}."
+        )
+    inlets = list(inlet_events)
+    for carrier in carriers:
+        if carrier.timestamp is None:
+            raise ValueError(
+                "leads_from_asset_events(inlet_events=...) needs events that say when they were stored "
+                "('timestamp'), as Airflow's triggering_asset_events do."
+            )
+        if carrier.asset is None and len(inlets) == 1:
+            carrier.asset = inlets[0]
+    for inlet in inlets:
+        mine = [c for c in carriers if c.asset is not None and _same_asset(c.asset, inlet)]
+        if not mine:
+            continue
+        last = max(cast("datetime", c.timestamp) for c in mine)
+        history = _history(inlet_events[inlet], last, len(mine) + REDELIVERY_REACH)
+        for carrier in mine:
+            stamp = cast("datetime", carrier.timestamp)
+            carrier.carried_before = frozenset(
+                _change_of(lead) for at, leads in history if at < stamp for lead in leads
+            )
+    unplaced = [c for c in carriers if c.asset is None or not any(_same_asset(c.asset, i) for i in inlets)]
+    if unplaced:
+        raise ValueError(
+            "leads_from_asset_events(inlet_events=...) got Octanist events of an asset the task does not "
+            "list in its inlets: add the watched asset to the task's inlets (or pass "
+            "triggering_asset_events whole, so each event's asset is known)."
+        )
+
+
+def _history(accessor: Any, before: datetime, limit: int) -> list[tuple[datetime, list[dict[str, Any]]]]:
+    """The Octanist events of one asset stored up to ``before``: the latest ``limit``, bounded."""
+    if all(hasattr(accessor, name) for name in ("before", "ascending", "limit")):
+        # Airflow 3's accessor: one request to the API server, newest first, at most ``limit``.
+        events = list(accessor.before(before.isoformat()).ascending(False).limit(limit))
+    else:
+        events = [e for e in accessor if (_moment(_field(e, "timestamp")) or before) <= before][-limit:]
+    history = []
+    for event in events:
+        at = _moment(_field(event, "timestamp"))
+        leads = _leads_of(_payload_of(event))
+        if at is not None and leads:
+            history.append((at, leads))
+    return history
+
+
+def _same_asset(a: Any, b: Any) -> bool:
+    """Whether two references (assets, asset references, names or URIs) name one asset."""
+    if a is b or a == b:
+        return True
+    name_a, uri_a = _name_and_uri(a)
+    name_b, uri_b = _name_and_uri(b)
+    if name_a is not None and name_b is not None:
+        return bool(name_a == name_b)
+    return uri_a is not None and uri_a == uri_b
+
+
+def _name_and_uri(asset: Any) -> tuple[Any, Any]:
+    if isinstance(asset, str):
+        return asset, asset
+    return _field(asset, "name"), _field(asset, "uri")
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return parse_timestamp(value)
+
+
+def _change_of(lead: Mapping[str, Any]) -> tuple[str, str]:
+    return str(lead["id"]), str(lead.get("updatedAt"))
 
 
 def _is_event_dict(value: Mapping[Any, Any]) -> bool:

@@ -43,6 +43,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "the hooks": ("airflow_provider_octanist.hooks",),
     "the triggers": ("airflow_provider_octanist.triggers",),
 }
+# Two spellings of one event-driven watcher, as a DAG file declares it: import, build, serialize.
+WATCHERS: dict[str, str] = {
+    "direct": (
+        "from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger as T\n"
+        "T(statuses=['won'], poll_interval=60).serialize()"
+    ),
+    "message_queue": (
+        "from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger as T\n"
+        "T(scheme='octanist', statuses=['won'], poll_interval=60).serialize()"
+    ),
+}
 GOAL_MS = 5.0
 FULL_SAMPLES = 7
 SMOKE_SAMPLES = 1
@@ -81,6 +92,60 @@ def worker(subject: str) -> None:
             }
         )
     )
+
+
+def watcher_worker(spelling: str) -> None:
+    """In a fresh interpreter: import airflow.sdk, then time declaring a watcher ``spelling``; print JSON."""
+    import json
+    import time
+
+    import airflow.sdk  # noqa: F401 - the baseline every DAG file pays
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    exec(WATCHERS[spelling], {})
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(json.dumps({"wall_ms": wall * 1000, "cpu_ms": cpu * 1000}))
+
+
+def _has_common_messaging() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("airflow.providers.common.messaging") is not None
+    except ImportError:
+        return False
+
+
+def _watcher_rows(samples: int, env: dict[str, str]) -> list[Row]:
+    """The watcher declared directly and through MessageQueueTrigger, side by side."""
+    if not _has_common_messaging():
+        return []
+    me = __file__
+    for spelling in WATCHERS:  # bytecode caches first
+        run_json([me, "--watcher", spelling], timeout=180, env=env)
+    results: dict[str, list[dict[str, Any]]] = {spelling: [] for spelling in WATCHERS}
+    for _ in range(samples):
+        for spelling in WATCHERS:
+            results[spelling].append(run_json([me, "--watcher", spelling], timeout=180, env=env))
+    direct = median(s["cpu_ms"] for s in results["direct"])
+    queue = median(s["cpu_ms"] for s in results["message_queue"])
+    return [
+        Row(
+            figure="DAG parse: an event watcher as MessageQueueTrigger(scheme='octanist'), CPU time",
+            value=queue,
+            unit="ms",
+            goal="- (no goal set)",
+            met=None,
+            peer=direct,
+            peer_name="OctanistLeadEventTrigger directly",
+            ratio=ratio(queue, direct),
+            ratio_note="dearer",
+            runs=samples,
+            note="import, build and serialize after `import airflow.sdk`; most of the difference is "
+            "common-messaging itself (it initialises Airflow's providers manager and imports every "
+            "registered queue module); ours adds the one module airflow_provider_octanist.queues.octanist",
+        )
+    ]
 
 
 def _forbidden_added(added: Sequence[str]) -> dict[str, list[str]]:
@@ -125,6 +190,7 @@ def measure(smoke: bool) -> list[Row]:
         median(s["cpu_ms"] + s["triggers_cpu_ms"] for s in ours),
         median(s["cpu_ms"] + s["triggers_cpu_ms"] for s in http),
     )
+    watcher_rows = _watcher_rows(samples, env)
     leaks = _forbidden_added(ours[-1]["added"])
     peer_leaks = _forbidden_added(http[-1]["added"])
     clean = not leaks
@@ -172,6 +238,7 @@ def measure(smoke: bool) -> list[Row]:
                 "forbidden_added_by_http": {k: len(v) for k, v in peer_leaks.items()},
             },
         ),
+        *watcher_rows,
     ]
 
 
@@ -181,7 +248,8 @@ def _top_level(names: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure and print the rows (``--json PATH`` also writes them); or be one sample's interpreter."""
-    return bench_main(__doc__ or "", measure, argv, {"--worker": lambda args: worker(args[0])})
+    workers = {"--worker": lambda args: worker(args[0]), "--watcher": lambda args: watcher_worker(args[0])}
+    return bench_main(__doc__ or "", measure, argv, workers)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Start a DAG run the moment Octanist leads are won: one mapped task instance per 
 ``OctanistLeadEventTrigger`` watches Octanist from the triggerer (no worker slot is held; one list
 request per poll when nothing changed) and fires an asset event for each poll that found leads
 turning won. The DAG is scheduled on that asset. Its first task reads every lead the run received
-with ``leads_from_asset_events`` (Airflow may put several events into one run); the second task is
-mapped over them, so each won lead gets its own task instance, retries and log.
+with ``leads_from_asset_events`` (Airflow may put several events into one run; with the asset as
+the task's inlet, a change an earlier run received is left out, so each win is booked by one run);
+the second task is mapped over them, so each won lead gets its own task instance, retries and log.
 
 The schedule also names the DAG's own sweep asset (``lead_event_schedule``), and
 ``sweep_stranded_events`` adds a short task that releases any event Airflow 3.0-3.3 left unconsumed
@@ -62,10 +63,16 @@ if AIRFLOW_V_3_0_PLUS:
     def example_octanist_lead_won_event() -> None:
         sweep_stranded_events()
 
-        @task
-        def won_leads(*, triggering_asset_events: Any = None) -> list[dict[str, Any]]:
-            """Every lead this run was started for, each lead change once, oldest first."""
-            leads = leads_from_asset_events(triggering_asset_events)
+        @task(inlets=[octanist_lead_won])
+        def won_leads(
+            *, triggering_asset_events: Any = None, inlet_events: Any = None
+        ) -> list[dict[str, Any]]:
+            """Every lead this run was started for, each lead change once, oldest first.
+
+            With the watched asset as an inlet, a change an earlier run already received (redelivered
+            after a triggerer died between storing an event and storing its position) is left out.
+            """
+            leads = leads_from_asset_events(triggering_asset_events, inlet_events=inlet_events)
             print(f"This run books {len(leads)} won lead(s): {', '.join(lead['id'] for lead in leads)}")
             # A mapped task takes at most [core] max_map_length (default 1024) items per run.
             return leads
@@ -94,8 +101,11 @@ if AIRFLOW_V_3_0_PLUS:
                 name = re.sub(
                     r"[^A-Za-z0-9_.-]", "_", f"{lead['id']}.{booking['run_id']}.{booking['map_index']}"
                 )
-                Path(output_dir).mkdir(parents=True, exist_ok=True)
-                (Path(output_dir) / f"{name}.json").write_text(json.dumps(booking), encoding="utf-8")
+                out = Path(output_dir)
+                out.mkdir(parents=True, exist_ok=True)
+                # Written whole, then renamed: whoever reads the folder never sees half a booking.
+                (out / f"{name}.part").write_text(json.dumps(booking), encoding="utf-8")
+                (out / f"{name}.part").replace(out / f"{name}.json")
             return booking
 
         book_won_lead.expand(lead=won_leads())

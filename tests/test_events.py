@@ -142,3 +142,124 @@ def test_sweep_events_carry_no_leads_and_each_lead_still_comes_once() -> None:
     assert [lead["id"] for lead in leads_from_asset_events(events)] == ["lead_a", "lead_b"]
     assert leads_from_asset_events([sweep_event]) == []
     assert leads_from_asset_events([sweep_event.extra]) == []
+
+
+# -- each change once across runs: inlet_events ------------------------------------------------------
+
+
+@dataclass
+class StoredEvent:
+    """Shaped like Airflow's events: ``.asset`` (name, uri), ``.timestamp``, ``.extra``."""
+
+    asset: Any
+    timestamp: str
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+    uri: str
+
+
+WON = Ref("octanist_lead_won", "octanist_lead_won")
+ORDERS = Ref("orders", "orders")
+
+
+def stored(asset: Ref, at: str, *leads: dict[str, Any]) -> StoredEvent:
+    return StoredEvent(asset, at, {"from_trigger": True, "payload": payload(*leads)})
+
+
+class History:
+    """An asset's stored events behind Airflow's accessor API (``before``, ``ascending``, ``limit``)."""
+
+    def __init__(self, *events: StoredEvent) -> None:
+        self.events = list(events)
+        self.asked: dict[str, Any] = {}
+
+    def before(self, iso: str) -> History:
+        self.asked["before"] = iso
+        return self
+
+    def ascending(self, ascending: bool = True) -> History:
+        self.asked["ascending"] = ascending
+        return self
+
+    def limit(self, n: int) -> History:
+        self.asked["limit"] = n
+        return self
+
+    def __iter__(self) -> Any:
+        bound = self.asked["before"]
+        chosen = [e for e in self.events if e.timestamp <= bound]
+        chosen.sort(key=lambda e: e.timestamp, reverse=not self.asked["ascending"])
+        return iter(chosen[: self.asked["limit"]])
+
+
+FIRST = stored(WON, "2026-03-10T12:00:01+00:00", A, B)
+REDELIVERED = stored(WON, "2026-03-10T12:00:31+00:00", A, B, C)  # after a triggerer crash: A, B again
+
+
+def test_a_change_an_earlier_event_of_the_asset_carried_is_left_out_of_a_later_run() -> None:
+    history = History(FIRST, REDELIVERED)
+    later_run = {WON: [REDELIVERED]}
+    assert ids(leads_from_asset_events(later_run, inlet_events={WON: history})) == ["lead_c"]
+
+
+def test_the_run_that_consumed_the_first_carrier_keeps_its_changes() -> None:
+    history = History(FIRST, REDELIVERED)
+    assert ids(leads_from_asset_events({WON: [FIRST]}, inlet_events={WON: history})) == ["lead_a", "lead_b"]
+    both = {WON: [FIRST, REDELIVERED]}  # one run consumed both: each change once
+    assert ids(leads_from_asset_events(both, inlet_events={WON: History(FIRST, REDELIVERED)})) == [
+        "lead_c",
+        "lead_a",
+        "lead_b",
+    ]
+
+
+def test_a_later_change_of_the_same_lead_is_a_new_change() -> None:
+    again = stored(WON, "2026-03-10T13:00:00+00:00", lead("lead_a", "2026-03-10T12:59:00.000Z"))
+    history = History(FIRST, again)
+    assert ids(leads_from_asset_events({WON: [again]}, inlet_events={WON: history})) == ["lead_a"]
+
+
+def test_events_of_other_producers_and_other_assets_do_not_hide_a_change() -> None:
+    manual = StoredEvent(WON, "2026-03-10T12:00:00+00:00", {"rows": 3})  # a manual event, not ours
+    other = stored(ORDERS, "2026-03-10T12:00:00+00:00", A)  # another asset carried lead_a
+    history = History(manual, FIRST)
+    inlets = {WON: history, ORDERS: History(other)}
+    assert ids(leads_from_asset_events({WON: [FIRST]}, inlet_events=inlets)) == ["lead_a", "lead_b"]
+
+
+def test_the_look_back_is_one_bounded_read_per_asset() -> None:
+    history = History(FIRST, REDELIVERED)
+    leads_from_asset_events({WON: [REDELIVERED]}, inlet_events={WON: history})
+    assert history.asked == {"before": "2026-03-10T12:00:31+00:00", "ascending": False, "limit": 1 + 100}
+
+
+def test_a_list_of_one_assets_events_takes_the_only_inlet() -> None:
+    history = History(FIRST, REDELIVERED)
+    events = [StoredEvent(None, REDELIVERED.timestamp, REDELIVERED.extra)]
+    assert ids(leads_from_asset_events(events, inlet_events={WON: history})) == ["lead_c"]
+
+
+def test_a_plain_mapping_of_events_oldest_first_is_accepted_as_inlet_events() -> None:
+    assert ids(leads_from_asset_events({WON: [REDELIVERED]}, inlet_events={WON: [FIRST, REDELIVERED]})) == [
+        "lead_c"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("events", "inlets", "error", "match"),
+    [
+        ([payload(A)], {WON: []}, ValueError, "when they were stored"),
+        ({ORDERS: [stored(ORDERS, "2026-03-10T12:00:00+00:00", A)]}, {WON: []}, ValueError, "inlets"),
+        ({WON: [FIRST]}, [FIRST], TypeError, "mapping of assets"),
+    ],
+    ids=["no timestamp", "an asset not in the inlets", "inlet events not a mapping"],
+)
+def test_inlet_events_that_cannot_place_a_change_are_a_clear_error(
+    events: Any, inlets: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        leads_from_asset_events(events, inlet_events=inlets)

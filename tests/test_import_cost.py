@@ -124,3 +124,34 @@ def test_a_public_module_loads_exactly_the_provider_modules_it_needs(
         f"loads {sorted(LOADS[module] - got) or 'nothing less'}: import what only runs in execute() or "
         "run() inside the function, or, if a DAG file really needs it, add it to LOADS."
     )
+
+
+def _has_common_messaging() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("airflow.providers.common.messaging") is not None
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(
+    not _has_common_messaging(),
+    reason="MessageQueueTrigger comes with apache-airflow-providers-common-messaging.",
+)
+def test_a_dag_file_importing_message_queue_trigger_loads_only_the_queue_module() -> None:
+    # common-messaging imports every registered queue module with MessageQueueTrigger itself.
+    probe = _PROBE.replace("import airflow_provider_octanist\n", "")
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(["airflow.providers.common.messaging.triggers.msg_queue"])],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(loaded["airflow.providers.common.messaging.triggers.msg_queue"]) == {
+        "queues",
+        "queues.octanist",
+    }

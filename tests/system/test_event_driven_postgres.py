@@ -57,6 +57,8 @@ pytestmark = [
 ]
 
 SCENARIO_DAGS = Path(__file__).resolve().parent / "dags" / "octanist_lead_won_scenarios.py"
+FAULT_HOOKS = Path(__file__).resolve().parent / "fault_hooks"
+"""On every component's PYTHONPATH: the redelivery scenario's watcher can be made to hold its position."""
 POLL_SECONDS = 2.0
 BUSY_TASK_SECONDS = 10.0
 DEADLINE = POLL_SECONDS + 60.0
@@ -65,11 +67,27 @@ STARTUP = 300.0
 LONG_AGO = "2026-01-01T00:00:00.000Z"
 SWEEP_LOG = "stranded asset event(s)"
 SWEEP_ASSETS = "octanist-event-sweep/"
-SCENARIOS = ("busy", "scheduler_pause", "unpause", "failover", "shared_unpause", "server_habits")
+SCENARIOS = (
+    "busy",
+    "scheduler_pause",
+    "unpause",
+    "failover",
+    "shared_unpause",
+    "server_habits",
+    "server_quirks",
+    "redelivery",
+)
 """One fake server, connection and watched asset each; ``shared_unpause_peer`` watches shared_unpause's."""
-HABITS = {"timestamp_precision": "us", "printed_precision": "ms"}
-"""How the ``server_habits`` server stores and prints time (it also serves at most ``PAGE_CAP`` a page)."""
 PAGE_CAP = 50
+HABITS: dict[str, dict[str, Any]] = {
+    # stores microseconds, prints milliseconds
+    "server_habits": {"timestamp_precision": "us", "printed_precision": "ms"},
+    # stamps and prints microseconds, its clock (meta.timestamp) in milliseconds and three hours
+    # behind: local time written as UTC
+    "server_quirks": {"timestamp_precision": "us"},
+}
+"""How a scenario's server keeps time; both also serve at most ``PAGE_CAP`` leads a page."""
+QUIRKS = {"clock_precision": "ms", "clock_offset": timedelta(hours=-3)}
 
 
 def dag_id(scenario: str) -> str:
@@ -259,11 +277,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     if reason:
         pytest.fail(f"{postgres.REQUIRE_ENV} is set but {reason}")
     home, dags, bookings = _airflow.airflow_home(tmp_path_factory.mktemp("octanist-pg-e2e"), SCENARIO_DAGS)
-    servers = {
-        s: FakeOctanistServer(api_key=f"e2e-key-{s}", **(HABITS if s == "server_habits" else {}))
-        for s in SCENARIOS
-    }
-    servers["server_habits"].page_cap = PAGE_CAP
+    servers = {s: FakeOctanistServer(api_key=f"e2e-key-{s}", **HABITS.get(s, {})) for s in SCENARIOS}
+    for name in HABITS:
+        servers[name].page_cap = PAGE_CAP
+    for switch, value in QUIRKS.items():
+        setattr(servers["server_quirks"], switch, value)
     with (
         postgres.throwaway_postgres() as url,
         celery_broker.throwaway_redis() as broker,
@@ -278,6 +296,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "OCTANIST_SCENARIO_POLL_SECONDS": str(POLL_SECONDS),
             "OCTANIST_SCENARIO_BUSY_SECONDS": str(BUSY_TASK_SECONDS),
             "OCTANIST_SCENARIO_OUTPUT_DIR": str(bookings),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(FAULT_HOOKS), os.environ.get("PYTHONPATH")) if p),
+            "OCTANIST_E2E_HOLD_SAVES": str(bookings.parent / "hold-saves"),
+            "OCTANIST_E2E_HOLD_CONN": "octanist_redelivery",
         }
         for scenario, server in servers.items():
             settings[f"AIRFLOW_CONN_OCTANIST_{scenario.upper()}"] = _airflow.octanist_connection(server)
@@ -502,14 +523,34 @@ def test_a_sigkilled_triggerer_hands_the_watcher_to_the_other_one(
 def test_microseconds_printed_as_milliseconds_and_a_page_cap_book_every_lead_once(
     deployment: Deployment, record_property: Callable[[str, object], None]
 ) -> None:
-    stack, scenario = deployment, "server_habits"
+    # 120 microsecond stamps, printed as one millisecond
+    _a_bulk_update_and_later_wins_book_once(deployment, "server_habits", 1, ("Jon", "Kim"), record_property)
+
+
+def test_microsecond_stamps_a_millisecond_clock_hours_behind_and_a_page_cap_book_every_lead_once(
+    deployment: Deployment, record_property: Callable[[str, object], None]
+) -> None:
+    # won 37 microseconds apart: pages of 50 end inside milliseconds
+    _a_bulk_update_and_later_wins_book_once(deployment, "server_quirks", 37, ("Lea", "Max"), record_property)
+
+
+def _a_bulk_update_and_later_wins_book_once(
+    stack: Deployment,
+    scenario: str,
+    apart_us: int,
+    later_names: tuple[str, ...],
+    record_property: Callable[[str, object], None],
+) -> None:
+    """120 leads won in one bulk update ``apart_us`` microseconds apart, and later wins: each booked once."""
     server = stack.servers[scenario]
     bulk = server.add_leads(120, createdAt=LONG_AGO)
     moment = time.monotonic()
-    with server.at_once():  # one bulk update: 120 microsecond stamps, printed as one millisecond
+    with server.at_once():  # one bulk update
         at = server.now()
         for n, lead in enumerate(bulk):
-            server.set_status(lead["id"], "won", value=100, at=at + timedelta(microseconds=n + 1))
+            server.set_status(
+                lead["id"], "won", value=100, at=at + timedelta(microseconds=apart_us * (n + 1))
+            )
     won = time.time()
     leads = [lead["id"] for lead in bulk]
     stack.wait_for(
@@ -517,8 +558,7 @@ def test_microseconds_printed_as_milliseconds_and_a_page_cap_book_every_lead_onc
         POLL_SECONDS + 60,
         "the asset events of the bulk",
     )
-    later = [stack.win(scenario, name) for name in ("Jon", "Kim")]  # later wins keep being seen
-    leads += later
+    leads += [stack.win(scenario, name) for name in later_names]  # later wins keep being seen
     starts = stack.wait_booked(scenario, leads, won + 600, "every booking of the bulk and the later wins")
     runs = stack.settle_and_check(scenario, leads)
     reported = [lead_id for event in stack.db.lead_events(scenario) for lead_id in event]
@@ -534,4 +574,47 @@ def test_microseconds_printed_as_milliseconds_and_a_page_cap_book_every_lead_onc
             "list_requests_since_the_bulk": len(pages),
             "last_booking_after_bulk_s": round(max(starts.values()) - won, 2),
         },
+    )
+
+
+def test_changes_delivered_again_after_a_triggerer_dies_are_booked_once(
+    deployment: Deployment, record_property: Callable[[str, object], None]
+) -> None:
+    stack, scenario = deployment, "redelivery"
+    server = stack.servers[scenario]
+    victim = stack.watcher_holder(scenario)
+    triggerers = [n for n in stack.airflow.procs if n.startswith("triggerer")]
+    if len(triggerers) < 2:  # an earlier scenario killed one: a new one adopts the watcher
+        stack.airflow.start("triggerer-3", "triggerer", "--skip-serve-logs")
+    hold = Path(stack.airflow.env["OCTANIST_E2E_HOLD_SAVES"])
+    held = hold.with_name(hold.name + ".held")
+    hold.touch()  # the watcher's next save of its position waits (tests/system/fault_hooks)
+    try:
+        leads = []
+        for name in ("Ida", "Jay"):
+            lead = server.add_lead(name=name, email=f"{name.lower()}@example.com", createdAt=LONG_AGO)
+            server.set_status(lead["id"], "won", value=100)
+            leads.append(str(lead["id"]))
+        stack.wait_for(
+            lambda: {i for event in stack.db.lead_events(scenario) for i in event} >= set(leads),
+            POLL_SECONDS + 30,
+            "the asset events of the wins",
+        )
+        stack.wait_for(held.exists, POLL_SECONDS + 30, "the watcher to hold the position after them")
+        stack.airflow.kill(victim)  # Airflow stored the event; the watcher never stored its position
+        killed = time.time()
+    finally:
+        hold.unlink(missing_ok=True)
+    stack.wait_for(
+        lambda: sum(bool(set(leads) & set(event)) for event in stack.db.lead_events(scenario)) >= 2,
+        DEADLINE + 30,
+        "the adopting triggerer to report the same changes again",
+    )
+    stack.wait_booked(scenario, leads, killed + DEADLINE + 60, "the bookings")
+    runs = stack.settle_and_check(scenario, leads)  # each lead booked exactly once
+    carriers = [event for event in stack.db.lead_events(scenario) if set(leads) & set(event)]
+    _airflow.report(
+        record_property,
+        scenario,
+        {"events_carrying_the_wins": len(carriers), "runs": len(runs), "bookings_per_lead": 1},
     )

@@ -18,7 +18,7 @@ from conftest import connection_json
 
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.testing.server import format_timestamp
-from airflow_provider_octanist.triggers._feed import health, status_feed
+from airflow_provider_octanist.triggers._feed import status_feed
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.status_feed import CLOCK_MARGIN
 from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
@@ -76,24 +76,6 @@ def ticker(monkeypatch: pytest.MonkeyPatch) -> Ticker:
     clock = Ticker()
     monkeypatch.setattr(status_feed, "sleep", clock.sleep)
     return clock
-
-
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """The metrics the feed publishes, by name (Airflow's ``Stats`` replaced)."""
-    published: dict[str, int] = {}
-
-    class Metrics:
-        def incr(self, stat: str, count: int = 1, rate: float = 1, *, tags: Any = None) -> None:
-            published[stat] = published.get(stat, 0) + count
-
-        def gauge(
-            self, stat: str, value: float, rate: float = 1, delta: bool = False, *, tags: Any = None
-        ) -> None:
-            published.setdefault(stat, 0)
-
-    monkeypatch.setattr(health, "stats", Metrics)
-    return published
 
 
 def trigger(lead_id: str, **kwargs: Any) -> OctanistLeadStatusTrigger:

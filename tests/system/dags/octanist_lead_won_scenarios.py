@@ -35,6 +35,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "shared_unpause_peer": {"max_active_runs": 16, "book_seconds": 0.0, "asset_of": "shared_unpause"},
     # (e) a server that stores microseconds, prints milliseconds and serves 50 leads a page
     "server_habits": {"max_active_runs": 16, "book_seconds": 0.0},
+    # (f) microsecond stamps under a millisecond clock three hours behind, 50 leads a page
+    "server_quirks": {"max_active_runs": 16, "book_seconds": 0.0},
+    # (g) a triggerer killed after Airflow stored an event, before the watcher stored its position
+    "redelivery": {"max_active_runs": 16, "book_seconds": 0.0},
 }
 
 
@@ -66,9 +70,12 @@ def consumer_dag(scenario: str, max_active_runs: int, book_seconds: float, asset
     def consumer() -> None:
         sweep_stranded_events()
 
-        @task
-        def won_leads(*, triggering_asset_events: Any = None) -> list[dict[str, Any]]:
-            return leads_from_asset_events(triggering_asset_events)
+        @task(inlets=[lead_won])
+        def won_leads(
+            *, triggering_asset_events: Any = None, inlet_events: Any = None
+        ) -> list[dict[str, Any]]:
+            # As the README writes it: with inlet_events, a change an earlier run got is left out.
+            return leads_from_asset_events(triggering_asset_events, inlet_events=inlet_events)
 
         @task
         def book(lead: dict[str, Any]) -> None:
@@ -84,7 +91,9 @@ def consumer_dag(scenario: str, max_active_runs: int, book_seconds: float, asset
             }
             out = Path(os.environ["OCTANIST_SCENARIO_OUTPUT_DIR"])
             name = f"{context['dag'].dag_id}.{lead['id']}.{started:.6f}.json"
-            (out / name).write_text(json.dumps(marker), encoding="utf-8")
+            # Written whole, then renamed: the test reads the folder while bookings land.
+            (out / f"{name}.part").write_text(json.dumps(marker), encoding="utf-8")
+            (out / f"{name}.part").replace(out / name)
 
         book.expand(lead=won_leads())
 

@@ -1,0 +1,1 @@
+"""Octanist as a message queue of Airflow's common-messaging provider (``MessageQueueTrigger``)."""
