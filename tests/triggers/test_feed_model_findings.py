@@ -96,3 +96,34 @@ def test_a_lead_joining_a_crowded_instant_after_a_poll_is_reported_by_the_next(
             assert [c.lead_id for c in second.changes] == [late["id"]], "the late lead of that instant"
 
     asyncio.run(scenario())
+
+
+CROWDED_CURSOR_REREAD = (
+    "fetch_changes starts each poll with a new KeysetWalk whose page size is the one asked for (100), "
+    "not the one the server serves (triggers/_feed/keyset.py, KeysetWalk.served): under a page cap the "
+    "cursor's instant, holding fewer than 100 but more than a served page of leads, is asked from its "
+    "start, the full page of known ids makes the walk read that instant whole by page number, and so "
+    "every idle poll costs ceil(leads at the instant / page cap) + 1 requests, until a change moves it"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=CROWDED_CURSOR_REREAD)
+def test_an_idle_poll_under_a_page_cap_costs_one_request_after_a_bulk_update(
+    server: FakeOctanistServer,
+) -> None:
+    server.page_cap = 10
+    crowd = server.add_leads(95, createdAt=LONG_AGO)
+    server.set_statuses([lead["id"] for lead in crowd], "won")  # one instant, nine and a half pages
+    notes = FeedNotes()
+
+    async def scenario() -> None:
+        async with OctanistAsyncHook() as hook:
+            first = await fetch_changes(hook, Cursor(LONG_AGO + timedelta(days=1)), notes=notes)
+            assert len(first.changes) == 95
+            before = server.request_count("GET", "/api/leads")
+            idle = await fetch_changes(hook, first.end, notes=notes)
+            assert idle.changes == ()
+            requests = server.request_count("GET", "/api/leads") - before
+            assert requests <= 2, f"{requests} requests for a poll that found nothing"
+
+    asyncio.run(scenario())
