@@ -643,7 +643,9 @@ class EventModel(OnTheFake):
             assert lead["id"] in self.owed, f"poll {self.polls}: {lead['id']} reported without entering won"
             del self.owed[lead["id"]]
         late = {i: since for i, since in self.owed.items() if since < self.polls}
-        assert not late, f"poll {self.polls}: {len(late)} lead(s) that entered won still not reported"
+        assert not late, (
+            f"poll {self.polls}: {len(late)} lead(s) that entered won still not reported ({self.quirks})"
+        )
         self.known_won = won - set(self.owed)
 
     @rule()
