@@ -127,3 +127,28 @@ def test_an_idle_poll_under_a_page_cap_costs_one_request_after_a_bulk_update(
             assert requests <= 2, f"{requests} requests for a poll that found nothing"
 
     asyncio.run(scenario())
+
+
+@pytest.mark.xfail(strict=True, reason=CROWDED_CURSOR)
+def test_a_bulk_update_printed_in_the_millisecond_of_a_crowded_cursor_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with FakeOctanistServer(timestamp_precision="us", printed_precision="ms") as fake:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_OCTANIST_DEFAULT",
+            json.dumps({"conn_type": "octanist", "host": fake.url, "password": fake.api_key}),
+        )
+        crowd, later = fake.add_leads(100, createdAt=LONG_AGO), fake.add_leads(4, createdAt=LONG_AGO)
+        fake.set_statuses([lead["id"] for lead in crowd], "won", at="2026-01-01T00:00:00.123001Z")
+        notes = FeedNotes()
+
+        async def scenario() -> None:
+            async with OctanistAsyncHook() as hook:
+                first = await fetch_changes(hook, Cursor(LONG_AGO + timedelta(days=1)), notes=notes)
+                assert len(first.changes) == 100
+                # 399 µs later, a second bulk update: printed in the same millisecond as the first
+                fake.set_statuses([lead["id"] for lead in later], "won", at="2026-01-01T00:00:00.123400Z")
+                second = await fetch_changes(hook, first.end, notes=notes)
+                assert sorted(c.lead_id for c in second.changes) == sorted(lead["id"] for lead in later)
+
+        asyncio.run(scenario())
