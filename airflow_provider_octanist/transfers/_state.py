@@ -84,7 +84,6 @@ class _Row:
     lead: dict[str, Any]
     arguments: dict[str, Any]
     carried_since: str | None = None
-    reason: str | None = None
 
 
 class WriteBackState:
@@ -241,7 +240,7 @@ class WriteBackState:
                 record.pop("carried", None)
                 if verdict == "applied":
                     record["applied"] = [unknown["digest"]]
-                self.changed.add(key)
+                self._forget_if_empty(key)
 
     # -- the rows -----------------------------------------------------------------------------
 
@@ -312,9 +311,7 @@ class WriteBackState:
                     None, GIVEN_UP, carried["lead"], error={"message": message}, carried_since=since
                 )
                 continue
-            self._rows[number] = _Row(
-                key, carried["digest"], carried["lead"], carried["fields"], since, carried["reason"]
-            )
+            self._rows[number] = _Row(key, carried["digest"], carried["lead"], carried["fields"], since)
             yield number, dict(carried["lead"]), dict(carried["fields"])
 
     def _forget_if_empty(self, key: str) -> None:

@@ -137,6 +137,24 @@ def test_a_row_in_todays_input_replaces_the_one_carried_for_its_lead(
     assert patches(octanist_server)[-1] == {"email": "late@example.com", "status": "lost"}
 
 
+def test_rows_not_sent_when_the_key_was_revoked_are_sent_by_the_next_run(
+    octanist_server: FakeOctanistServer, octanist_conn: str, tmp_path: Path
+) -> None:
+    leads = [octanist_server.add_lead(email=f"n{i}@example.com") for i in range(30)]
+    state = (tmp_path / "state.json").as_uri()
+    octanist_server.revoke_key(after=10)
+    with pytest.raises(AirflowFailException, match="not retried"):
+        run(sync(write_csv(tmp_path / "d1.csv", HEADER, won_rows(leads)), state))
+    octanist_server.restore_key()
+    applied = {lead["email"] for lead in octanist_server.leads if lead["note"]}
+    octanist_server.clear_requests()
+
+    summary = run(sync(write_csv(tmp_path / "d2.csv", HEADER, []), state))
+
+    assert summary["carried_over"] == summary["updated"] == 30 - len(applied) == 20
+    assert notes_sent(octanist_server) == {lead["email"]: 1 for lead in leads if lead["email"] not in applied}
+
+
 def test_a_row_carried_longer_than_carry_over_for_is_given_up(
     octanist_server: FakeOctanistServer, octanist_conn: str, tmp_path: Path
 ) -> None:
