@@ -116,7 +116,8 @@ class WriteBackState:
         self.clock = clock
         self.run_id = uuid.uuid4().hex
         self.salt = secrets.token_hex(16)
-        self.leads: dict[str, dict[str, Any]] = {}
+        self.leads: dict[str, str | dict[str, Any]] = {}
+        """Per lead: the digest last applied, or a record (``applied``, ``carried``, ``unknown``)."""
         self.changed: set[str] = set()
         """Leads changed since the last whole save (written to the journal until then)."""
         self.sending: dict[str, dict[str, Any]] = {}
@@ -220,29 +221,49 @@ class WriteBackState:
                 self.leads[key] = record
             self.changed.add(key)
         for mark in journal["sending"].values():
-            record = self.leads.setdefault(mark["key"], {})
+            record = self.record(mark["key"])
             record["unknown"] = {
                 "digest": mark["digest"],
                 "since": mark["since"],
                 "reason": "the run sending it stopped before its answer was saved (it may have been "
                 "killed): the note may or may not be on the lead",
             }
-            self.changed.add(mark["key"])
+            self.keep(mark["key"], record)
 
     def _resolve(self, resolve_unknown: Mapping[str, str]) -> None:
         for value, verdict in resolve_unknown.items():
             keys = [self.key({name: value}) for name in _LEAD_KEYS]
             for key in keys:
-                record = self.leads.get(key)
-                if record is None or "unknown" not in record:
+                record = self.record(key)
+                if "unknown" not in record:
                     continue
                 unknown = record.pop("unknown")
                 record.pop("carried", None)
                 if verdict == "applied":
                     record["applied"] = [unknown["digest"]]
-                self._forget_if_empty(key)
+                self.keep(key, record)
 
     # -- the rows -----------------------------------------------------------------------------
+
+    def record(self, key: str) -> dict[str, Any]:
+        """A lead's record to read or change (then ``keep`` it): empty for a lead not in the state."""
+        value = self.leads.get(key)
+        if value is None:
+            return {}
+        return {"applied": [value]} if isinstance(value, str) else value
+
+    def keep(self, key: str, record: dict[str, Any]) -> None:
+        """
+        Store a lead's record: a lead applied once and owing nothing is only its digest (most leads:
+        a third of the memory and a smaller state), a lead with nothing left is forgotten.
+        """
+        if not record:
+            self.leads.pop(key, None)
+        elif record.keys() == {"applied"} and len(record["applied"]) == 1:
+            self.leads[key] = record["applied"][0]
+        else:
+            self.leads[key] = record
+        self.changed.add(key)
 
     def key(self, lead: Mapping[str, Any]) -> str:
         """The state's name for a lead key: a keyed digest, so no email or phone is in the state."""
@@ -267,8 +288,16 @@ class WriteBackState:
             number, lead, arguments = item
             last = number
             key, digest = self.key(lead), row_digest(arguments)
+            value = self.leads.get(key)
+            if isinstance(value, str) or value is None:  # most leads: no more than a digest
+                if digest == value:
+                    yield Outcome(number, UNCHANGED, lead)
+                    continue
+                self._rows[number] = _Row(key, digest, lead, arguments)
+                yield item
+                continue
+            record = value
             self._named.add(key)
-            record = self.leads.get(key, {})
             if "unknown" in record:
                 yield Outcome(
                     number, UNKNOWN, lead, error={"message": _unknown_text(record["unknown"], lead)}
@@ -277,7 +306,7 @@ class WriteBackState:
             carried = record.get("carried")
             if carried is not None and carried.get("run") != self.run_id and not self.read_only:
                 del record["carried"]  # today's row for this lead replaces the one carried
-                self.changed.add(key)
+                self.keep(key, record)
             if digest in record.get("applied", ()):
                 yield Outcome(number, UNCHANGED, lead)
                 continue
@@ -291,6 +320,8 @@ class WriteBackState:
         now = self.clock()
         number = last
         for key, record in list(self.leads.items()):
+            if isinstance(record, str):
+                continue
             if "unknown" in record:
                 self.stale_unknown += key not in self._named
                 continue
@@ -302,7 +333,7 @@ class WriteBackState:
             if now - _seconds_of(since) > self.carry_over_for:
                 if not self.read_only:
                     del record["carried"]
-                    self._forget_if_empty(key)
+                    self.keep(key, record)
                 message = (
                     f"given up: not applied since {since} ({carried['reason']}: "
                     f"{carried.get('error', '')}), longer than carry_over_for"
@@ -313,11 +344,6 @@ class WriteBackState:
                 continue
             self._rows[number] = _Row(key, carried["digest"], carried["lead"], carried["fields"], since)
             yield number, dict(carried["lead"]), dict(carried["fields"])
-
-    def _forget_if_empty(self, key: str) -> None:
-        if not self.leads.get(key):
-            self.leads.pop(key, None)
-        self.changed.add(key)
 
     def before_send(self, number: int) -> None:
         """Right before row ``number`` goes out: a note is first written to the journal as ``sending``."""
@@ -353,7 +379,7 @@ class WriteBackState:
         if self.read_only:
             return outcome
         note = "note" in row.arguments
-        record = self.leads.setdefault(row.key, {})
+        record = self.record(row.key)
         now = _now_text(self.clock())
         if outcome.outcome == UPDATED:
             applied = record.get("applied", []) if row.key in self._applied_now else []
@@ -385,7 +411,7 @@ class WriteBackState:
             }
         else:  # refused by Octanist as invalid: sending it again cannot help
             record.pop("carried", None)
-        self._forget_if_empty(row.key)
+        self.keep(row.key, record)
         if mark is not None:
             self.sending.pop(mark, None)
             self._journal_due = True  # a note's outcome is saved before the next update goes out

@@ -679,9 +679,15 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
                 f"The write-back from {source} stopped after {tally.rows} row(s): {stop}. "
                 f"{tally.sent} row(s) had reached Octanist ({summary['updated']} updated, "
                 f"{summary['failed']} failed with an outcome unknown), {summary['not_sent']} valid row(s) "
-                f"were not sent.{where} It is not retried: a run again would send the applied rows again "
-                "(a note is attached again each time). Fix the cause, then send only the rows not applied "
-                "(report outcomes not_sent, invalid, failed), or the whole input once you know it is safe."
+                f"were not sent.{where} "
+                + (
+                    "Fix the cause, then run the task again: its state sends only the rows not applied "
+                    "(and no note twice)."
+                    if self.state_path is not None
+                    else "It is not retried: a run again would send the applied rows again (a note is "
+                    "attached again each time). Fix the cause, then send only the rows not applied (report "
+                    "outcomes not_sent, invalid, failed), or the whole input once you know it is safe."
+                )
             ) from stop
         total = tally.rows + tally.carried_over
         allowed = self.max_failed_rows
