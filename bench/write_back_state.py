@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -33,11 +32,11 @@ from _common import (
     Row,
     ServerProcess,
     bench_main,
-    connection_uri_json,
     peak_rss_bytes,
     rss_bytes,
     run_json,
 )
+from write_back import warm_up
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -60,16 +59,9 @@ def _write_rows(path: Path, lead_ids: Sequence[str], changed: int) -> None:
 
 def one_pass(url: str, rows_path: Path, state_path: str) -> int:
     """Run the operator over ``rows_path``, with ``state_path`` unless it is ``-``; print the figures."""
-    os.environ[f"AIRFLOW_CONN_{OCTANIST_CONN.upper()}"] = connection_uri_json(url)
-    from airflow_provider_octanist.hooks.octanist import OctanistHook
-    from airflow_provider_octanist.transfers import _storage
+    warm_up(url, rows_path)
     from airflow_provider_octanist.transfers.object_storage import ObjectStorageToOctanistLeadsOperator
 
-    _storage.object_storage_path(rows_path.as_uri())  # fsspec and ObjectStoragePath imported, both sides
-    from airflow.providers.common.compat.sdk import get_hook_lineage_collector
-
-    get_hook_lineage_collector()
-    OctanistHook(OCTANIST_CONN).test_connection()
     before = rss_bytes()
     started = time.perf_counter()
     summary = ObjectStorageToOctanistLeadsOperator(
