@@ -121,6 +121,30 @@ def test_rows_not_found_today_are_applied_tomorrow_from_the_state_alone(
     assert third["carried_over"] == 0  # applied: no longer carried
 
 
+def test_a_row_rate_limited_past_its_retries_is_carried_with_that_reason_and_applied_later(
+    octanist_server: FakeOctanistServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_connection(monkeypatch, octanist_server)
+    lead = octanist_server.add_lead(email="ada@example.com")
+    state = tmp_path / "state.json"
+    octanist_server.inject("status", status=429, count=None, method="PATCH")
+    first = run(
+        sync(
+            write_csv(tmp_path / "d1.csv", HEADER, [[lead["email"], "won", 10, "Signed"]]),
+            state.as_uri(),
+            max_failed_rows=1,
+        )
+    )
+    [record] = json.loads(state.read_text())["leads"].values()
+    octanist_server.clear_faults()
+
+    second = run(sync(write_csv(tmp_path / "d2.csv", HEADER, []), state.as_uri()))
+
+    assert (first["failed"], first["unknown"], record["carried"]["reason"]) == (1, 0, "rate_limited")
+    assert (second["carried_over"], second["updated"]) == (1, 1)
+    assert octanist_server.lead(lead["id"])["note"] == "Signed"
+
+
 def test_a_row_in_todays_input_replaces_the_one_carried_for_its_lead(
     octanist_server: FakeOctanistServer, octanist_conn: str, tmp_path: Path
 ) -> None:
@@ -296,7 +320,7 @@ def test_a_second_run_while_one_holds_the_state_fails_and_sends_nothing(
     leads = [octanist_server.add_lead(email=f"n{i}@example.com") for i in range(5)]
     path = write_csv(tmp_path / "d.csv", HEADER, won_rows(leads))
     state = (tmp_path / "state.json").as_uri()
-    octanist_server.inject("delay", seconds=1, method="PATCH")  # the first run's first update waits
+    octanist_server.inject("delay", seconds=3, method="PATCH")  # the first run's first update waits
     results: dict[str, Any] = {}
     first = threading.Thread(target=lambda: results.update(run(sync(path, state, max_concurrency=1))))
     first.start()
