@@ -263,10 +263,10 @@ def test_a_sync_killed_midway_and_run_again_gives_every_lead_its_note_once(
     octanist_server: FakeOctanistServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     use_connection(monkeypatch, octanist_server)
-    leads = [octanist_server.add_lead(email=f"n{i}@example.com") for i in range(200)]
+    leads = [octanist_server.add_lead(email=f"n{i}@example.com") for i in range(300)]
     path = write_csv(tmp_path / "deals.csv", HEADER, won_rows(leads))
     state = (tmp_path / "state.json").as_uri()
-    octanist_server.inject("delay", seconds=0.02, method="PATCH", count=None)
+    octanist_server.inject("delay", seconds=0.03, method="PATCH", count=None)  # about 2 s in all
     environment = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")]),
@@ -287,7 +287,7 @@ def test_a_sync_killed_midway_and_run_again_gives_every_lead_its_note_once(
     finally:
         child.kill()
         child.wait(timeout=30)
-    assert octanist_server.request_count("PATCH") < 200, "the sync finished before it was killed"
+    assert octanist_server.request_count("PATCH") < 300, "the sync finished before it was killed"
     octanist_server.clear_faults()
 
     summary = run(sync(path, state, max_failed_rows=4))
@@ -296,7 +296,7 @@ def test_a_sync_killed_midway_and_run_again_gives_every_lead_its_note_once(
     assert set(sent.values()) == {1}  # no lead's note twice
     never = [lead["email"] for lead in leads if lead["email"] not in sent]
     assert len(never) <= summary["unknown"] <= 4  # at most the updates in flight when it was killed
-    assert summary["updated"] + summary["unchanged"] + summary["unknown"] == 200
+    assert summary["updated"] + summary["unchanged"] + summary["unknown"] == 300
     assert summary["unchanged"] >= 60 - 4  # what the killed run applied is not sent again
 
 
