@@ -75,7 +75,7 @@ class FakeOctanistServer(LeadStore):
     ``stale_timestamp`` (a fixed ``meta.timestamp``), ``lying_pagination``, ``refused_filters``
     (lead fields whose list filters are answered ``400 INVALID_FILTER``), and the methods
     ``change_during_listing`` (a listing that shifts while it is paged), ``delete_lead`` and
-    ``revoke_key`` (the key refused after a number of requests).
+    ``revoke_key`` (the key refused after a number of requests) and ``restore_key``.
     """
 
     def __init__(
@@ -422,6 +422,11 @@ class FakeOctanistServer(LeadStore):
             raise ValueError(f"after must be a whole number (0 or more), got {after!r}.")
         with self._lock:
             self._key_uses_left = after
+
+    def restore_key(self) -> None:
+        """Accept the API key again after ``revoke_key``, as when a revoked key is reinstated."""
+        with self._lock:
+            self._key_uses_left = None
 
     def _accepted_key(self, key: str | None) -> str:
         """The key this request is checked against: ``api_key``, or none at all once it is revoked."""
