@@ -65,12 +65,13 @@ PKG_VENV ?= .venv-pkg
 DIST ?= dist
 SITE ?= site
 
-.PHONY: help venv test demo matrix matrix-older matrix-one constraints constraints-one lint format docs \
+.PHONY: help venv test model-check demo matrix matrix-older matrix-one constraints constraints-one lint format docs \
 	package release-check browser e2e-postgres bench bench-smoke clean
 
 help:
 	@echo "make demo          - run the lead-won demo (sets up $(VENV) first)"
 	@echo "make test          - run the whole test suite (sets up $(VENV) first)"
+	@echo "make model-check   - the change feed against a model of the service, $(MODEL_EXAMPLES) random examples (MODEL_EXAMPLES=n, OCTANIST_MODEL_SEED=s)"
 	@echo "make matrix        - the suite on Airflow $(AIRFLOW_VERSION) ($(VENV)) and $(MATRIX_VERSIONS) (fresh .venv-X.Y)"
 	@echo "make matrix-older  - only the older lines: $(MATRIX_VERSIONS)"
 	@echo "make matrix-one V=2.11.2 - one older line, in a fresh venv"
@@ -103,6 +104,16 @@ venv: $(STAMP)
 REQUIRE_S3 := $(if $(filter dev s3,$(GROUPS)),OCTANIST_REQUIRE_S3=1)
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(REQUIRE_S3) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The change feed and the export against a model of the service (tests/triggers/test_feed_model.py)
+# with many random examples; `make test` runs the same machines on a small fixed, derandomized budget.
+# The seed is printed first: OCTANIST_MODEL_SEED=<seed> replays a run.
+MODEL_EXAMPLES ?= 2000
+model-check: $(STAMP)
+	@seed=$${OCTANIST_MODEL_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "== model check: $(MODEL_EXAMPLES) examples per machine, OCTANIST_MODEL_SEED=$$seed"; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OCTANIST_MODEL_EXAMPLES=$(MODEL_EXAMPLES) OCTANIST_MODEL_SEED=$$seed \
+		$(PY) -m pytest tests/triggers/test_feed_model.py -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) demo/run_demo.py

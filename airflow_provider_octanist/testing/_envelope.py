@@ -43,6 +43,8 @@ ERROR_MESSAGES: dict[int, str] = {
     504: "Gateway timeout",
 }
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+NO_TIMESTAMP = ""
+"""A ``server_time`` that leaves ``meta.timestamp`` out of the answer altogether."""
 
 
 class ApiError(Exception):
@@ -76,13 +78,15 @@ def meta(
     """
     The envelope's ``meta``: pagination (list calls only), request id and the server's time.
 
-    :param server_time: ``meta.timestamp`` as the store's clock writes it; now when not given.
+    :param server_time: ``meta.timestamp`` as the store's clock writes it; now when not given;
+        ``NO_TIMESTAMP`` leaves it out.
     """
     result: dict[str, Any] = {}
     if pagination is not None:
         result["pagination"] = dict(pagination)
     result["requestId"] = request_id
-    result["timestamp"] = server_time or format_timestamp(datetime.now(timezone.utc), precision)
+    if server_time != NO_TIMESTAMP:
+        result["timestamp"] = server_time or format_timestamp(datetime.now(timezone.utc), precision)
     return result
 
 

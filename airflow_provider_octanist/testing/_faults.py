@@ -57,6 +57,8 @@ class Fault:
     :param path: only requests with exactly this decoded path (no query) match; ``None`` for any.
     :param path_prefix: only requests whose decoded path starts with this match; ``None`` for any.
     :param options: the kind's options, e.g. ``{"status": 503, "retry_after": 2}``.
+    :param after: matching requests still answered normally before the fault applies (a fault
+        in the middle of a walk: ``after=2`` spares pages 1 and 2 and hits the third request).
     """
 
     kind: str
@@ -65,6 +67,7 @@ class Fault:
     path: str | None = None
     path_prefix: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    after: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         """
@@ -88,12 +91,15 @@ def make_fault(
     path: str | None,
     path_prefix: str | None,
     options: Mapping[str, Any],
+    after: int = 0,
 ) -> Fault:
     """Check a fault's kind, count and options (raise ``ValueError``/``TypeError``) and build it."""
     if kind not in _FAULT_OPTIONS:
         raise ValueError(f"Unknown fault {kind!r}: use one of {', '.join(FAULT_KINDS)}.")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         raise ValueError(f"count must be a whole number of at least 1 or None (persistent), got {count!r}.")
+    if not _is_whole(after, minimum=0):
+        raise ValueError(f"after must be a whole number of requests (0 or more), got {after!r}.")
     required, optional = _FAULT_OPTIONS[kind]
     missing = sorted(required - set(options))
     unknown = sorted(set(options) - required - optional)
@@ -122,6 +128,7 @@ def make_fault(
         path=path,
         path_prefix=path_prefix,
         options=dict(options),
+        after=after,
     )
 
 
@@ -157,10 +164,11 @@ def _is_whole(value: Any, *, minimum: int | None) -> bool:
 
 
 class _PendingFault:
-    """A queued fault and how many more requests it applies to."""
+    """A queued fault, how many matching requests it still spares and how many more it applies to."""
 
     def __init__(self, fault: Fault) -> None:
         self.fault = fault
+        self.waiting = fault.after
         self.remaining = fault.count
 
 
@@ -181,6 +189,9 @@ class FaultQueue:
         with self._lock:
             for pending in self._pending:
                 if pending.fault.matches(method, path):
+                    if pending.waiting > 0:
+                        pending.waiting -= 1
+                        continue  # spared: a fault further down the queue may still apply
                     if pending.remaining is not None:
                         pending.remaining -= 1
                         if pending.remaining <= 0:
@@ -189,9 +200,9 @@ class FaultQueue:
         return None
 
     def pending(self) -> list[Fault]:
-        """Faults not used up yet, in order, each with ``count`` set to what is left."""
+        """Faults not used up yet, in order, each with ``count`` and ``after`` set to what is left."""
         with self._lock:
-            return [replace(p.fault, count=p.remaining) for p in self._pending]
+            return [replace(p.fault, count=p.remaining, after=p.waiting) for p in self._pending]
 
     def clear(self) -> None:
         """Drop every pending fault."""

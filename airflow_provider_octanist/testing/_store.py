@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_octanist.testing._envelope import NO_TIMESTAMP
 from airflow_provider_octanist.testing._lead_fields import (
     KNOWN_LEAD_FIELDS,
     LEAD_FIELDS,
@@ -30,7 +31,7 @@ from airflow_provider_octanist.testing._lead_fields import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 _LEAD_TTL = timedelta(days=90)
 _DEFAULT_SOURCE = "inbound"
@@ -79,6 +80,8 @@ class LeadStore:
         by a deployment that does not support them."""
         self.stale_timestamp: str | None = None
         """When set, every success answer's ``meta.timestamp`` is this text, as a stuck clock or cache."""
+        self.omit_timestamp = False
+        """When true, success answers carry no ``meta.timestamp`` (a proxy that rewrites ``meta``)."""
         self.clock_precision: str | None = None
         """``meta.timestamp``'s precision when it differs from the printed one (``ms`` over stamps
         printed in ``us``: a clock read by another layer than the one that stamps leads)."""
@@ -217,6 +220,35 @@ class LeadStore:
         with self._lock:
             yield
 
+    def set_statuses(
+        self,
+        lead_ids: Iterable[str],
+        status: str,
+        *,
+        value: float | None = None,
+        at: datetime | str | None = None,
+    ) -> list[dict[str, Any]]:
+        """
+        Change the status of several leads in one bulk update: one ``updatedAt`` for all, seen at once.
+
+        As a bulk edit in Octanist's web app (or a bulk ``PATCH``) does: every lead gets the same
+        stamp, and no request sees some of the changes without the others. Returns copies, in order.
+
+        :param lead_ids: the leads' ids; every one must exist.
+        :param status: the new status, as for ``set_status``.
+        :param value: a new monetary value for each, or ``None`` to keep theirs.
+        :param at: the one ``updatedAt`` to record instead of now.
+        """
+        canonical = normalize_status(status)
+        amount = None if value is None else number(value, "value")
+        stamp = None if at is None else to_timestamp(at, "at", self.timestamp_precision)
+        with self._lock:
+            leads = [self._stored(lead_id) for lead_id in lead_ids]
+            stamp = stamp or self.stamp()
+            for lead in leads:
+                self.apply_change(lead, stamp, canonical, amount, None)
+            return [dict(lead) for lead in leads]
+
     def delete_lead(self, lead_id: str) -> None:
         """
         Remove a lead, as a person deleting it in Octanist's web app would (the API has no DELETE).
@@ -274,7 +306,12 @@ class LeadStore:
         return moment if last is None or moment > last else last
 
     def server_time(self) -> str:
-        """``meta.timestamp`` of an answer: the server's clock as it prints it, or ``stale_timestamp``."""
+        """
+        ``meta.timestamp`` of an answer: the server's clock as it prints it, or ``stale_timestamp``;
+        ``NO_TIMESTAMP`` (leave it out) under ``omit_timestamp``.
+        """
+        if self.omit_timestamp:
+            return NO_TIMESTAMP
         if self.stale_timestamp is not None:
             return self.stale_timestamp
         precision = self.clock_precision or self.printed_precision or self.timestamp_precision

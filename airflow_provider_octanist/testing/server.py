@@ -70,12 +70,26 @@ class FakeOctanistServer(LeadStore):
     :param strict_dates: answer ``400 INVALID_DATE`` to a time filter finer than milliseconds, as
         a server holding to the documented format would (also settable later as ``strict_dates``).
 
-    The quirks of a real deployment are switches on the instance, set at any time: ``page_cap``
-    (fewer leads per page than asked), ``clock_offset`` (a ``timedelta``: the server's clock is off),
-    ``stale_timestamp`` (a fixed ``meta.timestamp``), ``lying_pagination``, ``refused_filters``
-    (lead fields whose list filters are answered ``400 INVALID_FILTER``), and the methods
-    ``change_during_listing`` (a listing that shifts while it is paged), ``delete_lead`` and
-    ``revoke_key`` (the key refused after a number of requests) and ``restore_key``.
+    The quirks of a real deployment are switches on the instance, set at any time and combinable
+    (``docs/testing.md`` says what a real server would be doing for each):
+
+    - ``timestamp_precision`` / ``printed_precision`` (above): stamps in ms or µs, printed coarser;
+    - ``clock_precision``: ``meta.timestamp`` in another precision than the stamps (``ms`` over µs);
+    - ``clock_offset`` (a ``timedelta``): the server's clock is off; stamps and ``meta.timestamp``
+      both follow it;
+    - ``stale_timestamp``: every success answer's ``meta.timestamp`` is this fixed text;
+    - ``omit_timestamp``: success answers carry no ``meta.timestamp`` at all;
+    - ``page_cap``: fewer leads per page than ``limit`` asks;
+    - ``gte_as_gt``: ``[gte]`` time filters applied as ``[gt]``;
+    - ``ignore_page``: every page of a listing is its first;
+    - ``lying_pagination``: ``hasMore`` always true, the last page repeated past the end;
+    - ``refused_filters``: lead fields whose list filters are answered ``400 INVALID_FILTER``;
+    - ``strict_dates`` (above): a time filter finer than milliseconds is ``400 INVALID_DATE``;
+
+    and the methods ``set_statuses`` (a bulk update: many leads at one instant, seen at once),
+    ``change_during_listing`` (a listing that shifts while it is paged), ``delete_lead``,
+    ``inject`` (faulty answers, also in the middle of a walk with ``after=``), ``revoke_key``
+    (the key refused after a number of requests) and ``restore_key``.
     """
 
     def __init__(
@@ -306,10 +320,15 @@ class FakeOctanistServer(LeadStore):
         method: str | None = None,
         path: str | None = None,
         path_prefix: str | None = None,
+        after: int = 0,
         **options: Any,
     ) -> None:
         """
         Make the next ``count`` matching requests misbehave; faults are used first-in, first-out.
+
+        With ``after``, that many matching requests are answered normally first: an answer that
+        fails in the middle of a walk (``inject("status", status=503, count=4, after=2,
+        path="/api/leads")``: pages 1 and 2 are served, then four 503s).
 
         Kinds and their options:
 
@@ -370,10 +389,19 @@ class FakeOctanistServer(LeadStore):
         :param method: only requests with this method (any case).
         :param path: only requests with exactly this decoded path, e.g. ``/api/leads``.
         :param path_prefix: only requests whose decoded path starts with this, e.g. ``/api/leads/``.
+        :param after: matching requests answered normally before the fault applies (0: the next).
         :param options: the kind's options, listed above.
         """
         self._faults.add(
-            make_fault(fault, count=count, method=method, path=path, path_prefix=path_prefix, options=options)
+            make_fault(
+                fault,
+                count=count,
+                method=method,
+                path=path,
+                path_prefix=path_prefix,
+                options=options,
+                after=after,
+            )
         )
 
     @property

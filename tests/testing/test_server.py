@@ -784,6 +784,56 @@ def test_a_stale_timestamp_is_every_answers_meta_timestamp(server: FakeOctanistS
     assert parse(server.add_lead()["updatedAt"]).year > 2000, "its stamps keep the real clock"
 
 
+def test_omit_timestamp_leaves_meta_timestamp_out_of_every_success_answer(server: FakeOctanistServer) -> None:
+    server.add_lead(id="lead_1")
+    server.omit_timestamp = True
+    for path in ("/api/leads", "/api/leads/lead_1"):
+        meta = call(server, "GET", path).json["meta"]
+        assert "timestamp" not in meta, meta
+        assert REQUEST_ID_RE.match(meta["requestId"])
+    server.omit_timestamp = False
+    assert TIMESTAMP_RE.match(call(server, "GET", "/api/leads").json["meta"]["timestamp"])
+
+
+def test_a_millisecond_clock_over_microsecond_stamps_prints_meta_timestamp_in_milliseconds() -> None:
+    with FakeOctanistServer(KEY, timestamp_precision="us") as server:
+        server.clock_precision = "ms"
+        lead = server.add_lead()
+        assert len(lead["updatedAt"]) == len("2026-01-01T00:00:00.000000Z")
+        assert TIMESTAMP_RE.match(call(server, "GET", "/api/leads").json["meta"]["timestamp"])
+
+
+def test_set_statuses_stamps_every_lead_with_one_instant(server: FakeOctanistServer) -> None:
+    leads = server.add_leads(3)
+    other = server.add_lead()
+    changed = server.set_statuses([lead["id"] for lead in leads], "won", value=5)
+    assert [lead["id"] for lead in changed] == [lead["id"] for lead in leads]
+    assert {lead["updatedAt"] for lead in changed} == {changed[0]["updatedAt"]}
+    assert all(lead["status"] == "won" and lead["value"] == 5 for lead in changed)
+    assert server.lead(other["id"])["status"] == "open"
+    at = server.set_statuses([other["id"]], "lost", at="2026-01-01T00:00:00.000Z")
+    assert at[0]["updatedAt"] == "2026-01-01T00:00:00.000Z"
+    with pytest.raises(KeyError):
+        server.set_statuses([other["id"], "lead_missing"], "won")
+    assert server.lead(other["id"])["status"] == "lost", "nothing changed when one lead is missing"
+
+
+def test_gte_as_gt_applies_every_gte_time_filter_as_gt(server: FakeOctanistServer) -> None:
+    lead = server.add_lead(updatedAt="2026-01-01T00:00:00.000Z")
+    query = "?updatedAt[gte]=2026-01-01T00:00:00.000Z"
+    assert list_ids(server, query) == [lead["id"]]
+    server.gte_as_gt = True
+    assert list_ids(server, query) == []
+
+
+def test_ignore_page_answers_every_page_with_the_first(server: FakeOctanistServer) -> None:
+    server.add_leads(5, updatedAt="2026-01-01T00:00:00.000Z")
+    query = "?sort=updatedAt:asc&limit=2&page="
+    assert list_ids(server, query + "1") != list_ids(server, query + "2")
+    server.ignore_page = True
+    assert list_ids(server, query + "1") == list_ids(server, query + "2") == list_ids(server, query + "3")
+
+
 def test_a_change_during_listing_runs_once_before_the_answer_to_that_page(
     server: FakeOctanistServer,
 ) -> None:
@@ -1231,6 +1281,26 @@ def test_faults_are_applied_first_in_first_out(server: FakeOctanistServer) -> No
     assert call(server, "POST", "/api/check").status == 503
     assert call(server, "POST", "/api/check").status == 200
     assert call(server, "POST", "/api/stats", {}).status == 429
+
+
+def test_a_fault_with_after_spares_that_many_matching_requests_first(server: FakeOctanistServer) -> None:
+    server.inject("status", status=503, count=2, after=2, path="/api/leads")
+    waiting = Fault("status", count=2, path="/api/leads", options={"status": 503}, after=2)
+    assert server.pending_faults == [waiting]
+    assert call(server, "POST", "/api/check").status == 200, "requests it does not match are not counted"
+    assert [call(server, "GET", "/api/leads").status for _ in range(5)] == [200, 200, 503, 503, 200]
+    assert server.pending_faults == []
+
+
+def test_a_fault_waiting_its_turn_lets_a_later_fault_apply(server: FakeOctanistServer) -> None:
+    server.inject("status", status=503, after=1, path="/api/leads")
+    server.inject("status", status=500, path="/api/leads")
+    assert [call(server, "GET", "/api/leads").status for _ in range(3)] == [500, 503, 200]
+
+
+def test_after_must_be_a_whole_number_of_requests(server: FakeOctanistServer) -> None:
+    with pytest.raises(ValueError, match="after must be a whole number"):
+        server.inject("status", status=500, after=-1)
 
 
 def test_clear_faults_drops_pending_faults(server: FakeOctanistServer) -> None:
