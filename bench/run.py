@@ -9,7 +9,8 @@ non-zero only when a benchmark crashed or reported a wrong result (a missed or d
 Each benchmark runs in a process of its own (``bench/<name>.py``, runnable alone too). The table
 is also written to ``.bench/results.md`` and ``.bench/results.json``.
 
-``python bench/run.py [--smoke] [--only parse hook triggerer feed events export write-back size] [--out DIR]``
+``python bench/run.py [--smoke] [--only NAME ...] [--out DIR]``, NAME among parse, hook, triggerer,
+feed, events, export, write-back, write-back-state, size.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, str] = {
     "events": "bench_event_trigger.py",
     "export": "export_stream.py",
     "write-back": "write_back.py",
+    "write-back-state": "write_back_state.py",
     "size": "size_cap.py",
 }
 TIMEOUT_SECONDS = {
@@ -60,6 +62,7 @@ TIMEOUT_SECONDS = {
     "events": 600,
     "export": 900,
     "write-back": 900,
+    "write-back-state": 1800,
     "size": 900,
 }
 

@@ -6,7 +6,8 @@ row: the columns are named as the API names them (``email`` names the lead, ``st
 ``value`` are the change). Up to eight updates are in flight at once; every row is accounted for in
 the summary the task returns and in a report of one JSON line per row, and the task fails, naming
 the first rows and their reasons, if any row was invalid, matched no lead, matched several leads
-or failed.
+or failed. A state kept next to the reports remembers what was applied, so a run sends only what
+changed, and sends the rows not applied again on the next runs.
 
 The warehouse here is sqlite, so the example runs anywhere (``pip install
 apache-airflow-providers-sqlite``); any database with an Airflow provider works the same way, with
@@ -61,4 +62,7 @@ with DAG(
         """,
         parameters={"day": "{{ data_interval_start | ds }}"},
         report_path="{{ params.report_url }}/write-back-{{ data_interval_start | ds }}.jsonl",
+        # One state for every run of the task: a deal already marked won is not sent again, a
+        # lead not created yet is tried again on the next days, and no note is ever sent twice.
+        state_path="{{ params.report_url }}/write-back-state.json",
     )

@@ -88,8 +88,8 @@ class FakeOctanistServer(LeadStore):
 
     and the methods ``set_statuses`` (a bulk update: many leads at one instant, seen at once),
     ``change_during_listing`` (a listing that shifts while it is paged), ``delete_lead``,
-    ``inject`` (faulty answers, also in the middle of a walk with ``after=``) and ``revoke_key``
-    (the key refused after a number of requests).
+    ``inject`` (faulty answers, also in the middle of a walk with ``after=``), ``revoke_key``
+    (the key refused after a number of requests) and ``restore_key``.
     """
 
     def __init__(
@@ -450,6 +450,11 @@ class FakeOctanistServer(LeadStore):
             raise ValueError(f"after must be a whole number (0 or more), got {after!r}.")
         with self._lock:
             self._key_uses_left = after
+
+    def restore_key(self) -> None:
+        """Accept the API key again after ``revoke_key``, as when a revoked key is reinstated."""
+        with self._lock:
+            self._key_uses_left = None
 
     def _accepted_key(self, key: str | None) -> str:
         """The key this request is checked against: ``api_key``, or none at all once it is revoked."""

@@ -149,12 +149,14 @@ def describe(target: Any) -> str:
     return f"{protocol}://{text}"
 
 
-def write_whole(target: Any, write: Callable[[IO[bytes]], T]) -> tuple[T, int]:
+def write_whole(target: Any, write: Callable[[IO[bytes]], T], *, lineage: bool = True) -> tuple[T, int]:
     """
     Write ``target`` through ``write(stream)`` all or nothing; return its result and the object's size.
 
     :param target: the ``ObjectStoragePath`` to create or replace.
     :param write: writes the content to the binary stream it is given.
+    :param lineage: report ``target`` to Airflow's lineage as an output (not for the task's own
+        bookkeeping, such as a write-back's state, saved many times a run).
     """
     fs = target.fs
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
@@ -178,7 +180,8 @@ def write_whole(target: Any, write: Callable[[IO[bytes]], T]) -> tuple[T, int]:
     except BaseException:
         _discard(fs, temporary)
         raise
-    _report_lineage(target)
+    if lineage:
+        _report_lineage(target)
     return result, size
 
 

@@ -10,12 +10,14 @@ memory stays flat whatever the number of rows.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from airflow_provider_octanist.hooks.octanist import OctanistHook
+    from airflow_provider_octanist.transfers._state import WriteBackState
 
 LEAD_KEYS = ("id", "email", "phone")
 """The columns that name a row's lead, in the order the API tries them."""
@@ -41,12 +44,21 @@ _ARGUMENT = {"id": "lead_id", "lossReason": "loss_reason"}
 
 UPDATED, VALID = "updated", "valid"
 INVALID, NOT_FOUND, AMBIGUOUS, FAILED = "invalid", "not_found", "ambiguous", "failed"
-NOT_APPLIED = (INVALID, NOT_FOUND, AMBIGUOUS, FAILED)
-"""The outcomes counted against ``max_failed_rows``."""
 NOT_SENT = "not_sent"
 """A valid row the run did not apply because it stopped first (a refused key, for one)."""
-SENT = (UPDATED, FAILED)
+UNCHANGED = "unchanged"
+"""With a state: the row equals what was last applied to its lead; not sent."""
+UNKNOWN = "unknown"
+"""With a state: a note that may or may not be on the lead; never sent again automatically."""
+GIVEN_UP = "given_up"
+"""With a state: a row carried over longer than ``carry_over_for``; no longer sent."""
+NOT_APPLIED = (INVALID, NOT_FOUND, AMBIGUOUS, FAILED, UNKNOWN, GIVEN_UP)
+"""The outcomes counted against ``max_failed_rows`` and ``max_failed_ratio``."""
+SENT = (UPDATED, FAILED, UNKNOWN)
 """The outcomes of a row whose update reached Octanist or may have (a failed one's is unknown)."""
+RECONCILED = (UPDATED, UNCHANGED, NOT_FOUND, INVALID, FAILED, UNKNOWN)
+"""The right side of the summary's sum, always written; the other outcomes join it when they occur."""
+ALSO_RECONCILED = (AMBIGUOUS, NOT_SENT, GIVEN_UP, VALID)
 
 MAX_CONCURRENCY = 64
 """The most updates a task may keep in flight: Octanist documents no rate limit, so be a good citizen."""
@@ -56,6 +68,11 @@ PROBLEMS_NAMED = 5
 """Rows named, with their reasons, in the error of a task that fails."""
 REPORT_LINES = 1_000
 """Report lines encoded and written together."""
+WAIT_SECONDS = 1.0
+"""Seconds the sender waits for an answer before it calls ``waiting`` (a state's heartbeat)."""
+CARRY_OVER_FOR = timedelta(days=7)
+"""How long a row not applied is sent again, with a state, before it is given up."""
+UNKNOWN_VERDICTS = ("applied", "not_applied")
 
 
 class InvalidRowError(ValueError):
@@ -108,18 +125,24 @@ def _reportable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one row."""
+    """What happened to one row (``row`` is ``None`` for a row carried over from an earlier run)."""
 
-    row: int
+    row: int | None
     outcome: str
     lead: Mapping[str, Any] | None = None
     lead_id: str | None = None
     leads_updated: int | None = None
     error: Mapping[str, Any] | None = None
+    carried_since: str | None = None
+    """When a row carried over was first not applied."""
+    may_have_applied: bool = field(default=False, compare=False)
+    """A failed update that may have reached Octanist (a timeout, a reset, a 5xx)."""
 
     def line(self) -> dict[str, Any]:
         """The row's line in the report."""
         line: dict[str, Any] = {"row": self.row, "outcome": self.outcome}
+        if self.carried_since is not None:
+            line["carried_since"] = self.carried_since
         if self.lead is not None:
             line["lead"] = {name: _reportable(value) for name, value in self.lead.items()}
         if self.lead_id is not None:
@@ -134,7 +157,12 @@ class Outcome:
         """The row in the error of a failed task: number, lead, outcome and reason."""
         lead = "".join(f" ({name} {value})" for name, value in (self.lead or {}).items())
         reason = str((self.error or {}).get("message", "")).rstrip(".")
-        return f"row {self.row}{lead}: {self.outcome}" + (f": {reason}" if reason else "")
+        row = f"row {self.row}" if self.row is not None else "a row carried over"
+        return f"{row}{lead}: {self.outcome}" + (f": {reason}" if reason else "")
+
+
+Item: TypeAlias = "Outcome | tuple[int, dict[str, Any], dict[str, Any]]"
+"""What the sender is given: a row's outcome known already, or ``(row, lead, arguments)`` to send."""
 
 
 def send_one(hook: OctanistHook, row: int, lead: Mapping[str, Any], arguments: Mapping[str, Any]) -> Outcome:
@@ -151,6 +179,7 @@ def send_one(hook: OctanistHook, row: int, lead: Mapping[str, Any], arguments: M
         OctanistConflictError,
         OctanistError,
         OctanistNotFoundError,
+        OctanistRateLimitError,
         OctanistValidationError,
     )
 
@@ -167,7 +196,12 @@ def send_one(hook: OctanistHook, row: int, lead: Mapping[str, Any], arguments: M
             outcome = INVALID  # Octanist refused what the checks here let through
         else:
             outcome = FAILED
-        return Outcome(row, outcome, lead, error=_error_of(exc))
+        reached = not isinstance(exc, OctanistRateLimitError) and getattr(
+            exc, "may_have_reached_server", True
+        )
+        return Outcome(
+            row, outcome, lead, error=_error_of(exc), may_have_applied=outcome == FAILED and reached
+        )
     updated = answer.get("leadsUpdated")
     lead_id = answer.get("leadId")
     return Outcome(
@@ -190,7 +224,7 @@ def _error_of(exc: Exception) -> dict[str, Any]:
     return {k: v for k, v in error.items() if v is not None}
 
 
-def not_sent(item: Outcome | tuple[int, dict[str, Any], dict[str, Any]], reason: str) -> Outcome:
+def not_sent(item: Item, reason: str) -> Outcome:
     """A row read after the run stopped: an invalid one stays invalid, a valid one is not sent."""
     if isinstance(item, Outcome):
         return item
@@ -239,14 +273,20 @@ class Sender:
 
     def run(
         self,
-        items: Iterable[Outcome | tuple[int, dict[str, Any], dict[str, Any]]],
+        items: Iterable[Item],
         record: Callable[[Outcome], None],
+        *,
+        before_send: Callable[[int], None] | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> Exception | None:
         """
         Send every ``(row, lead, arguments)`` of ``items`` and ``record`` each outcome, in this thread.
 
         An ``Outcome`` among the items (a row that is not sent) is recorded as it comes. Items are
         drawn only when the window has room, so no more than the window is ever held.
+        ``before_send(row)`` is called right before a row's update goes out (a state writes ahead
+        there), ``waiting()`` about every second while no answer comes (its heartbeat); both in
+        this thread, and an error of either stops the sending as an error reading ``items`` does.
 
         Returns what stopped the sending before the end of ``items``, or ``None``: a refused key
         (its rows are recorded ``not_sent``), an error reading ``items``, any other error of a
@@ -267,7 +307,14 @@ class Sender:
 
         def collect() -> None:
             nonlocal stop
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            done: set[Future[Outcome]] = set()
+            while not done:
+                done, _ = wait(in_flight, timeout=WAIT_SECONDS, return_when=FIRST_COMPLETED)
+                if not done and waiting is not None:
+                    try:
+                        waiting()
+                    except Exception as exc:
+                        stop = stop or exc
             for future in done:
                 row, lead, _arguments = in_flight.pop(future)
                 try:
@@ -275,7 +322,13 @@ class Sender:
                 except Exception as exc:
                     stop = stop or exc
                     refused = isinstance(exc, OctanistAuthError)
-                    outcome = Outcome(row, NOT_SENT if refused else FAILED, lead, error=_error_of(exc))
+                    outcome = Outcome(
+                        row,
+                        NOT_SENT if refused else FAILED,
+                        lead,
+                        error=_error_of(exc),
+                        may_have_applied=not refused,
+                    )
                 if outcome.outcome == UPDATED:
                     self._went_through()
                 record(outcome)
@@ -288,6 +341,11 @@ class Sender:
                         continue
                     while len(in_flight) >= max(1, int(self.window)):
                         collect()
+                    if stop is None and before_send is not None:
+                        try:
+                            before_send(item[0])
+                        except Exception as exc:
+                            stop = exc
                     if stop is not None:
                         record(not_sent(item, f"not sent: the run stopped ({stop})"))
                         break
@@ -305,6 +363,9 @@ class Tally:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.rows = 0
+        """Rows read from the input."""
+        self.carried_over = 0
+        """Rows taken from the state: carried over from earlier runs."""
         self.leads_updated = 0
         self.rate_limited = 0
         self.problems: list[Outcome] = []
@@ -313,7 +374,10 @@ class Tally:
 
     def add(self, outcome: Outcome) -> None:
         """Count one row's outcome."""
-        self.rows += 1
+        if outcome.carried_since is None:
+            self.rows += 1
+        else:
+            self.carried_over += 1
         self.counts[outcome.outcome] += 1
         if outcome.outcome == UPDATED:
             self.leads_updated += outcome.leads_updated if outcome.leads_updated is not None else 1
@@ -327,18 +391,37 @@ class Tally:
 
     @property
     def not_applied(self) -> int:
-        """Rows invalid, not found, ambiguous or failed."""
+        """Rows invalid, not found, ambiguous, failed, unknown or given up."""
         return sum(self.counts[name] for name in NOT_APPLIED)
 
-    def summary(self, *, dry_run: bool, report: str | None) -> dict[str, Any]:
+    @property
+    def adds_up(self) -> bool:
+        """Whether every row read or carried over has exactly one outcome."""
+        return self.rows + self.carried_over == sum(self.counts.values())
+
+    def reconciliation(self) -> str:
+        """The summary's sum, in words and in numbers: ``rows + carried_over = updated + ...``."""
+        terms = [*RECONCILED, *(name for name in ALSO_RECONCILED if self.counts[name])]
+        numbers = " + ".join(str(self.counts[name]) for name in terms)
+        verdict = "adds up" if self.adds_up else "DOES NOT ADD UP"
+        return (
+            f"rows + carried_over = {' + '.join(terms)}: {self.rows} + {self.carried_over} = {numbers} "
+            f"({verdict})"
+        )
+
+    def summary(self, *, dry_run: bool, report: str | None, state: str | None = None) -> dict[str, Any]:
         """The task's summary (XCom): how many rows, and how each ended."""
         return {
             "rows": self.rows,
+            "carried_over": self.carried_over,
             "updated": self.counts[UPDATED],
+            "unchanged": self.counts[UNCHANGED],
             "not_found": self.counts[NOT_FOUND],
             "ambiguous": self.counts[AMBIGUOUS],
             "invalid": self.counts[INVALID],
             "failed": self.counts[FAILED],
+            "unknown": self.counts[UNKNOWN],
+            "given_up": self.counts[GIVEN_UP],
             "valid": self.counts[VALID],
             "not_sent": self.counts[NOT_SENT],
             "stopped_by": self.stopped_by,
@@ -346,6 +429,8 @@ class Tally:
             "rate_limited": self.rate_limited,
             "dry_run": dry_run,
             "report_path": report,
+            "state_path": state,
+            "reconciliation": self.reconciliation(),
         }
 
 
@@ -400,7 +485,11 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
         octanist_conn_id: str = DEFAULT_CONN_ID,
         max_concurrency: int = 8,
         max_failed_rows: int = 0,
+        max_failed_ratio: float | None = None,
         report_path: Any = None,
+        state_path: Any = None,
+        carry_over_for: timedelta = CARRY_OVER_FOR,
+        resolve_unknown: Mapping[str, str] | None = None,
         storage_conn_id: str | None = None,
         dry_run: bool = False,
         **kwargs: Any,
@@ -408,13 +497,39 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
         super().__init__(octanist_conn_id=octanist_conn_id, **kwargs)
         whole_number(max_concurrency, "max_concurrency", low=1, high=MAX_CONCURRENCY)
         whole_number(max_failed_rows, "max_failed_rows", low=0)
+        if max_failed_ratio is not None and (
+            isinstance(max_failed_ratio, bool)
+            or not isinstance(max_failed_ratio, (int, float))
+            or not 0 <= max_failed_ratio <= 1
+        ):
+            raise ValueError(
+                f"max_failed_ratio must be a number from 0 to 1 (0.01 is 1%), got {max_failed_ratio!r}."
+            )
         if not isinstance(dry_run, bool):
             raise ValueError(f"dry_run must be True or False, got {dry_run!r}.")
-        if report_path is not None:
-            _storage.check_path(report_path, storage_conn_id)
+        if not isinstance(carry_over_for, timedelta) or carry_over_for <= timedelta(0):
+            raise ValueError(f"carry_over_for must be a positive timedelta, got {carry_over_for!r}.")
+        resolve_unknown = dict(resolve_unknown or {})
+        wrong = {key: verdict for key, verdict in resolve_unknown.items() if verdict not in UNKNOWN_VERDICTS}
+        if wrong:
+            raise ValueError(
+                f"resolve_unknown maps a lead's id, email or phone to 'applied' (the note is on the "
+                f"lead) or 'not_applied' (send the row again), got {wrong!r}."
+            )
+        if resolve_unknown and state_path is None:
+            raise ValueError(
+                "resolve_unknown needs state_path: it is the state that remembers unknown notes."
+            )
+        for path in (report_path, state_path):
+            if path is not None:
+                _storage.check_path(path, storage_conn_id)
         self.max_concurrency = max_concurrency
         self.max_failed_rows = max_failed_rows
+        self.max_failed_ratio = max_failed_ratio
         self.report_path = report_path
+        self.state_path = state_path
+        self.carry_over_for = carry_over_for
+        self.resolve_unknown = resolve_unknown
         self.storage_conn_id = storage_conn_id
         self.dry_run = dry_run
         self.summary: dict[str, Any] | None = None
@@ -442,10 +557,10 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
 
     def _write_back(self, rows: Iterable[Mapping[Any, Any] | Unreadable], source: str) -> dict[str, Any]:
         """Validate and send every row of ``rows``; write the report; return the summary or fail."""
-        report = None
-        if self.report_path is not None:
-            target = _storage.resolve(self.report_path, self.storage_conn_id)
-            report = _storage.describe(target)
+        target = (
+            None if self.report_path is None else _storage.resolve(self.report_path, self.storage_conn_id)
+        )
+        report = None if target is None else _storage.describe(target)
         self.log.info(
             "Writing lead outcomes from %s into Octanist%s (up to %d at once%s).",
             source,
@@ -453,6 +568,7 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
             self.max_concurrency,
             f", report to {report}" if report else "",
         )
+        state = self._open_state()
         tally = Tally()
         progress = Progress(self.log, self.progress_seconds)
         stop: Exception | None = None
@@ -467,6 +583,8 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
                 writer = JsonLinesWriter(stream, None)
 
             def record(outcome: Outcome) -> None:
+                if state is not None:
+                    outcome = state.settle(outcome)
                 tally.add(outcome)
                 if writer is not None:
                     lines.append(outcome.line())
@@ -475,9 +593,9 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
                         lines.clear()
                 progress.tick(tally)
 
-            items = iter(self._items(rows))
+            items = iter(self._items(rows) if state is None else state.items(self._items(rows)))
             try:
-                stop = self._send(items, record, tally)
+                stop = self._send(items, record, tally, state)
             except Exception as exc:  # the rows could not be read on (or the task was stopped)
                 stop = exc
             if stop is not None:
@@ -489,48 +607,101 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
                 writer.write(lines)
                 writer.close()
 
-        if self.report_path is None:
-            run(None)
-        else:
-            _storage.write_whole(target, run)
-        summary = self.summary = tally.summary(dry_run=self.dry_run, report=report)
-        elapsed = time.monotonic() - progress.started
+        try:
+            if target is None:
+                run(None)
+            else:
+                _storage.write_whole(target, run)
+        finally:
+            if state is not None:
+                state.close()
+        summary = self.summary = tally.summary(
+            dry_run=self.dry_run, report=report, state=None if state is None else state.where
+        )
+        self._log_end(tally, state, stop, source, time.monotonic() - progress.started)
+        self._verdict(tally, stop, source, report)
+        return summary
+
+    def _log_end(
+        self, tally: Tally, state: WriteBackState | None, stop: Exception | None, source: str, elapsed: float
+    ) -> None:
+        """The run's last lines in the log, the last one with the summary's sum."""
+        summary = self.summary or {}
+        if state is not None and state.stale_unknown:
+            self.log.warning(
+                "%d lead(s) not in this input still have a note whose outcome is unknown; see the "
+                "reports of the runs that sent them, and resolve_unknown.",
+                state.stale_unknown,
+            )
         self.log.info(
-            "Write-back of %d row(s) from %s %s in %.1f s: %d updated, %d not found, %d ambiguous, "
-            "%d invalid, %d failed, %d not sent.",
+            "Write-back of %d row(s) from %s%s %s in %.1f s: %d updated, %d unchanged, %d not found, "
+            "%d ambiguous, %d invalid, %d failed, %d unknown, %d not sent. %s.",
             tally.rows,
             source,
+            f" and {tally.carried_over} carried over" if tally.carried_over else "",
             "stopped" if stop is not None else "done",
             elapsed,
             summary["updated"],
+            summary["unchanged"],
             summary["not_found"],
             summary["ambiguous"],
             summary["invalid"],
             summary["failed"],
+            summary["unknown"],
             summary["not_sent"],
+            summary["reconciliation"][:1].upper() + summary["reconciliation"][1:],
         )
-        self._verdict(tally, stop, source, report)
-        return summary
+
+    def _open_state(self) -> WriteBackState | None:
+        """The task's state, loaded (and its lease taken, unless a dry run), or ``None`` without one."""
+        if self.state_path is None:
+            return None
+        from airflow_provider_octanist.transfers._state import WriteBackState
+
+        return WriteBackState.open(
+            _storage.resolve(self.state_path, self.storage_conn_id),
+            carry_over_for=self.carry_over_for,
+            read_only=self.dry_run,
+            resolve_unknown=self.resolve_unknown,
+        )
 
     def _verdict(self, tally: Tally, stop: Exception | None, source: str, report: str | None) -> None:
         """Fail the task, never to be retried, when the run stopped or too many rows were not applied."""
         summary = self.summary or {}
         where = f" Every row's outcome is in the report at {report}." if report else ""
+        if not tally.adds_up:
+            raise AirflowFailException(
+                f"The write-back from {source} does not account for every row: {summary['reconciliation']}."
+                f"{where} This is a bug: please report it."
+            )
         if stop is not None:
             raise AirflowFailException(
                 f"The write-back from {source} stopped after {tally.rows} row(s): {stop}. "
                 f"{tally.sent} row(s) had reached Octanist ({summary['updated']} updated, "
                 f"{summary['failed']} failed with an outcome unknown), {summary['not_sent']} valid row(s) "
-                f"were not sent.{where} It is not retried: a run again would send the applied rows again "
-                "(a note is attached again each time). Fix the cause, then send only the rows not applied "
-                "(report outcomes not_sent, invalid, failed), or the whole input once you know it is safe."
+                f"were not sent.{where} "
+                + (
+                    "Fix the cause, then run the task again: its state sends only the rows not applied "
+                    "(and no note twice)."
+                    if self.state_path is not None
+                    else "It is not retried: a run again would send the applied rows again (a note is "
+                    "attached again each time). Fix the cause, then send only the rows not applied (report "
+                    "outcomes not_sent, invalid, failed), or the whole input once you know it is safe."
+                )
             ) from stop
-        if tally.not_applied > self.max_failed_rows:
+        total = tally.rows + tally.carried_over
+        allowed = self.max_failed_rows
+        limits = f"max_failed_rows={self.max_failed_rows}"
+        if self.max_failed_ratio is not None:
+            allowed = max(allowed, math.floor(self.max_failed_ratio * total))
+            limits += f" and max_failed_ratio={self.max_failed_ratio:g} ({allowed} of {total})"
+        if tally.not_applied > allowed:
             named = "; ".join(problem.describe() for problem in tally.problems)
             more = tally.not_applied - len(tally.problems)
+            carried = f" (and {tally.carried_over} carried over)" if tally.carried_over else ""
             raise AirflowFailException(
-                f"{tally.not_applied} of {tally.rows} row(s) from {source} were not applied, more than "
-                f"max_failed_rows={self.max_failed_rows}: {named}"
+                f"{tally.not_applied} of {tally.rows} row(s) from {source}{carried} were not applied, "
+                f"more than {limits}: {named}"
                 + (f"; and {more} more" if more > 0 else "")
                 + (where or ".")
                 + " Fix the rows (or raise max_failed_rows) and run the task again; it was not retried "
@@ -539,9 +710,10 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
 
     def _send(
         self,
-        items: Iterator[Outcome | tuple[int, dict[str, Any], dict[str, Any]]],
+        items: Iterator[Item],
         record: Callable[[Outcome], None],
         tally: Tally,
+        state: WriteBackState | None = None,
     ) -> Exception | None:
         """Send (or in a dry run, only check) every item; return what stopped it early, if anything."""
         if self.dry_run:
@@ -550,7 +722,10 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
             return None
         with self._make_hook() as hook:
             sender = Sender(hook, self.max_concurrency)
-            stop = sender.run(items, record)
+            if state is None:
+                stop = sender.run(items, record)
+            else:
+                stop = sender.run(items, record, before_send=state.before_send, waiting=state.heartbeat)
         tally.rate_limited = sender.rate_limited
         if sender.rate_limited:
             self.log.warning(
@@ -563,7 +738,7 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
 
     def _account_for_the_rest(
         self,
-        items: Iterator[Outcome | tuple[int, dict[str, Any], dict[str, Any]]],
+        items: Iterator[Item],
         stop: Exception,
         record: Callable[[Outcome], None],
     ) -> None:
@@ -587,7 +762,7 @@ class _ToOctanistLeadsOperator(_OctanistOperator):
     @staticmethod
     def _items(
         rows: Iterable[Mapping[Any, Any] | Unreadable],
-    ) -> Iterable[Outcome | tuple[int, dict[str, Any], dict[str, Any]]]:
+    ) -> Iterable[Item]:
         """Number the rows; an invalid one becomes its outcome, a valid one ``(row, lead, arguments)``."""
         for number, row in enumerate(rows, start=1):
             if isinstance(row, Unreadable):

@@ -53,16 +53,37 @@ class SqlToOctanistLeadsOperator(_ToOctanistLeadsOperator):
     :param max_concurrency: the most updates in flight at once (1-64, default 8).
     :param max_failed_rows: rows that may be invalid, not found, ambiguous or failed before the
         task fails (default 0).
+    :param max_failed_ratio: besides ``max_failed_rows``, the share of the rows (read and carried
+        over) that may go wrong, e.g. ``0.01``: the task fails only past both (default ``None``).
     :param report_path: where to write one JSON line per row with its outcome: a URL or an
         ``ObjectStoragePath`` (templated); written whole or not at all, like an export.
-    :param storage_conn_id: the Airflow connection of the store of ``report_path``, for a URL.
-    :param dry_run: check every row and send nothing.
-    :returns: ``{"rows", "updated", "not_found", "ambiguous", "invalid", "failed", "valid",
-        "not_sent", "stopped_by", "leads_updated", "rate_limited", "dry_run", "report_path"}``, also
-        pushed to XCom.
+    :param state_path: where the task keeps what it applied, between runs: a URL or an
+        ``ObjectStoragePath`` (templated). With it, unchanged rows are not sent, rows not applied
+        are sent again on later runs, a note is never sent twice, and a run that died resumes
+        (docs/write-back.md).
+    :param carry_over_for: how long a row not applied is sent again, with ``state_path``, before
+        it is given up (default 7 days).
+    :param resolve_unknown: with ``state_path``, notes of unknown outcome you have checked: a
+        lead's id, email or phone to ``"applied"`` (the note is on the lead) or ``"not_applied"``
+        (send the row again).
+    :param storage_conn_id: the Airflow connection of the store of ``report_path`` and
+        ``state_path``, for URLs.
+    :param dry_run: check every row and send nothing (with ``state_path``, the state is read to
+        tell unchanged rows, never written).
+    :returns: ``{"rows", "carried_over", "updated", "unchanged", "not_found", "ambiguous",
+        "invalid", "failed", "unknown", "given_up", "valid", "not_sent", "stopped_by",
+        "leads_updated", "rate_limited", "dry_run", "report_path", "state_path",
+        "reconciliation"}``, also pushed to XCom.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "sql", "parameters", "report_path", "octanist_conn_id")
+    template_fields: Sequence[str] = (
+        "conn_id",
+        "sql",
+        "parameters",
+        "report_path",
+        "state_path",
+        "octanist_conn_id",
+    )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "parameters": "json"}
 

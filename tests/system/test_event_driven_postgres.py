@@ -245,14 +245,19 @@ class Deployment(_airflow.Stack):
 
     def settle_and_check(self, scenario: str, lead_ids: list[str]) -> list[dict[str, Any]]:
         """After the last booking: no run left active, every lead booked exactly once."""
-        self.wait_for(
-            lambda: all(r["state"] in ("success", "failed") for r in self.db.runs(scenario)),
-            120,
-            f"every run of {scenario} to finish",
-        )
-        # Three more polls: a lead booked twice would show up by now.
+
+        def settled() -> bool:
+            return all(r["state"] in ("success", "failed") for r in self.db.runs(scenario))
+
+        self.wait_for(settled, 120, f"every run of {scenario} to finish")
+        # Three more polls, and every run they (or a sweep) started over: a lead booked twice would
+        # show up by now.
         moment = time.monotonic()
-        self.wait_for(lambda: self.polls_since(scenario, moment) >= 3, 60, f"three polls of {scenario}")
+        self.wait_for(
+            lambda: self.polls_since(scenario, moment) >= 3 and settled(),
+            120,
+            f"three polls of {scenario} and every run started meanwhile to finish",
+        )
         booked = self.booked(scenario)
         assert {lead_id: len(booked.get(lead_id, [])) for lead_id in lead_ids} == dict.fromkeys(lead_ids, 1)
         runs = self.db.runs(scenario)

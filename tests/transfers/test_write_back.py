@@ -71,11 +71,15 @@ def use_connection(monkeypatch: pytest.MonkeyPatch, server: FakeOctanistServer, 
 
 SUMMARY_ZERO = {
     "rows": 0,
+    "carried_over": 0,
     "updated": 0,
+    "unchanged": 0,
     "not_found": 0,
     "ambiguous": 0,
     "invalid": 0,
     "failed": 0,
+    "unknown": 0,
+    "given_up": 0,
     "valid": 0,
     "not_sent": 0,
     "stopped_by": None,
@@ -83,7 +87,9 @@ SUMMARY_ZERO = {
     "rate_limited": 0,
     "dry_run": False,
     "report_path": None,
+    "state_path": None,
 }
+SUM = "rows + carried_over = updated + unchanged + not_found + invalid + failed + unknown"
 
 
 # -- the inputs ---------------------------------------------------------------------------------
@@ -102,7 +108,13 @@ def test_csv_rows_mark_leads_won_with_their_value_and_note(
 
     summary = run(from_csv(path))
 
-    assert summary == {**SUMMARY_ZERO, "rows": 2, "updated": 2, "leads_updated": 2}
+    assert summary == {
+        **SUMMARY_ZERO,
+        "rows": 2,
+        "updated": 2,
+        "leads_updated": 2,
+        "reconciliation": f"{SUM}: 2 + 0 = 2 + 0 + 0 + 0 + 0 + 0 (adds up)",
+    }
     assert octanist_server.lead(ada["id"])["status"] == "won"
     assert octanist_server.lead(ada["id"])["value"] == 1200.5
     assert octanist_server.lead(ada["id"])["note"] == "Signed"
@@ -605,6 +617,7 @@ def test_dry_run_checks_every_row_and_sends_nothing(
         "invalid": 1,
         "dry_run": True,
         "report_path": report.as_uri(),
+        "reconciliation": f"{SUM} + valid: 3 + 0 = 0 + 0 + 0 + 1 + 0 + 0 + 2 (adds up)",
     }
     assert octanist_server.requests == []
     assert [line["outcome"] for line in report_lines(report)] == ["valid", "valid", "invalid"]
@@ -763,6 +776,7 @@ def test_templated_fields_are_those_an_airflow_user_expects() -> None:
     assert set(ObjectStorageToOctanistLeadsOperator.template_fields) == {
         "path",
         "report_path",
+        "state_path",
         "octanist_conn_id",
     }
     assert set(SqlToOctanistLeadsOperator.template_fields) == {
@@ -770,6 +784,7 @@ def test_templated_fields_are_those_an_airflow_user_expects() -> None:
         "sql",
         "parameters",
         "report_path",
+        "state_path",
         "octanist_conn_id",
     }
     assert SqlToOctanistLeadsOperator.template_ext == (".sql",)

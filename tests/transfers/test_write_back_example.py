@@ -79,4 +79,8 @@ def test_the_daily_sync_marks_the_deals_closed_that_day_won_with_their_amount(
     assert sorted(line["lead"]["email"] for line in lines) == ["ada@example.com", "grace@example.com"]
     assert {line["outcome"] for line in lines} == {"updated"}
     assert "Write-back of 2 row(s)" in run.output
+    state = reports / "write-back-state.json"
+    assert summary["state_path"] == state.as_uri()
+    assert "ada@example.com" not in state.read_text(encoding="utf-8")
+    assert server.api_key not in state.read_text(encoding="utf-8")
     assert airflow.files_containing(server.api_key) == []

@@ -70,15 +70,11 @@ def test_the_export_of_a_server_reading_gte_as_gt_keeps_an_instant_that_spans_tw
     assert len(exported) == len(leads)
 
 
-CROWDED_CURSOR = (
-    "KeysetWalk.next_request (triggers/_feed/keyset.py) asks strictly after the cursor's instant when "
-    "the cursor already holds a page of ids there (len(bound.ids) >= served): right inside one walk, "
-    "which has just read that instant whole, but a new poll starts from a stored cursor, and a lead "
-    "stamped with that instant since (a second commit in the same millisecond) is never listed"
-)
+# Found next: a poll from a stored cursor holding a page of ids at one instant asked strictly after
+# that instant, so a lead committed at it since was never listed (fixed: a walk's first request asks
+# from the start's instant itself, KeysetWalk.next_request).
 
 
-@pytest.mark.xfail(strict=True, reason=CROWDED_CURSOR)
 def test_a_lead_joining_a_crowded_instant_after_a_poll_is_reported_by_the_next(
     server: FakeOctanistServer,
 ) -> None:
@@ -129,7 +125,6 @@ def test_an_idle_poll_under_a_page_cap_costs_one_request_after_a_bulk_update(
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(strict=True, reason=CROWDED_CURSOR)
 def test_a_bulk_update_printed_in_the_millisecond_of_a_crowded_cursor_is_reported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -201,6 +201,7 @@ class KeysetWalk:
         self.done = False
         self._whole: datetime | None = None  # the instant read whole, if any
         self._after = False  # the last keyset request asked strictly after the bound's instant
+        self._started = False  # a request was made: the start's instant is never taken as complete
         self._instant: _Instant | None = None
         self._doubted: tuple[Page, list[Change]] | None = None  # an answer that may have read gte as gt
 
@@ -224,11 +225,14 @@ class KeysetWalk:
                 # "Strictly after" is asked as "from the next instant the server can print": a
                 # server that stores microseconds but prints milliseconds answers [gt]=T.123 with
                 # the leads of T.123456 forever, while [gte]=T.124 means what was asked anywhere.
-                self._after = bound.at == self._whole or len(bound.ids) >= self.served
+                # A walk's first request asks from the start's instant itself, however many leads
+                # it knows there: a lead committed at that instant after the last poll is listed.
+                self._after = self._started and (bound.at == self._whole or len(bound.ids) >= self.served)
                 at = bound.at + step(bound.at, self.microseconds) if self._after else bound.at
                 filters["updated_gte"] = self.at_or_after(at)
         if self.before is not None:
             filters["updated_lt"] = self.before
+        self._started = True
         return _request(1, filters, self.microseconds)
 
     def at_or_after(self, instant: datetime) -> datetime:
