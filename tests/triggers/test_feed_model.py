@@ -98,12 +98,6 @@ HOUR = 3600
 ALLOW_CROWDED_CURSOR_REREAD = True
 """On while ``test_an_idle_poll_under_a_page_cap_costs_one_request_after_a_bulk_update`` fails: the
 budget (c) lets a poll re-read its cursor's instant when that holds a served page or more."""
-JOIN_A_CROWDED_INSTANT = False
-"""Off while ``test_a_lead_joining_a_crowded_instant_after_a_poll_is_reported_by_the_next`` and
-``test_a_bulk_update_printed_in_the_millisecond_of_a_crowded_cursor_is_reported`` fail: a change
-shown at an instant that already holds a page of leads is lost (see their reason)."""
-
-
 # -- the quirks of one run -----------------------------------------------------------------------------
 
 
@@ -276,26 +270,8 @@ class OnTheFake(RuleBasedStateMachine):
         ids = self.ids()
         return ids[index % len(ids)]
 
-    def past_a_crowded_instant(self) -> None:
-        """
-        Let the server's clock leave the instant it shows last, when that holds a page of leads.
-
-        Until the feed keeps reading such an instant (``JOIN_A_CROWDED_INSTANT``), a change printed
-        in it after a poll is lost; with microseconds stored and milliseconds printed, any change
-        in the same millisecond would be, depending on timing. The stamps step on, never back.
-        """
-        server = self.fake
-        if JOIN_A_CROWDED_INSTANT or not server.leads:
-            return
-        newest = max(printed_at(server, lead) for lead in server.leads)
-        if sum(printed_at(server, lead) == newest for lead in server.leads) < self.quirks.served:
-            return
-        while printed_at(server, {"updatedAt": server.stamp()}) == newest:
-            pass
-
     @rule(n=st.integers(1, 3))
     def add_leads(self, n: int) -> None:
-        self.past_a_crowded_instant()
         for _ in range(n):
             self.fake.add_lead()
 
@@ -310,14 +286,12 @@ class OnTheFake(RuleBasedStateMachine):
                 lead["id"] for lead in self.fake.add_leads(n - len(self.spare), createdAt=LONG_AGO)
             ]
         chosen, self.spare = self.spare[:n], self.spare[n:]
-        self.past_a_crowded_instant()
         self.fake.set_statuses(chosen, status, value=1)
 
     @precondition(lambda self: self.ids())
     @rule(index=st.integers(0, 10**6), status=st.sampled_from(["won", "lost", "won", "qualified"]))
     def change_status(self, index: int, status: str) -> None:
         """Win a lead, lose it, win it again."""
-        self.past_a_crowded_instant()
         self.fake.set_status(self.pick(index), status, value=2)
 
     @precondition(lambda self: self.ids())
@@ -367,10 +341,7 @@ class FeedModel(OnTheFake):
     def join_the_newest_instant(self, index: int) -> None:
         """Another lead stamped with the newest instant the server gave (two commits in one ms)."""
         newest = max(lead["updatedAt"] for lead in self.fake.leads)
-        shown = printed_at(self.fake, {"updatedAt": newest})
-        crowd = sum(printed_at(self.fake, lead) == shown for lead in self.fake.leads)  # as the feed sees it
-        if crowd < self.quirks.served or JOIN_A_CROWDED_INSTANT:
-            self.fake.set_status(self.pick(index), "won", at=newest)
+        self.fake.set_status(self.pick(index), "won", at=newest)
 
     @precondition(lambda self: self.ids())
     @rule(
@@ -384,7 +355,6 @@ class FeedModel(OnTheFake):
         def edit() -> None:
             if any(lead["id"] == lead_id for lead in server.leads):  # it may be deleted by then
                 self.edited.add(lead_id)
-                self.past_a_crowded_instant()
                 server.set_status(lead_id, status, value=3)
 
         server.change_during_listing(edit, request=request)
@@ -551,7 +521,6 @@ class ExportModel(OnTheFake):
                 # an edit whose request comes in a later export happens during that one
                 if any(lead["id"] == lead_id for lead in server.leads):  # it may be deleted by then
                     self.edited.add(lead_id)
-                    self.past_a_crowded_instant()
                     server.set_status(lead_id, "lost")
 
             server.change_during_listing(edit, request=request)
