@@ -537,6 +537,14 @@ def test_microsecond_stamps_a_millisecond_clock_hours_behind_and_a_page_cap_book
 ) -> None:
     # won 37 microseconds apart: pages of 50 end inside milliseconds
     _a_bulk_update_and_later_wins_book_once(deployment, "server_quirks", 37, ("Lea", "Max"), record_property)
+    # Its watcher is spelled MessageQueueTrigger(scheme="octanist"): Airflow stored, and the
+    # triggerer ran, the lead event trigger itself.
+    stored = deployment.db.rows(
+        "SELECT t.classpath FROM trigger t JOIN asset_watcher w ON w.trigger_id = t.id "
+        "JOIN asset a ON a.id = w.asset_id WHERE a.name = %s",
+        "octanist_lead_won_server_quirks",
+    )
+    assert stored == [("airflow_provider_octanist.triggers.octanist.OctanistLeadEventTrigger",)], stored
 
 
 def _a_bulk_update_and_later_wins_book_once(
