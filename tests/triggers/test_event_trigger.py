@@ -19,7 +19,13 @@ import pytest
 
 from airflow_provider_octanist.events import LEADS_EVENT_KIND, leads_from_asset_events
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-from airflow_provider_octanist.triggers._feed import lead_source, shared_poll_support, state_slot, watch_state
+from airflow_provider_octanist.triggers._feed import (
+    changes,
+    lead_source,
+    shared_poll_support,
+    state_slot,
+    watch_state,
+)
 from airflow_provider_octanist.triggers._feed.changes import Changes, fetch_changes
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
@@ -415,8 +421,11 @@ def test_hundreds_of_changes_cost_one_request_per_hundred_and_none_is_doubled(
     asyncio.run(scenario())
 
 
-def test_more_than_a_page_of_leads_in_one_millisecond_is_read_completely(server: FakeOctanistServer) -> None:
+def test_more_than_a_page_of_leads_in_one_millisecond_is_read_completely(
+    server: FakeOctanistServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     leads = server.add_leads(230, createdAt=LONG_AGO)
+    monkeypatch.setattr(changes, "LATE_COMMITS", timedelta(0))  # the millisecond settles as it ends
 
     async def scenario() -> None:
         watcher = await Watching(trigger(), server).start()
@@ -427,11 +436,31 @@ def test_more_than_a_page_of_leads_in_one_millisecond_is_read_completely(server:
         reported = await watcher.leads()
         assert len(reported) == 230
         assert sorted(ids(reported)) == sorted(lead["id"] for lead in leads)
-        # With every lead of that millisecond read, later polls cost one request each again.
+        # Once no lead can be committed in that millisecond any more, polls cost one request each.
+        await until(lambda: server.now() > at + timedelta(milliseconds=50), "the millisecond to settle")
         await watcher.quiet(polls=1)
         before = watcher.polls()
         await watcher.quiet(polls=3)
         assert watcher.polls() - before == 3
+        await watcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_poll_reads_a_crowded_millisecond_again_while_a_lead_may_still_be_committed_in_it(
+    server: FakeOctanistServer,
+) -> None:
+    crowd, late = server.add_leads(150, createdAt=LONG_AGO), server.add_lead(createdAt=LONG_AGO)
+
+    async def scenario() -> None:
+        watcher = await Watching(trigger(), server).start()
+        at = datetime.now(timezone.utc) + timedelta(milliseconds=200)
+        with server.at_once():
+            for lead in crowd:
+                server.set_status(lead["id"], "won", value=1, at=at)
+        assert len(await watcher.leads()) == 150
+        server.set_status(late["id"], "won", value=1, at=at)  # committed late, in the same millisecond
+        assert ids(await watcher.leads()) == [late["id"]]
         await watcher.stop()
 
     asyncio.run(scenario())

@@ -96,8 +96,8 @@ MAX_RETRIES = 2
 LONG_AGO = datetime(2020, 1, 1, tzinfo=timezone.utc)
 HOUR = 3600
 ALLOW_CROWDED_CURSOR_REREAD = True
-"""On while ``test_an_idle_poll_under_a_page_cap_costs_one_request_after_a_bulk_update`` fails: the
-budget (c) lets a poll re-read its cursor's instant when that holds a served page or more."""
+"""The budget (c) lets a poll re-read its cursor's instant when that holds a served page or more: a
+poll does, while a lead may still be committed at that instant (``changes.LATE_COMMITS``)."""
 # -- the quirks of one run -----------------------------------------------------------------------------
 
 

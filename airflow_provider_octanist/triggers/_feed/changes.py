@@ -40,6 +40,10 @@ MAX_PAGES_PER_POLL = 1_000
 """A poll reads at most this many pages (100,000 changes) before reporting what it found."""
 
 
+LATE_COMMITS = timedelta(minutes=1)
+"""How long after an instant (by the server's clock) a lead stamped with it may still be committed."""
+
+
 FUTURE_TOLERANCE = timedelta(minutes=1)
 """How far past the server's clock (``meta.timestamp``) an ``updatedAt`` may be and still move a cursor."""
 
@@ -82,6 +86,8 @@ class FeedNotes:
     """Where a clock it cannot believe is counted (``<kind>.server_clock_unbelievable``), if anywhere."""
     unsorted: bool = False
     gte_exclusive: bool = False
+    served: int = PAGE_SIZE
+    """Leads on a full page as the server serves them (fewer than asked under a page cap)."""
     skipped: int = 0
     microseconds: bool = False
     """The server prints ``updatedAt`` with microseconds (seen once, kept): its smallest step."""
@@ -248,9 +254,10 @@ class _Walk:
         walk = KeysetWalk(
             start,
             before=self.before,
-            page_size=PAGE_SIZE,
+            page_size=notes.served,
             microseconds=notes.microseconds,
             gte_exclusive=notes.gte_exclusive,
+            settled_before=notes.clock.now() - LATE_COMMITS if notes.clock.believed_once else None,
         )
         found: dict[tuple[datetime, str], Change] = {}
         while (request := walk.next_request()) is not None:
@@ -277,6 +284,7 @@ class _Walk:
         """Keep what a walk learnt about the server for the feed's later polls (said once)."""
         notes = self.notes
         notes.microseconds = notes.microseconds or walk.microseconds
+        notes.served = min(notes.served, walk.served)
         if walk.gte_exclusive and not notes.gte_exclusive:
             notes.gte_exclusive = True
             notes.say(

@@ -180,6 +180,8 @@ class KeysetWalk:
     :param page_size: the leads asked for per page.
     :param microseconds: the server is known to print ``updatedAt`` with microseconds.
     :param gte_exclusive: the server is known to read ``[gte]`` as ``[gt]``.
+    :param settled_before: instants before this one (by the server's clock) take no more leads:
+        a start whose instant is older and already holds a page of ids is not read again.
     """
 
     def __init__(
@@ -190,8 +192,10 @@ class KeysetWalk:
         page_size: int = 100,
         microseconds: bool = False,
         gte_exclusive: bool = False,
+        settled_before: datetime | None = None,
     ) -> None:
         self.bound = start
+        self.settled_before = settled_before
         """Every change up to here has been read (``None``: nothing yet, no lower bound)."""
         self.before = before
         self.served = page_size
@@ -226,8 +230,11 @@ class KeysetWalk:
                 # server that stores microseconds but prints milliseconds answers [gt]=T.123 with
                 # the leads of T.123456 forever, while [gte]=T.124 means what was asked anywhere.
                 # A walk's first request asks from the start's instant itself, however many leads
-                # it knows there: a lead committed at that instant after the last poll is listed.
-                self._after = self._started and (bound.at == self._whole or len(bound.ids) >= self.served)
+                # it knows there, while a lead stamped with it may still be committed (a second
+                # commit in the same millisecond after the last poll); an older one is settled.
+                crowded = bound.at == self._whole or len(bound.ids) >= self.served
+                settled = self.settled_before is not None and bound.at < self.settled_before
+                self._after = crowded and (self._started or settled)
                 at = bound.at + step(bound.at, self.microseconds) if self._after else bound.at
                 filters["updated_gte"] = self.at_or_after(at)
         if self.before is not None:

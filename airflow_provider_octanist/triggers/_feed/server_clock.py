@@ -46,14 +46,15 @@ class ServerClock:
     ``read`` believes a ``meta.timestamp`` within :data:`CLOCK_TRUSTED_WITHIN` of this machine's
     clock unless it stood still: when :data:`STANDING_STILL_AFTER` seconds or more passed here
     since the last believed reading, the server's clock must have moved at least half as far.
-    ``now`` is the server's time: the last believed reading carried forward by this machine's
-    clock, or this machine's clock when none was ever believed.
+    ``now`` is the server's time: the latest believed reading carried forward by this machine's
+    clock (the furthest such estimate: a reading that arrived late says less), or this machine's
+    clock when none was ever believed.
 
     :param monotonic: this machine's monotonic seconds (tests pass their own).
     :param wall: this machine's clock, in UTC (tests pass their own).
     """
 
-    __slots__ = ("_anchor", "_monotonic", "_wall", "why_not")
+    __slots__ = ("_anchor", "_latest", "_monotonic", "_wall", "why_not")
 
     def __init__(
         self, monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] = utc_now
@@ -61,6 +62,9 @@ class ServerClock:
         self._monotonic = monotonic
         self._wall = wall
         self._anchor: tuple[float, datetime] | None = None
+        """The reading the standing-still check measures from (moved on every 30 s or more)."""
+        self._latest: tuple[float, datetime] | None = None
+        """The reading that puts the server's time furthest on, and when it was made."""
         self.why_not: str | None = None
         """Why the last reading was not believed (``None`` when it was)."""
 
@@ -76,13 +80,19 @@ class ServerClock:
         if self._anchor is not None:
             then, at = self._anchor
             elapsed = mono - then
-            if elapsed < STANDING_STILL_AFTER:
-                return server_time
-            if server_time - at < timedelta(seconds=elapsed / 2):
+            if elapsed >= STANDING_STILL_AFTER and server_time - at < timedelta(seconds=elapsed / 2):
                 self.why_not = f"it moved {(server_time - at).total_seconds():.0f} s in {elapsed:.0f} s"
                 return None
-        self._anchor = (mono, server_time)
+        if self._anchor is None or mono - self._anchor[0] >= STANDING_STILL_AFTER:
+            self._anchor = (mono, server_time)
+        if self._latest is None or server_time >= self._carried(self._latest, mono):
+            self._latest = (mono, server_time)
         return server_time
+
+    @staticmethod
+    def _carried(reading: tuple[float, datetime], mono: float) -> datetime:
+        then, at = reading
+        return at + timedelta(seconds=mono - then)
 
     @property
     def believed_once(self) -> bool:
@@ -91,7 +101,6 @@ class ServerClock:
 
     def now(self) -> datetime:
         """The server's time by the last believed reading, or this machine's clock without one."""
-        if self._anchor is None:
+        if self._latest is None:
             return self._wall()
-        then, at = self._anchor
-        return at + timedelta(seconds=self._monotonic() - then)
+        return self._carried(self._latest, self._monotonic())
