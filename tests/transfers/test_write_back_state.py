@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -249,14 +248,30 @@ def test_a_note_of_unknown_outcome_is_resolved_by_the_user(
     assert again["unchanged"] == 1
 
 
-KILLED_SYNC = """
+SYNC_IN_A_PROCESS = """
 import os, sys
 os.environ["AIRFLOW_CONN_OCTANIST_DEFAULT"] = sys.argv[1]
 from airflow_provider_octanist.transfers.object_storage import ObjectStorageToOctanistLeadsOperator
 ObjectStorageToOctanistLeadsOperator(
-    task_id="write_back", path=sys.argv[2], format="csv", state_path=sys.argv[3], max_concurrency=4
+    task_id="write_back", path=sys.argv[2], format="csv", state_path=sys.argv[3],
+    max_concurrency=int(sys.argv[4]),
 ).execute({})
 """
+"""A sync in a process of its own, as another worker runs it: conn JSON, path, state, concurrency."""
+
+
+def sync_in_a_process(path: str, state: str, max_concurrency: int) -> subprocess.Popen[bytes]:
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")]),
+    }
+    connection = os.environ["AIRFLOW_CONN_OCTANIST_DEFAULT"]
+    return subprocess.Popen(
+        [sys.executable, "-c", SYNC_IN_A_PROCESS, connection, path, state, str(max_concurrency)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_a_sync_killed_midway_and_run_again_gives_every_lead_its_note_once(
@@ -267,16 +282,7 @@ def test_a_sync_killed_midway_and_run_again_gives_every_lead_its_note_once(
     path = write_csv(tmp_path / "deals.csv", HEADER, won_rows(leads))
     state = (tmp_path / "state.json").as_uri()
     octanist_server.inject("delay", seconds=0.03, method="PATCH", count=None)  # about 2 s in all
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")]),
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_SYNC, os.environ["AIRFLOW_CONN_OCTANIST_DEFAULT"], path, state],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    child = sync_in_a_process(path, state, max_concurrency=4)
     try:
         deadline = time.monotonic() + 60
         while octanist_server.request_count("PATCH") < 60:
@@ -321,21 +327,23 @@ def test_a_second_run_while_one_holds_the_state_fails_and_sends_nothing(
     path = write_csv(tmp_path / "d.csv", HEADER, won_rows(leads))
     state = (tmp_path / "state.json").as_uri()
     octanist_server.inject("delay", seconds=3, method="PATCH")  # the first run's first update waits
-    results: dict[str, Any] = {}
-    first = threading.Thread(target=lambda: results.update(run(sync(path, state, max_concurrency=1))))
-    first.start()
-    deadline = time.monotonic() + 30
-    while octanist_server.request_count("PATCH") < 1:
-        assert time.monotonic() < deadline, "the first run sent nothing in 30 s"
-        time.sleep(0.005)
+    first = sync_in_a_process(path, state, max_concurrency=1)  # another worker's run of the task
+    try:
+        deadline = time.monotonic() + 60
+        while octanist_server.request_count("PATCH") < 1:
+            assert first.poll() is None, f"the first run ended early: {first.stderr.read()!r}"  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the first run sent nothing in 60 s"
+            time.sleep(0.005)
 
-    with pytest.raises(
-        StateInUseError, match=r"is in use by another run of this task .* this one sent nothing"
-    ):
-        run(sync(path, state))
-    first.join(timeout=60)
+        with pytest.raises(
+            StateInUseError, match=r"is in use by another run of this task .* this one sent nothing"
+        ):
+            run(sync(path, state))
+        assert first.wait(timeout=60) == 0, first.stderr.read()  # type: ignore[union-attr]
+    finally:
+        first.kill()
+        first.wait(timeout=30)
 
-    assert results["updated"] == 5
     assert octanist_server.request_count("PATCH") == 5
     assert run(sync(path, state))["unchanged"] == 5
 
