@@ -36,6 +36,19 @@ def _async_transports() -> list[str]:
 
 
 ASYNC_TRANSPORTS = _async_transports()
+
+
+def _has_common_messaging() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("airflow.providers.common.messaging") is not None
+    except ImportError:
+        return False
+
+
+HAS_COMMON_MESSAGING = _has_common_messaging()
+"""Whether apache-airflow-providers-common-messaging (MessageQueueTrigger) is installed here."""
 """What the async hook can send through here: aiohttp where it is installed, httpx's transport always."""
 
 

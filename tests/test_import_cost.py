@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import HAS_COMMON_MESSAGING
 
 P = "airflow_provider_octanist"
 
@@ -126,17 +127,8 @@ def test_a_public_module_loads_exactly_the_provider_modules_it_needs(
     )
 
 
-def _has_common_messaging() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("airflow.providers.common.messaging") is not None
-    except ImportError:
-        return False
-
-
 @pytest.mark.skipif(
-    not _has_common_messaging(),
+    not HAS_COMMON_MESSAGING,
     reason="MessageQueueTrigger comes with apache-airflow-providers-common-messaging.",
 )
 def test_a_dag_file_importing_message_queue_trigger_loads_only_the_queue_module() -> None:

@@ -8,19 +8,13 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from conftest import HAS_COMMON_MESSAGING
 
 pytestmark = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Event-driven scheduling needs Airflow 3.0+.")
 
 
-def _has_common_messaging() -> bool:
-    try:
-        return importlib.util.find_spec("airflow.providers.common.messaging") is not None
-    except ImportError:
-        return False
-
-
 with_messaging = pytest.mark.skipif(
-    not _has_common_messaging(),
+    not HAS_COMMON_MESSAGING,
     reason="MessageQueueTrigger comes with apache-airflow-providers-common-messaging.",
 )
 
@@ -101,7 +95,7 @@ def test_a_dag_watching_through_message_queue_trigger_serializes_the_octanist_wa
     assert "airflow_provider_octanist.triggers.octanist.OctanistLeadEventTrigger" in str(direct[0])
 
 
-@pytest.mark.skipif(_has_common_messaging(), reason="What happens without common-messaging.")
+@pytest.mark.skipif(HAS_COMMON_MESSAGING, reason="What happens without common-messaging.")
 def test_without_common_messaging_the_queue_module_is_an_optional_feature_airflow_skips() -> None:
     # Airflow's provider discovery treats "No module named 'airflow.providers...'" as an optional
     # feature that is not installed: the queue entry is skipped, quietly, and nothing else changes.
