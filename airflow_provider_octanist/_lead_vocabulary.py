@@ -7,6 +7,7 @@ while DAG files are parsed; ``types.py`` spells the same names out for editors (
 
 from __future__ import annotations
 
+from airflow_provider_octanist._checks import non_empty_text
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LEGACY_ALIASES, SETTABLE_STATUSES
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "TIME_FILTERS",
     "UPDATE_FIELDS",
     "UTM_FIELDS",
+    "normalize_sort",
 ]
 
 RANGE_OPERATORS = ("gt", "gte", "lt", "lte")
@@ -85,3 +87,17 @@ CREATE_FIELDS = frozenset(
 
 UPDATE_FIELDS = ("lead_id", "email", "phone", "status", "value", "note", "loss_reason")
 """Keyword arguments of ``update_lead`` (``types.LeadUpdate``): which lead, then what to change."""
+
+
+def normalize_sort(sort: str) -> str:
+    """Validate ``field:direction``; the legacy snake_case ``updated_at:asc`` is accepted."""
+    text = non_empty_text(sort, "sort")
+    name, _, direction = text.partition(":")
+    name = SNAKE_SORT.get(name.strip(), name.strip())
+    direction = (direction.strip() or "asc").lower()
+    if name not in SORTABLE_FIELDS or direction not in ("asc", "desc"):
+        raise ValueError(
+            f"sort must look like 'updatedAt:asc' with a field of {', '.join(SORTABLE_FIELDS)} "
+            f"and a direction asc or desc, got {sort!r}."
+        )
+    return f"{name}:{direction}"

@@ -9,8 +9,10 @@ they send the same requests and parse the same answers. One module per concern:
 - ``lead_filters``: the query of ``GET /leads``; ``bodies``: the bodies of the other calls;
 - ``responses``: the envelope and request ids; ``errors``: the status/code -> error table;
 - ``paging``: listings page by page; ``retries``: what is retried and how long to wait;
-- ``redact``: the API key scrubbed from, and a cap on, whatever the server says back;
 - ``json_values``: how many values an answer holds, counted before it is parsed.
+
+The API key scrubbed from, and a cap on, whatever a server says back live beside this package in
+``airflow_provider_octanist._redact``, as every layer quotes server texts.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from airflow_provider_octanist._api.lead_filters import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     lead_list_params,
-    normalize_sort,
 )
 from airflow_provider_octanist._api.paging import (
     MAX_PAGES,
@@ -42,7 +43,6 @@ from airflow_provider_octanist._api.paging import (
     page_from,
     should_continue,
 )
-from airflow_provider_octanist._api.redact import MAX_SERVER_TEXT, cap, scrub, scrub_error
 from airflow_provider_octanist._api.responses import (
     answer_too_large,
     check_lead,
@@ -79,6 +79,8 @@ from airflow_provider_octanist._api.settings import (
     normalize_base_url,
     settings_from_connection,
 )
+from airflow_provider_octanist._lead_vocabulary import normalize_sort
+from airflow_provider_octanist._redact import MAX_SERVER_TEXT, cap, scrub, scrub_error
 
 __all__ = [
     "API_KEY_HEADER",

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._checks import check_lead_id
+from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Call, request_id_of
 from airflow_provider_octanist._api.json_values import too_many_values
-from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
     OctanistConflictError,

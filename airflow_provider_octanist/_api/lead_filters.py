@@ -16,9 +16,8 @@ from airflow_provider_octanist._lead_vocabulary import (
     EQUALITY_FILTERS,
     LIST_FILTERS,
     RAW_FILTER_FIELDS,
-    SNAKE_SORT,
-    SORTABLE_FIELDS,
     TIME_FILTERS,
+    normalize_sort,
 )
 from airflow_provider_octanist._timestamps import api_timestamp, filter_timestamp
 from airflow_provider_octanist.statuses import normalize_status
@@ -34,20 +33,6 @@ DEFAULT_PAGE_SIZE = 100
 
 
 _RAW_FILTER_RE = re.compile(r"^([A-Za-z0-9_]+)(?:\[([a-z]+)\])?$")
-
-
-def normalize_sort(sort: str) -> str:
-    """Validate ``field:direction``; the legacy snake_case ``updated_at:asc`` is accepted."""
-    text = non_empty_text(sort, "sort")
-    name, _, direction = text.partition(":")
-    name = SNAKE_SORT.get(name.strip(), name.strip())
-    direction = (direction.strip() or "asc").lower()
-    if name not in SORTABLE_FIELDS or direction not in ("asc", "desc"):
-        raise ValueError(
-            f"sort must look like 'updatedAt:asc' with a field of {', '.join(SORTABLE_FIELDS)} "
-            f"and a direction asc or desc, got {sort!r}."
-        )
-    return f"{name}:{direction}"
 
 
 def _filter_value(value: Any, what: str) -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import Answer, Call, request_id_of, server_time_of
-from airflow_provider_octanist._api.redact import scrub
 from airflow_provider_octanist._api.responses import check_lead, check_row, legacy_list, unwrap
+from airflow_provider_octanist._redact import scrub
 from airflow_provider_octanist._timestamps import parse_timestamp
 from airflow_provider_octanist.exceptions import OctanistResponseError
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_octanist._api.calls import Call, request_id_of
 from airflow_provider_octanist._api.errors import error_fields, kind_of_code, make_error
 from airflow_provider_octanist._api.json_values import MAX_JSON_VALUES, too_many_values
-from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._lead_vocabulary import LEAD_STATUSES, LEGACY_ALIASES
+from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist.exceptions import OctanistResponseError
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._api.calls import request_id_of
 from airflow_provider_octanist._api.errors import error_for
-from airflow_provider_octanist._api.redact import scrub
 from airflow_provider_octanist._backoff import TRANSIENT_STATUS, backoff_seconds
+from airflow_provider_octanist._redact import scrub
 from airflow_provider_octanist.exceptions import OctanistConnectionError, OctanistError, OctanistTimeoutError
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_octanist import __version__
-from airflow_provider_octanist._api.redact import without_userinfo
 from airflow_provider_octanist._checks import positive_number
+from airflow_provider_octanist._redact import without_userinfo
 from airflow_provider_octanist.exceptions import OctanistAuthError
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow_provider_octanist import CONNECTION_FORM_BEHAVIOUR, CONNECTION_FORM_EXTRAS, DEFAULT_CONN_ID
 from airflow_provider_octanist import _api as api
 from airflow_provider_octanist._checks import whole_number
+from airflow_provider_octanist._deadline import within
 from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
 from airflow_provider_octanist.hooks._base import (
     SYNC_PROXIES,
@@ -19,7 +20,6 @@ from airflow_provider_octanist.hooks._base import (
     environment_proxy,
     httpx_failure,
     requests_failure,
-    within,
 )
 from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 

@@ -71,7 +71,7 @@ class OctanistGetLeadOperator(_OctanistOperator):
     def execute(self, context: Context) -> Lead:
         with self.hook as hook:
             lead = hook.get_lead(self.lead_id)
-        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
         self.log.info("Lead %s is %s.", lead["id"], cap(str(lead.get("status")), MAX_SERVER_WORD))
         return lead
@@ -270,7 +270,7 @@ class OctanistCreateLeadOperator(_OctanistOperator):
         with self.hook as hook:
             created = hook.create_lead(**given)
         lead_id: str = created["id"]
-        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
         self.log.info("Created Octanist lead %s.", cap(lead_id, MAX_SERVER_WORD))
         return lead_id
@@ -342,7 +342,7 @@ class OctanistUpdateLeadOperator(_OctanistOperator):
 
         with self.hook as hook:
             result = hook.update_lead(**{name: given(getattr(self, name)) for name in UPDATE_FIELDS})
-        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
         updated, lead_id = (cap(str(result.get(key)), MAX_SERVER_WORD) for key in ("leadsUpdated", "leadId"))
         self.log.info("Octanist updated %s lead(s) (lead %s).", updated, lead_id)
@@ -388,7 +388,7 @@ class OctanistGetStatsOperator(_OctanistOperator):
         period, start, end = (None if v == "" else v for v in (self.period, self.start_day, self.end_day))
         with self.hook as hook:
             stats = hook.get_stats(period, start_date=start, end_date=end)
-        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
         total = cap(str(stats.get("leads", {}).get("total")), MAX_SERVER_WORD)
         self.log.info("Octanist statistics: %s lead(s) in the period.", total)

@@ -45,7 +45,7 @@ def describe_lead_failure(lead: Mapping[str, Any], failure_statuses: Iterable[st
     :param lead: the lead as Octanist returned it.
     :param failure_statuses: the statuses the sensor treats as failures.
     """
-    from airflow_provider_octanist._api.redact import cap
+    from airflow_provider_octanist._redact import cap
 
     reason = lead.get("lossReason")
     because = f" (lossReason: {cap(repr(reason))})" if reason else " (no lossReason given)"
@@ -174,7 +174,7 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
             return True
         if status in self.failure_statuses:
             self._fail(describe_lead_failure(lead, self.failure_statuses))
-        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
         self.log.info(
             "Lead %s is %s; waiting until it is %s.",

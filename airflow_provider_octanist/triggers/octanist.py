@@ -178,7 +178,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
         return None if self.end_time is None else self.end_time - time.time()
 
     def _timeout_event(self, lead: Lead | None, last_error: str | None) -> TriggerEvent:
-        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
         waited_for = " or ".join(self.target_statuses)
         seen = f"; it was last {cap(repr(lead.get('status')), MAX_SERVER_WORD)}" if lead is not None else ""
@@ -282,7 +282,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             self.log.info("Lead %s is %s, a failure status.", self.lead_id, status)
             return TriggerEvent({"status": "failure", "lead_id": self.lead_id, "lead": lead})
         if status != progress.last_status:
-            from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+            from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
             self.log.info(
                 "Lead %s is %s; waiting until it is %s.",
@@ -300,7 +300,7 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             return
         progress.next_report = now + self.still_waiting_every
         left = self._seconds_left()
-        from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
         status = progress.lead.get("status") if progress.lead is not None else "unread"
         self.log.info(

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import first_trigger_event
 
+from airflow_provider_octanist._deadline import RECANCEL_INTERVAL, within
 from airflow_provider_octanist.exceptions import (
     OctanistAuthError,
     OctanistResponseError,
     OctanistServerError,
     OctanistTimeoutError,
 )
-from airflow_provider_octanist.hooks._base import RECANCEL_INTERVAL, within
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap, scrub
+from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap, scrub
 from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, positioned
 from airflow_provider_octanist.triggers._feed.keyset import (

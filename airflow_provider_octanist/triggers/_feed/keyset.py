@@ -71,7 +71,7 @@ class PageRequest(NamedTuple):
 
 def walkable(filters: Mapping[str, Any]) -> bool:
     """Whether lead ``filters`` suit a keyset walk: no other sort, no raw ``updatedAt`` bound."""
-    from airflow_provider_octanist._api import normalize_sort
+    from airflow_provider_octanist._lead_vocabulary import normalize_sort
 
     sort = filters.get("sort")
     raw = filters.get("filters") or {}

@@ -53,8 +53,8 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
+from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._timestamps import parse_timestamp, whole_millisecond
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.statuses import status_of
@@ -128,7 +128,7 @@ async def unlisted(
         if deadline is None:
             shown = await asyncio.shield(listing.task)
         else:
-            from airflow_provider_octanist.hooks._base import within
+            from airflow_provider_octanist._deadline import within
 
             shown = await within(max(0.0, deadline - time.time()), asyncio.shield(listing.task))
     except asyncio.TimeoutError:

@@ -121,7 +121,7 @@ def make_event(entries: Sequence[RawLead], statuses: Sequence[str]) -> Any:
 
 
 def log_entries(logger: Any, entries: Sequence[RawLead], statuses: Sequence[str]) -> None:
-    from airflow_provider_octanist._api.redact import MAX_SERVER_WORD, cap
+    from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
     shown = ", ".join(f"{cap(lead['id'], MAX_SERVER_WORD)} ({lead.get('status')})" for lead in entries[:10])
     more = f" and {len(entries) - 10} more" if len(entries) > 10 else ""
