@@ -77,6 +77,8 @@ LOADS: dict[str, set[str]] = {
         "exceptions",
         "hooks",
         "hooks._base",
+        "hooks._transport",
+        "hooks._transport.share",
         "hooks.octanist",
         "lineage",
         "statuses",

@@ -58,6 +58,7 @@ from airflow_provider_octanist._api.responses import (
 )
 from airflow_provider_octanist._api.retries import (
     Attempts,
+    Failure,
     attempt_limit,
     may_retry_status,
     retry_after_seconds,
@@ -100,6 +101,7 @@ __all__ = [
     "Answer",
     "Attempts",
     "Call",
+    "Failure",
     "Listing",
     "Page",
     "Paging",

@@ -7,9 +7,10 @@ a note) is never replayed once it may have reached Octanist.
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_provider_octanist._api.calls import request_id_of
 from airflow_provider_octanist._api.errors import error_for
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
 
     from airflow_provider_octanist._api.calls import Call
     from airflow_provider_octanist._api.settings import Settings
+
+
+class Failure(NamedTuple):
+    """What a request that got no answer means: why, whether it timed out, whether it may have been sent."""
+
+    reason: str
+    timeout: bool
+    may_have_reached_server: bool
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
@@ -93,12 +102,14 @@ class Attempts:
     """
     The retry policy of one call, shared by the sync and the async hook.
 
-    Each hook sends, then asks ``after_status``/``after_failure`` how long to wait before trying
-    again; ``None`` means give up and raise.
+    Each hook gives an attempt :meth:`limit` seconds, sends, then asks :meth:`wait_after_status` or
+    :meth:`wait_after_failure` how long to wait before trying again; they raise the error to give
+    up with instead. (``after_status``/``after_failure`` answer ``None`` for giving up.)
 
     :param on_rate_limited: called with the ``Retry-After`` seconds (``None`` when absent) each
         time Octanist answers 429, retried or not, so a caller sending many calls at once can
         slow down as a whole while each call still retries on its own.
+    :param deadline: the caller's moment (``time.time()`` seconds) to give up by, if any.
     """
 
     def __init__(
@@ -107,12 +118,44 @@ class Attempts:
         settings: Settings,
         log: Any,
         on_rate_limited: Callable[[float | None], None] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> None:
         self.call = call
         self.settings = settings
         self.log = log
         self.on_rate_limited = on_rate_limited
+        self.deadline = deadline
         self.retries = 0
+
+    def limit(self) -> float:
+        """Seconds the next attempt may take in all (see :func:`attempt_limit`)."""
+        return attempt_limit(self.settings, self.deadline, time.time(), first=self.retries == 0)
+
+    def wait_after_status(self, status: int, headers: Mapping[str, str], content: bytes) -> float:
+        """
+        Seconds to wait before retrying a non-2xx answer.
+
+        :raises OctanistError: the answer's error, when it is not retried (any more) or no time is
+            left before the deadline for another attempt.
+        """
+        wait = self.after_status(status, headers)
+        if wait is None or too_late_to_retry(wait, self.deadline, time.time()):
+            raise self.error(status, headers, content)
+        return wait
+
+    def wait_after_failure(self, failure: Failure) -> float:
+        """
+        Seconds to wait before retrying after no answer came.
+
+        :raises OctanistError: the failure's error, when it is not retried (any more) or no time is
+            left before the deadline for another attempt (the failure at hand is then the answer).
+        """
+        reason, timeout, reached = failure
+        wait = self.after_failure(reason, may_have_reached_server=reached)
+        if wait is None or too_late_to_retry(wait, self.deadline, time.time()):
+            raise self.failure(reason, timeout=timeout, may_have_reached_server=reached) from None
+        return wait
 
     def _next_wait(self, reason: str, retry_after: float | None = None) -> float:
         self.retries += 1

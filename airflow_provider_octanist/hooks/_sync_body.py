@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import requests
     from requests.adapters import HTTPAdapter
 
+    from airflow_provider_octanist._api import Answer, Call, Settings
+
 
 class DeadlinePassedError(Exception):
     """The answer was still arriving when the attempt's total deadline passed."""
@@ -210,3 +212,39 @@ def read_body(response: requests.Response, deadline: float, max_bytes: int) -> b
     except urllib3.exceptions.ProtocolError as exc:
         raise requests.exceptions.ChunkedEncodingError(exc) from None
     return b"".join(pieces)
+
+
+def exchange(session: requests.Session, call: Call, settings: Settings, deadline: float) -> Answer:
+    """
+    Send ``call`` through ``session``; return its answer, head and body read by ``deadline`` (monotonic).
+
+    :raises DeadlinePassedError: the answer was still arriving at ``deadline``.
+    :raises OctanistResponseError: the body grew past the size cap, or is not what its encoding says.
+    :raises requests.exceptions.RequestException: no answer came (see ``hooks/_failures.py``).
+    """
+    import requests
+
+    from airflow_provider_octanist import _api as api
+
+    # The head under a deadline, the body streamed: the whole answer keeps to the attempt's.
+    with head_deadline(deadline):
+        response = session.request(
+            call.method,
+            settings.url(call.path),
+            params=call.params,
+            json=call.body,
+            headers=settings.headers(with_body=call.body is not None),
+            timeout=(settings.connect_timeout, settings.read_timeout),
+            allow_redirects=False,
+            verify=settings.verify,
+            stream=True,
+        )
+    try:
+        content = read_body(response, deadline, settings.max_response_bytes)
+    except TooLargeError:
+        raise api.answer_too_large(call, response.status_code, settings) from None
+    except requests.exceptions.ContentDecodingError:
+        raise api.undecodable_answer(call, response.status_code, response.headers) from None
+    finally:
+        response.close()
+    return api.Answer(response.status_code, response.headers, content)

@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from asyncio import sleep as async_sleep
 from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_octanist import CONNECTION_FORM_BEHAVIOUR, CONNECTION_FORM_EXTRAS, DEFAULT_CONN_ID
+from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist import _api as api
 from airflow_provider_octanist._checks import whole_number
 from airflow_provider_octanist._deadline import within
 from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
-from airflow_provider_octanist.hooks._base import (
-    SYNC_PROXIES,
-    _OctanistHookBase,
-    async_extra_dejson,
-    environment_proxy,
-    httpx_failure,
-    requests_failure,
-)
+from airflow_provider_octanist.hooks._base import _OctanistHookBase
+from airflow_provider_octanist.hooks._transport.share import ClientShare
 from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
 
-    import httpx
     import requests
     from typing_extensions import Unpack
 
-    from airflow_provider_octanist.hooks._shared_client import ClientKey, SharedClient
-    from airflow_provider_octanist.triggers._feed.keyset import KeysetWalk
     from airflow_provider_octanist.types import DateLike, Lead, LeadFilters, LeadUpdate, NewLead
 
 __all__ = ["OctanistAsyncHook", "OctanistHook"]
@@ -84,36 +74,16 @@ class OctanistHook(_OctanistHookBase):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Return the custom behaviour of the standard connection-form fields."""
-        return {
-            key: (list(v) if isinstance(v, list) else dict(v)) for key, v in CONNECTION_FORM_BEHAVIOUR.items()
-        }
+        from airflow_provider_octanist.hooks._connection_form import ui_field_behaviour
+
+        return ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Return the extra connection-form widgets (timeouts, retries, plain-http opt-in)."""
-        from flask_babel import lazy_gettext  # type: ignore[import-not-found]
-        from wtforms import BooleanField, IntegerField, StringField  # type: ignore[import-untyped]
+        from airflow_provider_octanist.hooks._connection_form import form_widgets
 
-        try:
-            from flask_appbuilder.fieldwidgets import (  # type: ignore[import-not-found]
-                BS3TextFieldWidget,
-            )
-
-            text: dict[str, Any] = {"widget": BS3TextFieldWidget()}
-        except ImportError:
-            text = {}
-        widgets: dict[str, Any] = {}
-        for name, spec in CONNECTION_FORM_EXTRAS.items():
-            label, description = lazy_gettext(spec["label"]), spec["description"]
-            if spec["type"] == "boolean":
-                widgets[name] = BooleanField(label, default=spec["default"], description=description)
-            elif spec["type"] == "integer":
-                widgets[name] = IntegerField(label, default=spec["default"], description=description, **text)
-            else:
-                widgets[name] = StringField(
-                    label, default=str(spec["default"]), description=description, **text
-                )
-        return widgets
+        return form_widgets()
 
     @property
     def settings(self) -> api.Settings:
@@ -128,6 +98,7 @@ class OctanistHook(_OctanistHookBase):
         if self._session is None:
             import requests
 
+            from airflow_provider_octanist.hooks._proxies import SYNC_PROXIES, environment_proxy
             from airflow_provider_octanist.hooks._sync_body import deadline_adapter
 
             # requests picks the environment's proxy for every request; one it cannot use is said
@@ -166,62 +137,26 @@ class OctanistHook(_OctanistHookBase):
     def _send_unscrubbed(self, call: api.Call, deadline: float | None) -> api.Answer:
         import requests
 
-        from airflow_provider_octanist.hooks._sync_body import (
-            DeadlinePassedError,
-            TooLargeError,
-            head_deadline,
-            read_body,
-        )
+        from airflow_provider_octanist.hooks._failures import requests_failure
+        from airflow_provider_octanist.hooks._sync_body import DeadlinePassedError, exchange
 
         settings = self.settings
         session = self.get_conn()
-        attempts = api.Attempts(call, settings, self.log, self.on_rate_limited)
+        attempts = api.Attempts(call, settings, self.log, self.on_rate_limited, deadline=deadline)
         while True:
             started = monotonic()
-            limit = api.attempt_limit(settings, deadline, time.time(), first=attempts.retries == 0)
+            limit = attempts.limit()
             try:
-                # The head under a deadline, the body streamed: the whole answer keeps to the attempt's.
-                with head_deadline(started + limit):
-                    response = session.request(
-                        call.method,
-                        settings.url(call.path),
-                        params=call.params,
-                        json=call.body,
-                        headers=settings.headers(with_body=call.body is not None),
-                        timeout=(settings.connect_timeout, settings.read_timeout),
-                        allow_redirects=False,
-                        verify=settings.verify,
-                        stream=True,
-                    )
-                try:
-                    content = read_body(response, started + limit, settings.max_response_bytes)
-                finally:
-                    response.close()
+                status, headers, content = exchange(session, call, settings, started + limit)
             except DeadlinePassedError:
                 raise attempts.past_deadline(limit, settings) from None
-            except TooLargeError:
-                raise api.answer_too_large(call, response.status_code, settings) from None
-            except requests.exceptions.ContentDecodingError:
-                raise api.undecodable_answer(call, response.status_code, response.headers) from None
             except requests.exceptions.RequestException as exc:
-                reason, timed_out, reached = requests_failure(exc)
-                wait = attempts.after_failure(reason, may_have_reached_server=reached)
-                if wait is not None and api.too_late_to_retry(wait, deadline, time.time()):
-                    wait = None  # no time left for another attempt: this failure is the answer
-                if wait is None:
-                    raise attempts.failure(
-                        reason, timeout=timed_out, may_have_reached_server=reached
-                    ) from None
-                sleep(wait)
+                sleep(attempts.wait_after_failure(requests_failure(exc)))
                 continue
-            status = response.status_code
             self.log.debug("Octanist %s -> %d in %.0f ms", call.label, status, (monotonic() - started) * 1000)
             if 200 <= status < 300:
-                return api.Answer(status, response.headers, content)
-            wait = attempts.after_status(status, response.headers)
-            if wait is None or api.too_late_to_retry(wait, deadline, time.time()):
-                raise attempts.error(status, response.headers, content)
-            sleep(wait)
+                return api.Answer(status, headers, content)
+            sleep(attempts.wait_after_status(status, headers, content))
 
     def _call(
         self, call: api.Call, *, expect: type, legacy: Any = None, deadline: float | None = None
@@ -331,56 +266,9 @@ class OctanistHook(_OctanistHookBase):
             filter in ``filters`` (the walk sets that bound itself).
         :raises OctanistResponseError: when Octanist ignores the sort (a page out of order).
         """
-        from airflow_provider_octanist._timestamps import to_utc
-        from airflow_provider_octanist.triggers._feed.cursor import Cursor
-        from airflow_provider_octanist.triggers._feed.keyset import SORT, KeysetWalk, walkable
+        from airflow_provider_octanist.hooks._by_update import leads_by_update
 
-        query: dict[str, Any] = dict(filters)
-        if not walkable(query):
-            raise ValueError(
-                f"iter_leads_by_update reads in {SORT} order and sets the updatedAt bounds itself: "
-                "leave sort unset and give updated_gte/updated_lt, not raw updatedAt filters."
-            )
-        query.pop("sort", None)
-        start, before = query.pop("updated_gte", None), query.pop("updated_lt", None)
-        fields = query.get("fields")
-        asked = None if fields is None else api.lead_list_params(fields=fields)["fields"].split(",")
-        keep_updated_at = asked is None or "updatedAt" in asked
-        if asked is not None and not keep_updated_at:
-            query["fields"] = [*asked, "updatedAt"]  # the walk places leads by it; left out below
-        limit = api.max_results_value(max_results)
-        self._lead_query(query)  # checks every filter before the first request
-        walk = KeysetWalk(
-            None if start is None else Cursor(to_utc(start, "updated_gte")),
-            before=None if before is None else to_utc(before, "updated_lt"),
-            page_size=query.get("page_size", api.DEFAULT_PAGE_SIZE),
-        )
-        return self._walk_by_update(walk, query, limit, keep_updated_at=keep_updated_at)
-
-    def _walk_by_update(
-        self, walk: KeysetWalk, query: dict[str, Any], limit: int | None, *, keep_updated_at: bool
-    ) -> Iterator[Lead]:
-        from airflow_provider_octanist.triggers._feed.cursor import positioned
-        from airflow_provider_octanist.triggers._feed.keyset import SORT
-
-        yielded: set[str] = set()
-        while (request := walk.next_request()) is not None:
-            page = self.list_leads_page(
-                request.number, sort=SORT, exact_time=request.exact_time, **query, **request.filters
-            )
-            changes, rejected = positioned(page.items, "GET /leads")
-            if rejected:
-                raise OctanistResponseError(rejected[0], request_id=page.request_id)
-            for change in walk.read(page, changes):
-                if change.lead_id in yielded:
-                    continue  # edited while the walk ran and met again: it comes once
-                yielded.add(change.lead_id)
-                lead = change.lead
-                if not keep_updated_at:
-                    lead = {name: value for name, value in lead.items() if name != "updatedAt"}
-                yield cast("Lead", lead)
-                if limit is not None and len(yielded) >= limit:
-                    return
+        return leads_by_update(self, max_results, dict(filters))
 
     def list_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> list[Lead]:
         """Return every lead matching the filters, across all pages (see :meth:`iter_leads`)."""
@@ -495,7 +383,7 @@ class OctanistHook(_OctanistHookBase):
         return self._pages(listing, api.max_results_value(max_results), AD_SPEND)
 
 
-class OctanistAsyncHook(_OctanistHookBase):
+class OctanistAsyncHook(ClientShare, _OctanistHookBase):
     """
     The async twin of :class:`OctanistHook` for triggers, over one ``httpx.AsyncClient``.
 
@@ -507,10 +395,6 @@ class OctanistAsyncHook(_OctanistHookBase):
     :param connect_timeout: connect timeout in seconds (overrides the connection's extra).
     :param max_retries: retries of a failed request (overrides the connection's extra).
     """
-
-    # This hook's share of the client of its connection in its event loop (hooks/_shared_client.py).
-    _shared: SharedClient | None = None
-    _shared_key: ClientKey | None = None
 
     @property
     def log(self) -> Any:
@@ -528,53 +412,11 @@ class OctanistAsyncHook(_OctanistHookBase):
         if self._settings is None:
             from airflow.providers.common.compat.connection import get_async_connection
 
+            from airflow_provider_octanist.hooks._async_extras import async_extra_dejson
+
             conn = await get_async_connection(self.octanist_conn_id, hook=self)
             return self._settings_from(conn, await async_extra_dejson(conn))
         return self._settings
-
-    async def get_client(self) -> httpx.AsyncClient:
-        """
-        Return the ``httpx.AsyncClient`` for this connection in the running event loop.
-
-        The client is shared with every other async hook of the same connection settings in the same
-        event loop (a triggerer runs all its triggers in one), so a thousand triggers cost one client
-        and its few warm connections, not a thousand. This hook holds a share until :meth:`aclose`.
-        """
-        return (await self._shared_client()).client
-
-    async def _shared_client(self) -> SharedClient:
-        from airflow_provider_octanist.hooks import _shared_client as shared_clients
-
-        loop = asyncio.get_running_loop()
-        if self._shared is not None and self._shared_key is not None:
-            if self._shared_key.loop is loop and not self._shared.client.is_closed:
-                return self._shared
-            # Another event loop's client cannot serve this one, and a closed client serves nobody.
-            shared_clients.REGISTRY.release(self._shared_key, self._shared)
-            self._shared = self._shared_key = None
-        settings = await self.get_settings()
-        if self._shared is None:  # a concurrent call on this hook may have got one meanwhile
-            key = shared_clients.ClientKey.of(loop, settings)
-            self._shared = shared_clients.REGISTRY.acquire(key, lambda: shared_clients.new_client(settings))
-            self._shared_key = key
-        return self._shared
-
-    async def aclose(self) -> None:
-        """Give up this hook's share of the client; the last hook to let go closes it."""
-        if self._shared is not None and self._shared_key is not None:
-            from airflow_provider_octanist.hooks._shared_client import REGISTRY
-
-            shared, key = self._shared, self._shared_key
-            self._shared = self._shared_key = None
-            # A client can only be closed in its own event loop (a closed loop took its sockets along).
-            if REGISTRY.release(key, shared) and key.loop is asyncio.get_running_loop():
-                await shared.client.aclose()
-
-    async def __aenter__(self) -> OctanistAsyncHook:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def _send(self, call: api.Call, deadline: float | None = None) -> api.Answer:
         """
@@ -589,36 +431,27 @@ class OctanistAsyncHook(_OctanistHookBase):
     async def _send_unscrubbed(self, call: api.Call, deadline: float | None) -> api.Answer:
         import httpx
 
+        from airflow_provider_octanist.hooks._failures import httpx_failure
+
         settings = await self.get_settings()
         shared = await self._shared_client()
-        attempts = api.Attempts(call, settings, self.log)
+        attempts = api.Attempts(call, settings, self.log, deadline=deadline)
         while True:
             started = monotonic()
-            limit = api.attempt_limit(settings, deadline, time.time(), first=attempts.retries == 0)
+            limit = attempts.limit()
             try:
                 # The whole exchange, body included, within the limit; a cancelled request gives its
-                # connection back to the shared client's pool at once (see _shared_client).
+                # connection back to the shared client's pool at once (see _transport/shared_client.py).
                 status, headers, content = await within(limit, shared.exchange(call, settings))
             except asyncio.TimeoutError:
                 raise attempts.past_deadline(limit, settings) from None
             except httpx.HTTPError as exc:
-                reason, timed_out, reached = httpx_failure(exc)
-                wait = attempts.after_failure(reason, may_have_reached_server=reached)
-                if wait is not None and api.too_late_to_retry(wait, deadline, time.time()):
-                    wait = None  # no time left for another attempt: this failure is the answer
-                if wait is None:
-                    raise attempts.failure(
-                        reason, timeout=timed_out, may_have_reached_server=reached
-                    ) from None
-                await async_sleep(wait)
+                await async_sleep(attempts.wait_after_failure(httpx_failure(exc)))
                 continue
             self.log.debug("Octanist %s -> %d in %.0f ms", call.label, status, (monotonic() - started) * 1000)
             if 200 <= status < 300:
                 return api.Answer(status, headers, content)
-            wait = attempts.after_status(status, headers)
-            if wait is None or api.too_late_to_retry(wait, deadline, time.time()):
-                raise attempts.error(status, headers, content)
-            await async_sleep(wait)
+            await async_sleep(attempts.wait_after_status(status, headers, content))
 
     async def _call(
         self, call: api.Call, *, expect: type, legacy: Any = None, deadline: float | None = None

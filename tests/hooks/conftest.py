@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import ASYNC_TRANSPORTS
 
-from airflow_provider_octanist.hooks import _shared_client
 from airflow_provider_octanist.hooks import octanist as hook_module
+from airflow_provider_octanist.hooks._transport import shared_client
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook, OctanistHook
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def make_twin(
     Sync, then async on each transport it can use here (``async-aiohttp``, ``async-httpx``).
     """
     kind, _, transport = str(request.param).partition("-")
-    monkeypatch.setattr(_shared_client, "PREFER_AIOHTTP", transport == "aiohttp")
+    monkeypatch.setattr(shared_client, "PREFER_AIOHTTP", transport == "aiohttp")
     made: list[Twin] = []
 
     def make(**hook_kwargs: Any) -> Twin:

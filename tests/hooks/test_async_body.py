@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from airflow_provider_octanist.hooks._async_body import PIECE, BodyDecoder, UndecodableError
+from airflow_provider_octanist.hooks._transport.body import PIECE, BodyDecoder, UndecodableError
 
 BODY = b'{"success": true, "data": {}' + b" " * (4 * 1024 * 1024) + b"}"
 

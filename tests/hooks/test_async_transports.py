@@ -11,7 +11,7 @@ import pytest
 from conftest import ASYNC_TRANSPORTS
 
 from airflow_provider_octanist import _api as api
-from airflow_provider_octanist.hooks import _shared_client as shared_clients
+from airflow_provider_octanist.hooks._transport import shared_client as shared_clients
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 
 if TYPE_CHECKING:

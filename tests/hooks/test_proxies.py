@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from airflow_provider_octanist.exceptions import OctanistConnectionError
-from airflow_provider_octanist.hooks._base import PROXY_FAILED, httpx_failure, requests_failure
+from airflow_provider_octanist.hooks._failures import PROXY_FAILED, httpx_failure, requests_failure
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import ASYNC_TRANSPORTS
 
-from airflow_provider_octanist.hooks import _shared_client as shared_clients
+from airflow_provider_octanist.hooks._transport import shared_client as shared_clients
+from airflow_provider_octanist.hooks._transport.httpx_pool import PooledTransport
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
 
@@ -360,12 +361,12 @@ def test_concurrent_requests_are_spread_over_the_pools(
 
 def test_a_pooled_transport_needs_at_least_one_connection() -> None:
     with pytest.raises(ValueError, match="at least one connection"):
-        shared_clients.PooledTransport(False, pools=0, per_pool=2)
+        PooledTransport(False, pools=0, per_pool=2)
 
 
 @pytest.mark.skipif("aiohttp" not in ASYNC_TRANSPORTS, reason="aiohttp (3.10 or later) is not installed")
 def test_an_aiohttp_transport_needs_at_least_one_connection() -> None:
-    from airflow_provider_octanist.hooks._aiohttp_transport import AiohttpTransport
+    from airflow_provider_octanist.hooks._transport.aiohttp_transport import AiohttpTransport
 
     with pytest.raises(ValueError, match="at least one connection"):
         AiohttpTransport(False, 0)
