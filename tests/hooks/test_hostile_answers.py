@@ -1,8 +1,8 @@
 """
-Issue 14, the hooks' side: hostile and surprising answers of a fake Octanist, sync and async alike.
+The hooks' side of hostile and surprising answers of a fake Octanist, sync and async alike: drips,
+another lead, deep JSON, odd ``meta``, an echoed or unsendable key, repeated pages, odd numbers.
 
-Each test names the case of the issue it covers (``case_3`` ... ``case_13``); the change feed's
-cases (1, 2, 4, 5, 11) are in ``tests/triggers/test_hostile_feed.py``.
+``docs/hostile-answers.md`` describes each; the change feed's side is in ``tests/triggers/``.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ def _lead_gets(server: FakeOctanistServer) -> int:
     return sum(1 for r in server.requests if r.method == "GET" and r.path.startswith("/api/leads/"))
 
 
-# -- case 3: a slow drip is stopped by the total deadline -----------------------------------------
+# -- a slow drip is stopped by the total deadline -----------------------------------------
 
 
-def test_case_3_a_dripping_answer_ends_at_the_total_deadline_and_is_not_retried(
+def test_a_dripping_answer_ends_at_the_total_deadline_and_is_not_retried(
     hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     lead = octanist_server.add_lead()
@@ -60,7 +60,7 @@ def test_case_3_a_dripping_answer_ends_at_the_total_deadline_and_is_not_retried(
     assert _lead_gets(octanist_server) == 1, "a drip past the deadline is not sent again"
 
 
-def test_case_3_a_dripping_status_line_and_headers_end_at_the_deadline_too(
+def test_a_dripping_status_line_and_headers_end_at_the_deadline_too(
     hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     lead = octanist_server.add_lead()
@@ -75,7 +75,7 @@ def test_case_3_a_dripping_status_line_and_headers_end_at_the_deadline_too(
     assert _lead_gets(octanist_server) == 1, "a drip past the deadline is not sent again"
 
 
-def test_case_3_a_sync_hook_that_answered_in_time_keeps_its_connection_for_the_next_call(
+def test_a_sync_hook_that_answered_in_time_keeps_its_connection_for_the_next_call(
     octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     from airflow_provider_octanist.hooks.octanist import OctanistHook
@@ -88,7 +88,7 @@ def test_case_3_a_sync_hook_that_answered_in_time_keeps_its_connection_for_the_n
     assert octanist_server.connections_opened == 1, "the head deadline must not cost a connection"
 
 
-def test_case_3_dripping_requests_free_the_shared_clients_connections_at_their_deadline(
+def test_dripping_requests_free_the_shared_clients_connections_at_their_deadline(
     octanist_server: FakeOctanistServer, connect: Callable[..., None], async_transport: str
 ) -> None:
     lead = octanist_server.add_lead()
@@ -115,7 +115,7 @@ def test_case_3_dripping_requests_free_the_shared_clients_connections_at_their_d
     sys.version_info >= (3, 11),
     reason="From Python 3.11 the deadline is asyncio.timeout, and anyio counts cancellations itself",
 )
-def test_case_3_on_python_3_10_the_deadline_holds_when_a_library_swallows_its_cancellation() -> None:
+def test_on_python_3_10_the_deadline_holds_when_a_library_swallows_its_cancellation() -> None:
     async def request_that_swallows_one_cancellation() -> str:
         # What anyio's task group does on Python 3.10 with a cancellation it takes for its own
         # (the connect of a request that waited for a free connection): swallow it and go on.
@@ -135,7 +135,7 @@ def test_case_3_on_python_3_10_the_deadline_holds_when_a_library_swallows_its_ca
     assert time.monotonic() - started < 5
 
 
-def test_case_3_the_status_trigger_end_time_holds_while_a_request_drips(
+def test_the_status_trigger_end_time_holds_while_a_request_drips(
     octanist_server: FakeOctanistServer, connect: Callable[..., None], async_transport: str
 ) -> None:
     lead = octanist_server.add_lead()
@@ -154,10 +154,10 @@ def test_case_3_the_status_trigger_end_time_holds_while_a_request_drips(
     assert time.monotonic() - started < 5
 
 
-# -- case 6: another lead than the one asked for ------------------------------------------------
+# -- another lead than the one asked for ------------------------------------------------
 
 
-def test_case_6_get_lead_refuses_an_answer_about_another_lead(
+def test_get_lead_refuses_an_answer_about_another_lead(
     hook: Twin, octanist_server: FakeOctanistServer
 ) -> None:
     asked, other = octanist_server.add_lead(), octanist_server.add_lead()
@@ -168,11 +168,11 @@ def test_case_6_get_lead_refuses_an_answer_about_another_lead(
     assert other["id"] in str(caught.value)
 
 
-# -- case 7: JSON nested too deeply ----------------------------------------------------------------
+# -- JSON nested too deeply ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("status", "error"), [(200, OctanistResponseError), (500, OctanistServerError)])
-def test_case_7_deeply_nested_json_is_a_documented_error(
+def test_deeply_nested_json_is_a_documented_error(
     hook: Twin,
     octanist_server: FakeOctanistServer,
     connect: Callable[..., None],
@@ -189,11 +189,11 @@ def test_case_7_deeply_nested_json_is_a_documented_error(
         assert "nested too deeply" in str(caught.value)
 
 
-# -- case 8: meta that is not an object -----------------------------------------------------------
+# -- meta that is not an object -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("meta", [None, "x", [1]])
-def test_case_8_a_meta_that_is_not_an_object_is_refused(
+def test_a_meta_that_is_not_an_object_is_refused(
     hook: Twin, octanist_server: FakeOctanistServer, meta: Any
 ) -> None:
     octanist_server.add_leads(3)
@@ -203,17 +203,17 @@ def test_case_8_a_meta_that_is_not_an_object_is_refused(
         hook.list_leads()
 
 
-def test_case_8_an_absent_meta_is_read_as_one_page(hook: Twin, octanist_server: FakeOctanistServer) -> None:
+def test_an_absent_meta_is_read_as_one_page(hook: Twin, octanist_server: FakeOctanistServer) -> None:
     octanist_server.add_leads(3)
     octanist_server.inject("envelope", remove=("meta",), path="/api/leads")
 
     assert len(hook.list_leads()) == 3
 
 
-# -- case 9: a server that echoes the key ----------------------------------------------------------
+# -- a server that echoes the key ----------------------------------------------------------
 
 
-def test_case_9_an_echoed_key_reaches_no_exception_nor_test_connection(
+def test_an_echoed_key_reaches_no_exception_nor_test_connection(
     hook: Twin, octanist_server: FakeOctanistServer
 ) -> None:
     key = octanist_server.api_key
@@ -231,7 +231,7 @@ def test_case_9_an_echoed_key_reaches_no_exception_nor_test_connection(
     assert key not in message
 
 
-def test_case_9_an_echoed_key_reaches_no_trigger_event(
+def test_an_echoed_key_reaches_no_trigger_event(
     octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     connect()
@@ -242,7 +242,7 @@ def test_case_9_an_echoed_key_reaches_no_trigger_event(
     assert octanist_server.api_key not in repr(event)
 
 
-# -- case 10: a key that cannot go into a header ------------------------------------------------------
+# -- a key that cannot go into a header ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -253,7 +253,7 @@ def test_case_9_an_echoed_key_reaches_no_trigger_event(
         ("abc\x00defgh", "a control character at position 4"),
     ],
 )
-def test_case_10_an_unsendable_key_is_refused_up_front_without_showing_it(
+def test_an_unsendable_key_is_refused_up_front_without_showing_it(
     hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None], key: str, words: str
 ) -> None:
     connect(password=key)
@@ -272,10 +272,10 @@ def test_case_10_an_unsendable_key_is_refused_up_front_without_showing_it(
     assert "defgh" not in message
 
 
-# -- case 11: pages that repeat --------------------------------------------------------------------------
+# -- pages that repeat --------------------------------------------------------------------------
 
 
-def test_case_11_a_page_of_leads_already_seen_stops_the_listing_at_once(
+def test_a_page_of_leads_already_seen_stops_the_listing_at_once(
     hook: Twin, octanist_server: FakeOctanistServer
 ) -> None:
     octanist_server.add_leads(250)
@@ -286,11 +286,11 @@ def test_case_11_a_page_of_leads_already_seen_stops_the_listing_at_once(
     assert octanist_server.request_count("GET", "/api/leads") == 2
 
 
-# -- case 12: NaN and Infinity ----------------------------------------------------------------------------
+# -- NaN and Infinity ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("value", "words"), [(float("nan"), "NaN"), (float("inf"), "Infinity")])
-def test_case_12_non_standard_json_numbers_are_refused(
+def test_non_standard_json_numbers_are_refused(
     hook: Twin, octanist_server: FakeOctanistServer, value: float, words: str
 ) -> None:
     lead = octanist_server.add_lead()
@@ -300,9 +300,7 @@ def test_case_12_non_standard_json_numbers_are_refused(
         hook.get_lead(lead["id"])
 
 
-def test_case_12_a_number_overflowing_to_infinity_is_refused(
-    hook: Twin, octanist_server: FakeOctanistServer
-) -> None:
+def test_a_number_overflowing_to_infinity_is_refused(hook: Twin, octanist_server: FakeOctanistServer) -> None:
     octanist_server.add_lead()
     octanist_server.inject("transform", function=lambda payload: '{"success": true, "data": {"v": 1e999}}')
 
@@ -310,12 +308,10 @@ def test_case_12_a_number_overflowing_to_infinity_is_refused(
         hook.get_stats()
 
 
-# -- case 13: a string success, a huge message -------------------------------------------------------
+# -- a string success, a huge message -------------------------------------------------------
 
 
-def test_case_13_a_success_that_is_not_a_boolean_is_refused(
-    hook: Twin, octanist_server: FakeOctanistServer
-) -> None:
+def test_a_success_that_is_not_a_boolean_is_refused(hook: Twin, octanist_server: FakeOctanistServer) -> None:
     lead = octanist_server.add_lead()
     octanist_server.inject("envelope", success="false")
 
@@ -323,7 +319,7 @@ def test_case_13_a_success_that_is_not_a_boolean_is_refused(
         hook.get_lead(lead["id"])
 
 
-def test_case_13_a_huge_error_message_is_capped(
+def test_a_huge_error_message_is_capped(
     hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     connect(max_retries=0)

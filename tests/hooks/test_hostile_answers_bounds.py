@@ -1,9 +1,9 @@
 """
-Issue 17, the hook's side: answers and settings that must stay within bounds, sync and async alike.
+The hook's side of answers and settings that must stay within bounds, sync and async alike: the
+size cap, request ids, numeric settings, credentials in a host, bad gzip, finer time filters.
 
-Each test names the item of the issue it covers (``case_17_9`` ... ``case_17_17``); the change
-feed's items are in ``tests/triggers/``, the sensor's (13) in ``tests/sensors/`` and the export's
-(14, 15) in ``tests/transfers/``.
+The change feed's bounds are tested in ``tests/triggers/``, the sensor's in ``tests/sensors/`` and
+the export's in ``tests/transfers/``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _stats_requests(server: FakeOctanistServer) -> int:
 # -- 9: an answer's decoded size is capped --------------------------------------------------------
 
 
-def test_case_17_9_a_gzip_bomb_stops_at_the_size_cap_and_is_read_no_further(
+def test_a_gzip_bomb_stops_at_the_size_cap_and_is_read_no_further(
     hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     connect(max_response_bytes=MIB, max_retries=3)
@@ -52,7 +52,7 @@ def test_case_17_9_a_gzip_bomb_stops_at_the_size_cap_and_is_read_no_further(
     assert _stats_requests(octanist_server) == 1, "a refused answer is not asked for again"
 
 
-def test_case_17_9_a_huge_plain_answer_stops_at_the_size_cap(
+def test_a_huge_plain_answer_stops_at_the_size_cap(
     hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     connect(max_response_bytes=MIB)
@@ -65,7 +65,7 @@ def test_case_17_9_a_huge_plain_answer_stops_at_the_size_cap(
     assert sent < 64 * MIB, f"the client read on: {sent} of {256 * MIB} bytes were sent"
 
 
-def test_case_17_9_an_answer_within_the_cap_is_read_whole(
+def test_an_answer_within_the_cap_is_read_whole(
     hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     connect(max_response_bytes=4 * MIB)
@@ -75,7 +75,7 @@ def test_case_17_9_an_answer_within_the_cap_is_read_whole(
     assert len(octanist_server.streamed_bytes()) == 1
 
 
-def test_case_17_9_the_default_cap_is_64_mib(hook: Twin, octanist_server: FakeOctanistServer) -> None:
+def test_the_default_size_cap_is_64_mib(hook: Twin, octanist_server: FakeOctanistServer) -> None:
     octanist_server.inject("huge", decoded_bytes=64 * MIB + 1, gzip=True)
 
     with pytest.raises(OctanistResponseError, match="exceeded 67108864 bytes once decoded"):
@@ -85,9 +85,7 @@ def test_case_17_9_the_default_cap_is_64_mib(hook: Twin, octanist_server: FakeOc
 # -- 10: a huge request id is capped ------------------------------------------------------------
 
 
-def test_case_17_10_a_huge_request_id_is_capped_in_the_error(
-    hook: Twin, octanist_server: FakeOctanistServer
-) -> None:
+def test_a_huge_request_id_is_capped_in_the_error(hook: Twin, octanist_server: FakeOctanistServer) -> None:
     error = {"code": "NOT_FOUND", "message": "Lead not found"}
     octanist_server.inject(
         "transform",
@@ -105,7 +103,7 @@ def test_case_17_10_a_huge_request_id_is_capped_in_the_error(
         assert len(text) < 1_000
 
 
-def test_case_17_10_a_huge_request_id_is_capped_in_a_trigger_event(
+def test_a_huge_request_id_is_capped_in_a_trigger_event(
     octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     connect()
@@ -141,7 +139,7 @@ def test_case_17_10_a_huge_request_id_is_capped_in_a_trigger_event(
         ),
     ],
 )
-def test_case_17_11_a_numeric_extra_out_of_range_is_a_value_error_and_the_test_button_answers(
+def test_a_numeric_extra_out_of_range_is_a_value_error_and_the_test_button_answers(
     hook: Twin,
     octanist_server: FakeOctanistServer,
     connect: Callable[..., None],
@@ -160,7 +158,7 @@ def test_case_17_11_a_numeric_extra_out_of_range_is_a_value_error_and_the_test_b
     assert words in message
 
 
-def test_case_17_11_a_hook_argument_out_of_range_is_refused_the_same_way(
+def test_a_hook_argument_out_of_range_is_refused_the_same_way(
     make_twin: Callable[..., Twin],
 ) -> None:
     twin = make_twin(timeout=1e10)
@@ -184,7 +182,7 @@ def test_case_17_11_a_hook_argument_out_of_range_is_refused_the_same_way(
         ("https://:SECRET/KEY-42@octanist.com:99999/api", "host 'https://***@octanist.com:99999/api'"),
     ],
 )
-def test_case_17_12_credentials_in_a_mistyped_host_are_never_quoted(
+def test_credentials_in_a_mistyped_host_are_never_quoted(
     hook: Twin, connect: Callable[..., None], host: str, words: str
 ) -> None:
     connect(host=host)
@@ -202,7 +200,7 @@ def test_case_17_12_credentials_in_a_mistyped_host_are_never_quoted(
 # -- 16: a body labelled gzip that is not gzip ---------------------------------------------------------
 
 
-def test_case_17_16_a_body_labelled_gzip_that_is_not_gzip_could_not_be_decoded(
+def test_a_body_labelled_gzip_that_is_not_gzip_could_not_be_decoded(
     hook: Twin, octanist_server: FakeOctanistServer, connect: Callable[..., None]
 ) -> None:
     lead = octanist_server.add_lead()
@@ -235,7 +233,7 @@ def _at(millisecond: int, microsecond: int = 0) -> datetime:
         ("updated_lte", "2026-03-10T12:00:00.123Z", ["at_123"]),
     ],
 )
-def test_case_17_17_a_finer_time_filter_is_sent_in_milliseconds_keeping_its_meaning(
+def test_a_finer_time_filter_is_sent_in_milliseconds_keeping_its_meaning(
     hook: Twin, octanist_server: FakeOctanistServer, bound: str, sent: str, matched: list[str]
 ) -> None:
     octanist_server.strict_dates = True  # answers INVALID_DATE to anything finer than milliseconds

@@ -1,5 +1,5 @@
 """
-Issue 17, round 2 case 8: pages that repeat most of their leads while claiming ``hasMore``.
+Pages that repeat most of their leads while claiming ``hasMore``.
 
 ``list_leads``, ``iter_leads`` (both hooks) and the export yield each lead once, and stop with a
 clear error within a few requests when pages keep repeating leads already listed; a page that
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tests.hooks.conftest import Twin
 
 
-def test_round_2_case_8_pages_repeating_most_of_their_leads_stop_with_a_clear_error(
+def test_pages_repeating_most_of_their_leads_stop_with_a_clear_error(
     hook: Twin, octanist_server: FakeOctanistServer
 ) -> None:
     octanist_server.add_leads(800)
@@ -43,7 +43,7 @@ def test_round_2_case_8_pages_repeating_most_of_their_leads_stop_with_a_clear_er
     assert octanist_server.request_count("GET", "/api/leads") == 1 + MAX_REPEATING_PAGES
 
 
-def test_round_2_case_8_iter_leads_yields_each_lead_once_before_it_stops(
+def test_iter_leads_yields_each_lead_once_before_it_stops(
     hook: Twin, octanist_server: FakeOctanistServer
 ) -> None:
     octanist_server.add_leads(800)
@@ -67,7 +67,7 @@ def test_round_2_case_8_iter_leads_yields_each_lead_once_before_it_stops(
     assert len(yielded) == len(set(yielded)) == 4 + 1 + 1, "page 1, then the one new lead of pages 2 and 3"
 
 
-def test_round_2_case_8_a_page_repeating_a_lead_of_a_shifted_listing_lists_it_once(
+def test_a_page_repeating_a_lead_of_a_shifted_listing_lists_it_once(
     hook: Twin, octanist_server: FakeOctanistServer
 ) -> None:
     leads = octanist_server.add_leads(10, createdAt="2026-01-01T00:00:00.000Z")
@@ -82,7 +82,7 @@ def test_round_2_case_8_a_page_repeating_a_lead_of_a_shifted_listing_lists_it_on
     assert set(ids) >= {lead["id"] for lead in leads}
 
 
-def test_round_2_case_8_the_export_writes_each_lead_once_and_nothing_when_pages_keep_repeating(
+def test_the_export_writes_each_lead_once_and_nothing_when_pages_keep_repeating(
     octanist_server: FakeOctanistServer, octanist_conn: str, tmp_path: Path
 ) -> None:
     octanist_server.add_leads(800)
