@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
 from _api.conftest import CREATE, LIST, LOG, SETTINGS
 from airflow_provider_octanist import _api as api
+from airflow_provider_octanist._api.retries import MIN_ATTEMPT
 from airflow_provider_octanist.exceptions import (
+    OctanistAuthError,
     OctanistConnectionError,
+    OctanistNotFoundError,
+    OctanistRateLimitError,
+    OctanistServerError,
     OctanistTimeoutError,
 )
 
@@ -123,3 +130,95 @@ def test_a_connection_failure_error_names_the_base_url() -> None:
 
     assert type(error) is OctanistConnectionError
     assert "Check the connection's base URL (https://octanist.com/api)" in str(error)
+
+
+# -- the attempts of one call: the wait, or the error to give up with -------------------------------
+
+FAR = 1_000.0
+"""Seconds to a deadline that no retry comes near."""
+CLOSE = 0.5
+"""Seconds to a deadline too close for another attempt (one needs ``MIN_ATTEMPT``)."""
+
+
+@pytest.mark.parametrize(
+    ("call", "retries_done", "status", "left", "outcome"),
+    [
+        (LIST, 0, 503, None, "wait"),
+        (LIST, 0, 503, FAR, "wait"),
+        (LIST, 0, 503, CLOSE, OctanistServerError),
+        (LIST, 3, 503, None, OctanistServerError),
+        (LIST, 0, 429, None, "wait"),
+        (LIST, 3, 429, None, OctanistRateLimitError),
+        (CREATE, 0, 429, None, "wait"),
+        (CREATE, 0, 503, None, OctanistServerError),
+        (LIST, 0, 404, None, OctanistNotFoundError),
+        (LIST, 0, 401, None, OctanistAuthError),
+    ],
+)
+def test_after_an_answer_attempts_wait_or_raise_its_error(
+    call: api.Call, retries_done: int, status: int, left: float | None, outcome: Any
+) -> None:
+    attempts = api.Attempts(call, SETTINGS, LOG, deadline=None if left is None else time.time() + left)
+    attempts.retries = retries_done
+
+    if outcome == "wait":
+        assert 0 <= attempts.wait_after_status(status, {}, b"{}") <= SETTINGS.max_retry_wait
+        assert attempts.retries == retries_done + 1
+    else:
+        with pytest.raises(outcome) as caught:
+            attempts.wait_after_status(status, {}, b"{}")
+        assert type(caught.value) is outcome
+
+
+REFUSED = api.Failure("refused", timeout=False, may_have_reached_server=False)
+RESET = api.Failure("reset", timeout=False, may_have_reached_server=True)
+SLOW = api.Failure("slow", timeout=True, may_have_reached_server=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "retries_done", "failure", "left", "outcome"),
+    [
+        (LIST, 0, RESET, None, "wait"),
+        (LIST, 0, SLOW, FAR, "wait"),
+        (LIST, 0, RESET, CLOSE, OctanistConnectionError),
+        (LIST, 0, SLOW, CLOSE, OctanistTimeoutError),
+        (LIST, 3, REFUSED, None, OctanistConnectionError),
+        (CREATE, 0, REFUSED, None, "wait"),
+        (CREATE, 0, RESET, None, OctanistConnectionError),
+        (CREATE, 0, SLOW, None, OctanistTimeoutError),
+    ],
+)
+def test_after_no_answer_attempts_wait_or_raise_the_failures_error(
+    call: api.Call, retries_done: int, failure: api.Failure, left: float | None, outcome: Any
+) -> None:
+    attempts = api.Attempts(call, SETTINGS, LOG, deadline=None if left is None else time.time() + left)
+    attempts.retries = retries_done
+
+    if outcome == "wait":
+        assert 0 <= attempts.wait_after_failure(failure) <= SETTINGS.max_retry_wait
+    else:
+        with pytest.raises(outcome) as caught:
+            attempts.wait_after_failure(failure)
+        assert type(caught.value) is outcome
+        assert f"No answer from Octanist for {call.label} after {attempts.retries + 1} attempt(s): " in str(
+            caught.value
+        )
+        assert caught.value.may_have_reached_server is failure.may_have_reached_server
+
+
+@pytest.mark.parametrize(
+    ("retries_done", "left", "limit"),
+    [
+        (0, None, SETTINGS.total_timeout),
+        (0, FAR, SETTINGS.total_timeout),
+        (0, -5.0, MIN_ATTEMPT),
+        (1, -5.0, 0.0),
+    ],
+)
+def test_an_attempt_gets_the_total_timeout_cut_to_the_deadline_and_a_first_one_a_last_second(
+    retries_done: int, left: float | None, limit: float
+) -> None:
+    attempts = api.Attempts(LIST, SETTINGS, LOG, deadline=None if left is None else time.time() + left)
+    attempts.retries = retries_done
+
+    assert attempts.limit() == limit

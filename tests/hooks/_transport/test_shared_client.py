@@ -9,10 +9,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import ASYNC_TRANSPORTS
 
 from airflow_provider_octanist.hooks._transport import shared_client as shared_clients
-from airflow_provider_octanist.hooks._transport.httpx_pool import PooledTransport
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
 
@@ -20,12 +18,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_octanist.testing import FakeOctanistServer
-
-
-@pytest.fixture
-def lead(octanist_server: FakeOctanistServer, connect: Callable[..., None]) -> str:
-    """An open lead on the fake server, which ``octanist_default`` points at."""
-    return str(octanist_server.add_lead(name="Ada")["id"])
 
 
 @pytest.fixture
@@ -339,34 +331,3 @@ def test_a_cancelled_request_gives_its_slot_back(
             return str((await asyncio.wait_for(quick.get_lead(lead), 10))["id"])
 
     assert asyncio.run(scenario()) == lead
-
-
-def test_concurrent_requests_are_spread_over_the_pools(
-    octanist_server: FakeOctanistServer, lead: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(shared_clients, "PREFER_AIOHTTP", False)  # the pools are httpx's transport's
-    monkeypatch.setattr(shared_clients, "POOLS", 3)
-    monkeypatch.setattr(shared_clients, "CONNECTIONS_PER_POOL", 1)
-    octanist_server.latency = 0.05
-
-    async def scenario() -> None:
-        async with OctanistAsyncHook() as hook:
-            for _ in range(3):  # three rounds of three at once: one connection per pool, kept alive
-                await asyncio.gather(*(hook.get_lead(lead) for _ in range(3)))
-
-    asyncio.run(scenario())
-    assert octanist_server.connections_opened == 3
-    assert len({request.connection_id for request in octanist_server.requests}) == 3
-
-
-def test_a_pooled_transport_needs_at_least_one_connection() -> None:
-    with pytest.raises(ValueError, match="at least one connection"):
-        PooledTransport(False, pools=0, per_pool=2)
-
-
-@pytest.mark.skipif("aiohttp" not in ASYNC_TRANSPORTS, reason="aiohttp (3.10 or later) is not installed")
-def test_an_aiohttp_transport_needs_at_least_one_connection() -> None:
-    from airflow_provider_octanist.hooks._transport.aiohttp_transport import AiohttpTransport
-
-    with pytest.raises(ValueError, match="at least one connection"):
-        AiohttpTransport(False, 0)

@@ -1,0 +1,1 @@
+"""Tests of the async hook's transport package, ``hooks/_transport/``."""
