@@ -8,7 +8,8 @@ they send the same requests and parse the same answers. One module per concern:
 - ``calls``: one call (method, path, query/body, replay safety) and its raw answer;
 - ``lead_filters``: the query of ``GET /leads``; ``bodies``: the bodies of the other calls;
 - ``responses``: the envelope and request ids; ``errors``: the status/code -> error table;
-- ``paging``: listings page by page; ``retries``: what is retried and how long to wait;
+- ``paging``: listings page by page; ``retries``: what is retried, how long to wait, how long an
+  attempt may take before the caller's deadline, and the error to give up with;
 - ``json_values``: how many values an answer holds, counted before it is parsed.
 
 The API key scrubbed from, and a cap on, whatever a server says back live beside this package in
@@ -40,7 +41,6 @@ from airflow_provider_octanist._api.paging import (
     Paging,
     ad_spend_listing,
     leads_listing,
-    page_from,
     should_continue,
 )
 from airflow_provider_octanist._api.responses import (
@@ -48,7 +48,6 @@ from airflow_provider_octanist._api.responses import (
     check_lead,
     check_row,
     check_same_lead,
-    decode_json,
     legacy_check,
     legacy_created,
     legacy_list,
@@ -76,12 +75,11 @@ from airflow_provider_octanist._api.settings import (
     MAX_RETRY_WAIT,
     USER_AGENT,
     Settings,
-    check_api_key,
     normalize_base_url,
     settings_from_connection,
 )
 from airflow_provider_octanist._lead_vocabulary import normalize_sort
-from airflow_provider_octanist._redact import MAX_SERVER_TEXT, cap, scrub, scrub_error
+from airflow_provider_octanist._redact import cap, scrub, scrub_error
 
 __all__ = [
     "API_KEY_HEADER",
@@ -96,7 +94,6 @@ __all__ = [
     "MAX_PAGES",
     "MAX_PAGE_SIZE",
     "MAX_RETRY_WAIT",
-    "MAX_SERVER_TEXT",
     "USER_AGENT",
     "Answer",
     "Attempts",
@@ -111,12 +108,10 @@ __all__ = [
     "answer_too_large",
     "attempt_limit",
     "cap",
-    "check_api_key",
     "check_lead",
     "check_row",
     "check_same_lead",
     "create_lead_body",
-    "decode_json",
     "error_for",
     "lead_list_params",
     "lead_path",
@@ -129,7 +124,6 @@ __all__ = [
     "may_retry_status",
     "normalize_base_url",
     "normalize_sort",
-    "page_from",
     "page_number",
     "request_id_of",
     "retry_after_seconds",

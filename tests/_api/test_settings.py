@@ -1,11 +1,12 @@
 """
-A connection's settings: the base URL read from host, schema and port, and the headers
-every request carries without ever showing the key.
+A connection's settings: timeouts, retries and caps read from its extras (hook arguments first),
+the base URL from host, schema and port, and the headers every request carries, never the key shown.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -49,3 +50,38 @@ def test_settings_never_show_the_key() -> None:
         "User-Agent": f"airflow-provider-octanist/{__version__}",
     }
     assert settings.headers(with_body=True)["Content-Type"] == "application/json"
+
+
+class _Connection(NamedTuple):
+    """The fields of an Airflow connection that settings are read from."""
+
+    conn_id: str = "octanist_default"
+    host: str | None = None
+    schema: str | None = None
+    port: int | None = None
+    password: str | None = " K "
+
+
+@pytest.mark.parametrize(
+    ("extras", "overrides", "expected"),
+    [
+        ({}, {}, {"read_timeout": 30.0, "connect_timeout": 10.0, "max_retries": 3, "backoff": 1.0}),
+        ({}, {}, {"verify": True, "max_response_bytes": 64 * 1024 * 1024, "total_timeout": 40.0}),
+        ({"timeout": "5", "connect_timeout": 2.5}, {}, {"read_timeout": 5.0, "connect_timeout": 2.5}),
+        ({"max_retries": "1", "retry_backoff": "0.5"}, {}, {"max_retries": 1, "backoff": 0.5}),
+        (
+            {"timeout": 5, "max_retries": 1},
+            {"timeout": 1.5, "max_retries": 0},
+            {"read_timeout": 1.5, "max_retries": 0},
+        ),
+        ({"verify": False}, {}, {"verify": False}),
+        ({"max_response_bytes": 1024}, {}, {"max_response_bytes": 1024}),
+        ({}, {}, {"api_key": "K", "base_url": api.DEFAULT_BASE_URL, "conn_id": "octanist_default"}),
+    ],
+)
+def test_settings_are_read_from_the_extras_with_hook_arguments_first(
+    extras: dict[str, Any], overrides: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    settings = api.settings_from_connection(_Connection(), extras, **overrides)
+
+    assert {name: getattr(settings, name) for name in expected} == expected
