@@ -58,6 +58,26 @@ def first_non_finite(value: Any) -> str | None:
     return None
 
 
+class _NonFiniteNumbers:
+    """What ``json.loads`` makes of ``NaN``, ``Infinity`` and overflowing numbers: markers, and a note."""
+
+    __slots__ = ("found",)
+
+    def __init__(self) -> None:
+        self.found = False
+
+    def constant(self, name: str) -> NonFinite:
+        self.found = True
+        return NonFinite(f"the non-standard number {name}")
+
+    def finite_float(self, text: str) -> float | NonFinite:
+        number = float(text)
+        if number in (float("inf"), float("-inf")):
+            self.found = True
+            return NonFinite(f"the number {text[:40]}, which overflows to infinity")
+        return number
+
+
 def loads_strict(content: bytes | str, *, in_items: bool = False) -> Any:
     """
     Decode strict JSON: ``NaN``/``Infinity`` (and numbers too large for a float) are refused.
@@ -67,23 +87,9 @@ def loads_strict(content: bytes | str, *, in_items: bool = False) -> Any:
     a :class:`NonFinite` for the item check to refuse that item alone (a change feed skips one
     malformed lead instead of stalling on its page); anywhere else it refuses the answer.
     """
-    found = False
-
-    def constant(name: str) -> NonFinite:
-        nonlocal found
-        found = True
-        return NonFinite(f"the non-standard number {name}")
-
-    def finite_float(text: str) -> float | NonFinite:
-        number = float(text)
-        if number in (float("inf"), float("-inf")):
-            nonlocal found
-            found = True
-            return NonFinite(f"the number {text[:40]}, which overflows to infinity")
-        return number
-
-    payload = json.loads(content, parse_constant=constant, parse_float=finite_float)
-    if found:  # rare: only then is anything walked
+    numbers = _NonFiniteNumbers()
+    payload = json.loads(content, parse_constant=numbers.constant, parse_float=numbers.finite_float)
+    if numbers.found:  # rare: only then is anything walked
         if in_items and isinstance(payload, dict) and isinstance(payload.get("data"), list):
             data = payload["data"]
             for index, item in enumerate(data):

@@ -118,6 +118,21 @@ def deadline_adapter(**kwargs: Any) -> HTTPAdapter:
     return _adapter_class()(**kwargs)
 
 
+class _Cut:
+    """Shuts a connection's socket when the deadline of its answer's head passes, and remembers it did."""
+
+    __slots__ = ("_connection", "done")
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self.done = threading.Event()
+
+    def __call__(self) -> None:
+        self.done.set()
+        with suppress(OSError, AttributeError):  # already closed, or never connected
+            self._connection.sock.shutdown(socket.SHUT_RDWR)
+
+
 @lru_cache(maxsize=1)
 def _adapter_class() -> type[HTTPAdapter]:
     # Built on first use: requests and urllib3 are imported only when a sync call is made.
@@ -134,18 +149,12 @@ def _adapter_class() -> type[HTTPAdapter]:
             deadline = _head_deadline.get()
             if deadline is None:
                 return super().getresponse()  # type: ignore[misc]
-            cut = threading.Event()
-
-            def shut() -> None:
-                cut.set()
-                with suppress(OSError, AttributeError):  # already closed, or never connected
-                    self.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
-
-            alarm = _WATCHDOG.call_at(deadline, shut)
+            cut = _Cut(self)
+            alarm = _WATCHDOG.call_at(deadline, cut)
             try:
                 return super().getresponse()  # type: ignore[misc]
             except BaseException:
-                if cut.is_set():
+                if cut.done.is_set():
                     raise DeadlinePassedError from None
                 raise
             finally:

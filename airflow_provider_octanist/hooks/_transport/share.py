@@ -6,6 +6,7 @@ taken on first use, moved along when the loop changes, given back by ``aclose()`
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class ClientShare:
         settings = await self.get_settings()
         if self._shared is None:  # a concurrent call on this hook may have got one meanwhile
             key = shared_clients.ClientKey.of(loop, settings)
-            self._shared = shared_clients.REGISTRY.acquire(key, lambda: shared_clients.new_client(settings))
+            self._shared = shared_clients.REGISTRY.acquire(key, partial(shared_clients.new_client, settings))
             self._shared_key = key
         return self._shared
 
