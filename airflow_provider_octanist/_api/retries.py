@@ -195,7 +195,7 @@ class Attempts:
         """The error to raise for a non-2xx answer that is not retried (any more)."""
         return error_for(self.call, status, headers, content, self.settings, retries=self.retries)
 
-    def past_deadline(self, limit: float, settings: Settings) -> OctanistError:
+    def past_deadline(self, limit: float) -> OctanistError:
         """
         The error when an attempt ran out of ``limit`` seconds (see :func:`attempt_limit`) mid-answer.
 
@@ -204,7 +204,7 @@ class Attempts:
         """
         what = (
             f"the total timeout of {limit:g} s (connect_timeout + timeout)"
-            if limit >= settings.total_timeout
+            if limit >= self.settings.total_timeout
             else f"the {limit:.3g} s left before the caller's deadline"
         )
         return OctanistTimeoutError(

@@ -149,7 +149,7 @@ class OctanistHook(_OctanistHookBase):
             try:
                 status, headers, content = exchange(session, call, settings, started + limit)
             except DeadlinePassedError:
-                raise attempts.past_deadline(limit, settings) from None
+                raise attempts.past_deadline(limit) from None
             except requests.exceptions.RequestException as exc:
                 sleep(attempts.wait_after_failure(requests_failure(exc)))
                 continue
@@ -441,10 +441,10 @@ class OctanistAsyncHook(ClientShare, _OctanistHookBase):
             limit = attempts.limit()
             try:
                 # The whole exchange, body included, within the limit; a cancelled request gives its
-                # connection back to the shared client's pool at once (see _transport/shared_client.py).
+                # connection back to the shared client's pool at once (see hooks/_transport/).
                 status, headers, content = await within(limit, shared.exchange(call, settings))
             except asyncio.TimeoutError:
-                raise attempts.past_deadline(limit, settings) from None
+                raise attempts.past_deadline(limit) from None
             except httpx.HTTPError as exc:
                 await async_sleep(attempts.wait_after_failure(httpx_failure(exc)))
                 continue
