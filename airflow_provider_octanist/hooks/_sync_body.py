@@ -1,7 +1,6 @@
 """
-Holding a requests answer to a total deadline: its status line and headers, then its body piece by piece.
-
-requests bounds each socket read, never the whole answer; a server may drip one byte at a time.
+The sync hook's requests session, and each answer held to a total deadline: its status line and
+headers, then its body piece by piece (requests bounds each socket read, never the whole answer).
 """
 
 from __future__ import annotations
@@ -221,6 +220,27 @@ def read_body(response: requests.Response, deadline: float, max_bytes: int) -> b
     except urllib3.exceptions.ProtocolError as exc:
         raise requests.exceptions.ChunkedEncodingError(exc) from None
     return b"".join(pieces)
+
+
+def new_session(settings: Settings, pool_size: int) -> requests.Session:
+    """
+    The sync hook's session: ``pool_size`` connections kept open, each answer held to its deadline.
+
+    :raises OctanistConnectionError: the environment names a proxy the sync hook cannot use.
+    """
+    import requests
+
+    from airflow_provider_octanist.hooks._proxies import SYNC_PROXIES, environment_proxy
+
+    # requests picks the environment's proxy for every request; one it cannot use is said
+    # here, clearly, rather than as a failed request retried.
+    environment_proxy(settings, SYNC_PROXIES)
+    session = requests.Session()
+    # Retries are ours (see _api.Attempts): they know which calls are safe to replay.
+    adapter = deadline_adapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 def exchange(session: requests.Session, call: Call, settings: Settings, deadline: float) -> Answer:

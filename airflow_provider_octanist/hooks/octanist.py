@@ -13,12 +13,13 @@ from airflow_provider_octanist._checks import whole_number
 from airflow_provider_octanist._deadline import within
 from airflow_provider_octanist.exceptions import OctanistError, OctanistResponseError
 from airflow_provider_octanist.hooks._base import _OctanistHookBase
-from airflow_provider_octanist.hooks._transport.share import ClientShare
+from airflow_provider_octanist.hooks._transport.share import _ClientShare
 from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
 
+    import httpx
     import requests
     from typing_extensions import Unpack
 
@@ -96,20 +97,9 @@ class OctanistHook(_OctanistHookBase):
     def get_conn(self) -> requests.Session:
         """Return the hook's pooled ``requests.Session`` (created on first use)."""
         if self._session is None:
-            import requests
+            from airflow_provider_octanist.hooks._sync_body import new_session
 
-            from airflow_provider_octanist.hooks._proxies import SYNC_PROXIES, environment_proxy
-            from airflow_provider_octanist.hooks._sync_body import deadline_adapter
-
-            # requests picks the environment's proxy for every request; one it cannot use is said
-            # here, clearly, rather than as a failed request retried.
-            environment_proxy(self.settings, SYNC_PROXIES)
-            session = requests.Session()
-            # Retries are ours (see _api.Attempts): they know which calls are safe to replay.
-            adapter = deadline_adapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            self._session = session
+            self._session = new_session(self.settings, self.pool_size)
         return self._session
 
     def close(self) -> None:
@@ -383,7 +373,7 @@ class OctanistHook(_OctanistHookBase):
         return self._pages(listing, api.max_results_value(max_results), AD_SPEND)
 
 
-class OctanistAsyncHook(ClientShare, _OctanistHookBase):
+class OctanistAsyncHook(_ClientShare, _OctanistHookBase):
     """
     The async twin of :class:`OctanistHook` for triggers, over one ``httpx.AsyncClient``.
 
@@ -417,6 +407,26 @@ class OctanistAsyncHook(ClientShare, _OctanistHookBase):
             conn = await get_async_connection(self.octanist_conn_id, hook=self)
             return self._settings_from(conn, await async_extra_dejson(conn))
         return self._settings
+
+    async def get_client(self) -> httpx.AsyncClient:
+        """
+        Return the ``httpx.AsyncClient`` for this connection in the running event loop.
+
+        The client is shared with every other async hook of the same connection settings in the same
+        event loop (a triggerer runs all its triggers in one), so a thousand triggers cost one client
+        and its few warm connections, not a thousand. This hook holds a share until :meth:`aclose`.
+        """
+        return (await self._shared_client()).client
+
+    async def aclose(self) -> None:
+        """Give up this hook's share of the client; the last hook to let go closes it."""
+        await self._release_client()
+
+    async def __aenter__(self) -> OctanistAsyncHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def _send(self, call: api.Call, deadline: float | None = None) -> api.Answer:
         """

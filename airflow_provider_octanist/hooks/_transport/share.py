@@ -10,18 +10,15 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import httpx
-    from typing_extensions import Self
-
     from airflow_provider_octanist._api import Settings
     from airflow_provider_octanist.hooks._transport.shared_client import ClientKey, SharedClient
 
 
-class ClientShare:
+class _ClientShare:
     """
     What the async hook inherits to hold a share of a shared client; imports httpx only when used.
 
-    The hook supplies :meth:`get_settings`.
+    The hook supplies ``get_settings``, and its public ``get_client``/``aclose`` use these.
     """
 
     _shared: SharedClient | None = None
@@ -30,16 +27,6 @@ class ClientShare:
     async def get_settings(self) -> Settings:
         """The connection's settings (the hook's own)."""
         raise NotImplementedError
-
-    async def get_client(self) -> httpx.AsyncClient:
-        """
-        Return the ``httpx.AsyncClient`` for this connection in the running event loop.
-
-        The client is shared with every other async hook of the same connection settings in the same
-        event loop (a triggerer runs all its triggers in one), so a thousand triggers cost one client
-        and its few warm connections, not a thousand. This hook holds a share until :meth:`aclose`.
-        """
-        return (await self._shared_client()).client
 
     async def _shared_client(self) -> SharedClient:
         from airflow_provider_octanist.hooks._transport import shared_client as shared_clients
@@ -58,7 +45,7 @@ class ClientShare:
             self._shared_key = key
         return self._shared
 
-    async def aclose(self) -> None:
+    async def _release_client(self) -> None:
         """Give up this hook's share of the client; the last hook to let go closes it."""
         if self._shared is not None and self._shared_key is not None:
             from airflow_provider_octanist.hooks._transport.shared_client import REGISTRY
@@ -68,9 +55,3 @@ class ClientShare:
             # A client can only be closed in its own event loop (a closed loop took its sockets along).
             if REGISTRY.release(key, shared) and key.loop is asyncio.get_running_loop():
                 await shared.client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
