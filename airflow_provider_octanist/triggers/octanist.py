@@ -22,15 +22,15 @@ from airflow_provider_octanist._checks import check_conn_id, check_max_consecuti
 from airflow_provider_octanist._timestamps import cursor_timestamp, to_utc
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistNotFoundError
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
-from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported, shared_key
+from airflow_provider_octanist.triggers._watch.shared_poll_support import ack_streams_supported, shared_key
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable, Iterable
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-    from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
     from airflow_provider_octanist.triggers._feed.status_feed import StatusFeed, Subscription
-    from airflow_provider_octanist.triggers._feed.watch import WatchConfig
+    from airflow_provider_octanist.triggers._watch.shared_poll import SharedLeadPoll
+    from airflow_provider_octanist.triggers._watch.start import WatchConfig
     from airflow_provider_octanist.types import Lead
 
 # The names this module has always offered for the shared definitions (see ``_backoff``).
@@ -607,7 +607,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         ``async def``: it hands over the poll loop's async generator itself, so cancelling the
         trigger closes the loop (and its HTTP client) at once.
         """
-        from airflow_provider_octanist.triggers._feed.watch import watch
+        from airflow_provider_octanist.triggers._watch.watch import watch
 
         return watch(self._config(), self._asset_state_store(), self.log)
 
@@ -629,7 +629,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
 
         :param kwargs: the serialized arguments of one watcher of the group.
         """
-        from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
+        from airflow_provider_octanist.triggers._watch.shared_poll import SharedLeadPoll
 
         trigger = cls(**kwargs)
         return SharedLeadPoll(
@@ -644,7 +644,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
 
         :param shared_stream: the segments of the shared poll, as Airflow hands them over.
         """
-        from airflow_provider_octanist.triggers._feed.shared_poll import watch_shared
+        from airflow_provider_octanist.triggers._watch.shared_poll import watch_shared
 
         return watch_shared(self._config(), self._asset_state_store(), shared_stream, self.log)
 
@@ -655,8 +655,8 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
     def _config(self) -> WatchConfig:
         # The change feed's machinery is imported when a watcher runs, not when a DAG file that
         # declares one is parsed.
-        from airflow_provider_octanist.triggers._feed.state_slot import state_key
-        from airflow_provider_octanist.triggers._feed.watch import WatchConfig
+        from airflow_provider_octanist.triggers._watch.start import WatchConfig
+        from airflow_provider_octanist.triggers._watch.state_slot import state_key
 
         return WatchConfig(
             octanist_conn_id=self.octanist_conn_id,

@@ -19,15 +19,10 @@ import pytest
 
 from airflow_provider_octanist.events import LEADS_EVENT_KIND, leads_from_asset_events
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-from airflow_provider_octanist.triggers._feed import (
-    changes,
-    lead_source,
-    shared_poll_support,
-    state_slot,
-    watch_state,
-)
+from airflow_provider_octanist.triggers._feed import changes, lead_source
 from airflow_provider_octanist.triggers._feed.changes import Changes, fetch_changes
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist.triggers._watch import shared_poll_support, state_slot, watch_state
 from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
 
 if TYPE_CHECKING:
@@ -920,7 +915,7 @@ def test_shared_watcher_resumes_from_its_saved_state_after_a_restart(server: Fak
 def test_a_shared_watchers_state_is_written_only_for_segments_every_watcher_confirmed() -> None:
     from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
 
-    from airflow_provider_octanist.triggers._feed import shared_poll
+    from airflow_provider_octanist.triggers._watch import shared_poll
 
     key = shared_poll_support.shared_key("octanist_default", 1.0)
     store = MemoryStore()
@@ -989,5 +984,5 @@ def test_leads_from_asset_events_reads_the_trigger_events_back(server: FakeOctan
 def _no_leftover_shared_watchers() -> Iterator[None]:
     yield
     # The shared poll exists only where Airflow shares streams: nothing to check where it never loaded.
-    shared_poll = sys.modules.get("airflow_provider_octanist.triggers._feed.shared_poll")
+    shared_poll = sys.modules.get("airflow_provider_octanist.triggers._watch.shared_poll")
     assert shared_poll is None or not shared_poll._WATCHERS, "a shared poll or watcher was left registered"

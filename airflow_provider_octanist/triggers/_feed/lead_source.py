@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
 from airflow_provider_octanist._timestamps import whole_millisecond
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
-from airflow_provider_octanist.statuses import status_of
 from airflow_provider_octanist.triggers._feed.changes import Changes, FeedNotes, fetch_changes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.health import FeedHealth
 
 if TYPE_CHECKING:
@@ -23,6 +21,7 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+    from airflow_provider_octanist.triggers._feed.cursor import Cursor
 
 log = logging.getLogger(__name__)
 
@@ -105,25 +104,10 @@ class LeadSource:
     async def seed(
         self, statuses: Sequence[str], start: datetime, remember_for: timedelta
     ) -> dict[str, tuple[str, datetime]]:
-        """
-        The leads already in a watched status at ``start`` that changed within ``remember_for`` before it.
+        """A watcher's start-up memory, read through this source: see ``triggers._watch.start.seed``."""
+        from airflow_provider_octanist.triggers._watch.start import seed
 
-        Without this memory a watcher would take the first edit of a lead won before it started
-        for a new win. Costs one listing per watched status (about one request per 100 such leads),
-        once, when a watcher starts without stored state.
-        """
-        memory: dict[str, tuple[str, datetime]] = {}
-        for status in statuses:
-            position = Cursor(start - remember_for)
-            while True:
-                changes = await self.fetch(position, status=status, before=start)
-                for change in changes.changes:
-                    if status_of(change.lead) == status:
-                        memory[change.lead_id] = (status, change.at)
-                position = changes.end
-                if changes.complete:
-                    break
-        return memory
+        return await seed(self, statuses, start, remember_for)
 
     def pause_after(self, exc: BaseException, doing: str) -> float:
         """Log a failed attempt to do ``doing`` and return the seconds to wait before the next one."""
