@@ -20,10 +20,11 @@ import pytest
 from airflow_provider_octanist.events import LEADS_EVENT_KIND, leads_from_asset_events
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.triggers._feed import changes, lead_source
-from airflow_provider_octanist.triggers._feed.changes import Changes, fetch_changes
+from airflow_provider_octanist.triggers._feed.changes import fetch_changes
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
-from airflow_provider_octanist.triggers._watch import shared_poll_support, state_slot, watch_state
+from airflow_provider_octanist.triggers._watch import shared_poll_support
 from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
+from triggers.conftest import MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,29 +41,6 @@ pytestmark = pytest.mark.skipif(
 POLL = 0.03
 LONG_AGO = "2026-01-01T00:00:00.000Z"
 """Leads are created with this timestamp so they are older than any watcher's start point."""
-
-
-class MemoryStore:
-    """The asset state store as a trigger sees it (``aget``/``aset``), JSON round trip included."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes: list[tuple[str, Any]] = []
-        self.fail_writes = 0
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return json.loads(json.dumps(self.values[key])) if key in self.values else default
-
-    async def aset(self, key: str, value: Any) -> None:
-        if self.fail_writes:
-            self.fail_writes -= 1
-            raise RuntimeError("the asset state store is not reachable")
-        self.values[key] = json.loads(json.dumps(value))
-        self.writes.append((key, self.values[key]))
-
-    def only(self) -> dict[str, Any]:
-        (value,) = self.values.values()
-        return value
 
 
 @pytest.fixture
@@ -907,57 +885,6 @@ def test_shared_watcher_resumes_from_its_saved_state_after_a_restart(server: Fak
         await asyncio.sleep(POLL * 5)
         assert len(again.events) == 1
         await again.stop()
-
-    asyncio.run(scenario())
-
-
-@shared_streams
-def test_a_shared_watchers_state_is_written_only_for_segments_every_watcher_confirmed() -> None:
-    from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
-
-    from airflow_provider_octanist.triggers._watch import shared_poll
-
-    key = shared_poll_support.shared_key("octanist_default", 1.0)
-    store = MemoryStore()
-    start = datetime(2026, 3, 1, tzinfo=timezone.utc)
-    state = watch_state.WatchState.fresh(("won",), timedelta(days=90), start)
-    member = shared_poll._Member(state, state_slot.StateSlot(store, "k"), None, shared_poll.log)
-    poll = shared_poll.SharedLeadPoll(key, "octanist_default", 1.0)
-
-    def segment(seq: int) -> shared_poll.Segment:
-        at = start + timedelta(minutes=seq)
-        state.advance_to(Cursor(at, frozenset({f"lead_{seq}"})))
-        empty = Changes(Cursor(start), Cursor(at), (), True)
-        return shared_poll.Segment(poll.token, seq, empty)
-
-    def written_up_to() -> str | None:
-        return store.values["k"]["cursor"]["ids"][0] if "k" in store.values else None
-
-    def confirmed(seq: int) -> Any:
-        return AdvanceItem(seq, AdvanceOutcome(acked=2, failed=0))
-
-    def failed(seq: int) -> Any:
-        return AdvanceItem(seq, AdvanceOutcome(acked=1, failed=1))
-
-    async def scenario() -> None:
-        watchers = shared_poll._watchers(key)
-        watchers.members.append(member)
-        try:
-            for seq in (1, 2, 3):
-                member.stage(segment(seq))
-            await poll.advance([confirmed(1), failed(2)])
-            assert written_up_to() == "lead_1"  # segment 2 was not stored for every watcher
-            store.fail_writes = 1
-            await poll.advance([confirmed(3)])
-            assert written_up_to() == "lead_1"  # the write failed ...
-            await member.retry_unsaved()
-            assert written_up_to() == "lead_3"  # ... and is retried (before the next poll)
-            await poll.advance([failed(4)])
-            assert written_up_to() == "lead_3"
-        finally:
-            watchers.members.remove(member)
-            shared_poll._release(key)
-            await poll.aclose()
 
     asyncio.run(scenario())
 
