@@ -6,8 +6,8 @@ the feed the lead-status triggers of one event loop share, ``status_feed``).
 ``cursor`` (the watermark), ``keyset`` (the sans-I/O keyset walk over ``GET /leads``), ``changes``
 (``fetch_changes``: the walk driven through the hook, checking order, the server's clock, lead
 shapes and repeated pages; see docs/hostile-answers.md), ``server_clock`` (which server times to
-believe), ``lead_source`` (the hook plus its error policy) and ``health`` (each loop's metrics and
-its ERROR when blind).
+believe), ``lead_source`` (the hook of a poll loop), ``retry_policy`` (what a failure costs) and
+``health`` (each loop's metrics and its ERROR when blind).
 
 Nothing here imports an HTTP client or the hook at module level (DAG files import the trigger
 module, and with it this package, on every parse).
