@@ -1,8 +1,9 @@
 """
-Issue 14, the change feed's side: cases 1, 2, 4, 5 and 11, through ``fetch_changes`` and the event trigger.
+The change feed against the hostile answers of docs/hostile-answers.md, directly and through the trigger.
 
 The feed must never trade a lead for silence: an ignored sort, a lead dated in the future, a
-malformed lead, microsecond timestamps and repeating pages each get a test named after its case.
+malformed lead, microsecond timestamps and repeating pages each get a pair of tests, the feed
+directly and the trigger, named after the behaviour they pin (the sections follow the document).
 """
 
 from __future__ import annotations
