@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, positioned
+
+if TYPE_CHECKING:
+    from airflow_provider_octanist.testing import FakeOctanistServer
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 """The instant every table of the feed's tests counts from (tables give instants as ms after it)."""
@@ -56,3 +59,9 @@ class Pages:
 def pages() -> Pages:
     """The builder of leads and answered pages."""
     return Pages()
+
+
+@pytest.fixture
+def server(octanist_server: FakeOctanistServer, octanist_conn: str) -> FakeOctanistServer:
+    """The fake API, with ``octanist_default`` pointing at it (fast hook retries)."""
+    return octanist_server
