@@ -32,7 +32,7 @@ from airflow_provider_octanist.transfers import _storage
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
-    from airflow_provider_octanist.transfers._write_back import Item, Outcome
+    from airflow_provider_octanist.transfers._outcomes import Item, Outcome
 
 FORMAT = "octanist-write-back-state"
 VERSION = 1
@@ -68,7 +68,7 @@ def _seconds_of(text: str) -> float:
 
 def row_digest(arguments: Mapping[str, Any]) -> str:
     """The digest of a row's validated fields, as they would be sent (status spelt as the API spells it)."""
-    from airflow_provider_octanist._api.bodies import update_lead_body
+    from airflow_provider_octanist._lead_bodies import update_lead_body
 
     body = update_lead_body(dict(arguments))
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
@@ -276,7 +276,7 @@ class WriteBackState:
         The run's items as they should be sent: unchanged rows and rows of a lead whose note is
         unknown become outcomes; then the rows carried from earlier runs the input did not name.
         """
-        from airflow_provider_octanist.transfers._write_back import UNCHANGED, UNKNOWN, Outcome
+        from airflow_provider_octanist.transfers._outcomes import UNCHANGED, UNKNOWN, Outcome
 
         last = 0
         for item in items:
@@ -315,7 +315,7 @@ class WriteBackState:
         yield from self._carried(last)
 
     def _carried(self, last: int) -> Iterator[Item]:
-        from airflow_provider_octanist.transfers._write_back import GIVEN_UP, Outcome
+        from airflow_provider_octanist.transfers._outcomes import GIVEN_UP, Outcome
 
         now = self.clock()
         number = last
@@ -360,7 +360,7 @@ class WriteBackState:
         """Record ``outcome`` in the state; return it as the run counts and reports it."""
         from dataclasses import replace
 
-        from airflow_provider_octanist.transfers._write_back import (
+        from airflow_provider_octanist.transfers._outcomes import (
             AMBIGUOUS,
             FAILED,
             NOT_FOUND,

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_octanist.transfers import _write_back
-from airflow_provider_octanist.transfers._write_back import Progress, Sender, Tally
+from airflow_provider_octanist.transfers._outcomes import Outcome
+from airflow_provider_octanist.transfers._report import Progress, Tally
+from airflow_provider_octanist.transfers._rows import parse_row
+from airflow_provider_octanist.transfers._sender import Sender
 from airflow_provider_octanist.transfers.object_storage import ObjectStorageToOctanistLeadsOperator
 from airflow_provider_octanist.transfers.sql import SqlToOctanistLeadsOperator
 
@@ -393,9 +395,7 @@ def test_invalid_rows_are_reported_and_never_sent(
 def test_a_databases_exact_decimal_value_is_read_as_a_number() -> None:
     from decimal import Decimal
 
-    lead, arguments = _write_back.parse_row(
-        {"email": "ada@example.com", "status": "won", "value": Decimal("12.50")}
-    )
+    lead, arguments = parse_row({"email": "ada@example.com", "status": "won", "value": Decimal("12.50")})
 
     assert lead == {"email": "ada@example.com"}
     assert arguments == {"email": "ada@example.com", "status": "won", "value": "12.50"}
@@ -742,7 +742,7 @@ def test_progress_is_logged_at_most_once_per_interval_with_rows_rate_and_failure
     tally = Tally()
     for second in range(12):
         now[0] = 100.0 + second
-        tally.add(_write_back.Outcome(second + 1, "updated" if second % 4 else "not_found"))
+        tally.add(Outcome(second + 1, "updated" if second % 4 else "not_found"))
         progress.tick(tally)
 
     assert log.lines == [
