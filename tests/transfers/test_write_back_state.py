@@ -18,8 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_octanist.transfers._state import StateError, StateInUseError
 from airflow_provider_octanist.transfers.object_storage import ObjectStorageToOctanistLeadsOperator
 
-from .helpers import run
-from .test_write_back import patches, report_lines, use_connection, write_csv, write_jsonl
+from .conftest import patches, report_lines, run, use_connection, write_csv, write_jsonl
 
 if TYPE_CHECKING:
     from airflow_provider_octanist.testing import FakeOctanistServer
