@@ -8,11 +8,12 @@ memory stays flat whatever the number of rows. The modules of a run are imported
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from datetime import timedelta
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -38,6 +39,44 @@ CARRY_OVER_FOR = timedelta(days=7)
 """How long a row not applied is sent again, with a state, before it is given up."""
 UNKNOWN_VERDICTS = ("applied", "not_applied")
 """What ``resolve_unknown`` may say of a note whose outcome is unknown."""
+
+PARAMETERS = """
+:param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
+:param storage_conn_id: the Airflow connection of the store (e.g. ``aws_default``) of URL paths:
+    ``report_path``, ``state_path`` and, for an object to read, ``path``.
+:param max_concurrency: the most updates in flight at once (1-64, default 8).
+:param max_failed_rows: rows that may be invalid, not found, ambiguous or failed before the
+    task fails (default 0: any such row fails it, once every row has been tried).
+:param max_failed_ratio: besides ``max_failed_rows``, the share of the rows (read and carried
+    over) that may go wrong, e.g. ``0.01``: the task fails only past both (default ``None``).
+:param report_path: where to write one JSON line per row with its outcome: a URL or an
+    ``ObjectStoragePath`` (templated); written whole or not at all, like an export.
+:param state_path: where the task keeps what it applied, between runs: a URL or an
+    ``ObjectStoragePath`` (templated). With it, unchanged rows are not sent, rows not applied
+    are sent again on later runs, a note is never sent twice, and a run that died resumes
+    (docs/write-back.md).
+:param carry_over_for: how long a row not applied is sent again, with ``state_path``, before
+    it is given up (default 7 days).
+:param resolve_unknown: with ``state_path``, notes of unknown outcome you have checked: a
+    lead's id, email or phone to ``"applied"`` (the note is on the lead) or ``"not_applied"``
+    (send the row again).
+:param dry_run: check every row and send nothing (with ``state_path``, the state is read to
+    tell unchanged rows, never written).
+:returns: ``{"rows", "carried_over", "updated", "unchanged", "not_found", "ambiguous",
+    "invalid", "failed", "unknown", "given_up", "valid", "not_sent", "stopped_by",
+    "leads_updated", "rate_limited", "dry_run", "report_path", "state_path",
+    "reconciliation"}``, also pushed to XCom.
+"""
+"""The parameters every write-back operator takes, and what it returns: the one text of their docs."""
+
+
+_Operator = TypeVar("_Operator", bound=type)
+
+
+def with_write_back_parameters(cls: _Operator) -> _Operator:
+    """Append ``PARAMETERS`` to a write-back operator's docstring, after the parameters of its own."""
+    cls.__doc__ = inspect.cleandoc(cls.__doc__ or "") + "\n" + PARAMETERS
+    return cls
 
 
 class _ToOctanistLeadsOperator(_OctanistOperator):

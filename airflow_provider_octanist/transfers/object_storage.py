@@ -25,7 +25,10 @@ from airflow_provider_octanist._checks import whole_number
 from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 from airflow_provider_octanist.operators.octanist import _LeadListing, _OctanistOperator
 from airflow_provider_octanist.transfers import _formats, _readers, _storage
-from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
+from airflow_provider_octanist.transfers._write_back import (
+    _ToOctanistLeadsOperator,
+    with_write_back_parameters,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -343,6 +346,7 @@ class OctanistAdSpendToObjectStorageOperator(_ToObjectStorageOperator):
         return self._export(_pages(rows, self.page_size), lambda page: None)
 
 
+@with_write_back_parameters
 class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
     """
     Update one Octanist lead per row of one object at ``path``; return a summary of every row's outcome.
@@ -371,30 +375,10 @@ class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
         ``memory://...``) or an ``ObjectStoragePath`` (templated).
     :param format: ``jsonl`` (JSON Lines, gzip-compressed or not: recognised by its content),
         ``csv`` (UTF-8, a header row naming the columns) or ``parquet`` (needs the ``parquet`` extra).
-    :param storage_conn_id: the Airflow connection of the store (e.g. ``aws_default``), for URL
-        paths: ``path``, ``report_path`` and ``state_path``.
-    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
-    :param max_concurrency: the most updates in flight at once (1-64, default 8).
-    :param max_failed_rows: rows that may be invalid, not found, ambiguous or failed before the
-        task fails (default 0: any such row fails it, once every row has been tried).
-    :param max_failed_ratio: besides ``max_failed_rows``, the share of the rows (read and carried
-        over) that may go wrong, e.g. ``0.01``: the task fails only past both (default ``None``).
-    :param report_path: where to write one JSON line per row with its outcome (templated; the
-        same path rules as ``path``); written whole or not at all, like an export.
-    :param state_path: where the task keeps what it applied, between runs (templated; the same
-        path rules): with it, unchanged rows are not sent, rows not applied are sent again on
-        later runs, a note is never sent twice, and a run that died resumes (docs/write-back.md).
-    :param carry_over_for: how long a row not applied is sent again, with ``state_path``, before
-        it is given up (default 7 days).
-    :param resolve_unknown: with ``state_path``, notes of unknown outcome you have checked: a
-        lead's id, email or phone to ``"applied"`` (the note is on the lead) or ``"not_applied"``
-        (send the row again).
-    :param dry_run: check every row and send nothing (with ``state_path``, the state is read to
-        tell unchanged rows, never written).
-    :returns: ``{"rows", "carried_over", "updated", "unchanged", "not_found", "ambiguous",
-        "invalid", "failed", "unknown", "given_up", "valid", "not_sent", "stopped_by",
-        "leads_updated", "rate_limited", "dry_run", "report_path", "state_path",
-        "reconciliation"}``, also pushed to XCom.
+    :param kwargs: what every write-back takes, described after this list (``octanist_conn_id``,
+        ``storage_conn_id``, ``max_concurrency``, ``max_failed_rows``, ``max_failed_ratio``,
+        ``report_path``, ``state_path``, ``carry_over_for``, ``resolve_unknown``, ``dry_run``),
+        and what any operator takes.
     """
 
     template_fields: Sequence[str] = ("path", "report_path", "state_path", "octanist_conn_id")

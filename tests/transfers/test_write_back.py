@@ -286,3 +286,21 @@ def test_provider_info_registers_both_write_back_modules() -> None:
         is ObjectStorageToOctanistLeadsOperator
     )
     assert into_octanist["Common SQL"].SqlToOctanistLeadsOperator is SqlToOctanistLeadsOperator
+
+
+@pytest.mark.parametrize("operator", [ObjectStorageToOctanistLeadsOperator, SqlToOctanistLeadsOperator])
+def test_each_write_back_documents_every_parameter_once_and_what_it_returns(operator: type[Any]) -> None:
+    import inspect
+
+    from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
+
+    names = {
+        name
+        for cls in (operator, _ToOctanistLeadsOperator)
+        for name in inspect.signature(cls.__init__).parameters
+        if name not in ("self", "kwargs")
+    }
+    doc = inspect.getdoc(operator) or ""
+
+    assert {name: doc.count(f":param {name}:") for name in names} == dict.fromkeys(names, 1)
+    assert doc.count(":returns:") == 1
