@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import suppress
+from functools import partial
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
@@ -53,6 +54,11 @@ def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
     iterator = iter(rows)
     while page := list(islice(iterator, size)):
         yield page
+
+
+def _count_statuses(by_status: Counter[Any], page: list[Row]) -> None:
+    """Count the leads of one page by status."""
+    by_status.update([lead.get("status") for lead in page])
 
 
 class _ToObjectStorageOperator(_OctanistOperator):
@@ -92,27 +98,8 @@ class _ToObjectStorageOperator(_OctanistOperator):
             "Exporting to %s (%s%s).", where, self.format, f", {self.compression}" if self.compression else ""
         )
 
-        def write(stream: IO[bytes]) -> int:
-            writer: _formats.JsonLinesWriter | _formats.ParquetWriter
-            if self.format == "parquet":
-                writer = _formats.ParquetWriter(stream, self._parquet_columns())
-            else:
-                writer = _formats.JsonLinesWriter(stream, self.compression)
-            rows = 0
-            try:
-                for page in pages:
-                    writer.write(page)
-                    on_page(page)
-                    rows += len(page)
-            except BaseException:
-                with suppress(Exception):  # the failure that stopped the export is the one to report
-                    writer.abort()
-                raise
-            writer.close()
-            return rows
-
         with self.hook:
-            rows, size = _storage.write_whole(target, write)
+            rows, size = _storage.write_whole(target, partial(self._write, pages, on_page))
         self.log.info("Exported %d row(s), %d bytes, to %s.", rows, size, where)
         self._summary = {
             "path": where,
@@ -122,6 +109,28 @@ class _ToObjectStorageOperator(_OctanistOperator):
             "bytes": size,
         }
         return self._summary
+
+    def _write(
+        self, pages: Iterable[list[Row]], on_page: Callable[[list[Row]], None], stream: IO[bytes]
+    ) -> int:
+        """Write ``pages`` to ``stream`` in this export's format, ``on_page`` after each; return the rows."""
+        writer: _formats.JsonLinesWriter | _formats.ParquetWriter
+        if self.format == "parquet":
+            writer = _formats.ParquetWriter(stream, self._parquet_columns())
+        else:
+            writer = _formats.JsonLinesWriter(stream, self.compression)
+        rows = 0
+        try:
+            for page in pages:
+                writer.write(page)
+                on_page(page)
+                rows += len(page)
+        except BaseException:
+            with suppress(Exception):  # the failure that stopped the export is the one to report
+                writer.abort()
+            raise
+        writer.close()
+        return rows
 
     # OpenLineage calls these in the task's process after ``execute``, on the same operator.
     def get_openlineage_facets_on_start(self) -> Any:
@@ -213,11 +222,7 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
             leads = self.hook.iter_leads(max_results=self.max_results, **filters)
             pages = self._counted(_pages(leads, self.page_size), filters)
         by_status: Counter[Any] = Counter()
-
-        def count(page: list[Row]) -> None:
-            by_status.update([lead.get("status") for lead in page])
-
-        summary = self._export(pages, count)
+        summary = self._export(pages, partial(_count_statuses, by_status))
         summary["by_status"] = dict(sorted((str(status), n) for status, n in by_status.items()))
         return summary
 
