@@ -28,8 +28,8 @@ SENT = (UPDATED, FAILED, UNKNOWN)
 """The outcomes of a row whose update reached Octanist or may have (a failed one's is unknown)."""
 
 
-def _reportable(value: Any) -> Any:
-    """``value`` if JSON can hold it, else its text (a report line must always encode)."""
+def json_value(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its text (a report line or a state must always encode)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
@@ -56,7 +56,7 @@ class Outcome:
         if self.carried_since is not None:
             line["carried_since"] = self.carried_since
         if self.lead is not None:
-            line["lead"] = {name: _reportable(value) for name, value in self.lead.items()}
+            line["lead"] = {name: json_value(value) for name, value in self.lead.items()}
         if self.lead_id is not None:
             line["lead_id"] = self.lead_id
         if self.leads_updated is not None:

@@ -28,6 +28,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist.transfers import _storage
+from airflow_provider_octanist.transfers._outcomes import json_value
+from airflow_provider_octanist.transfers._rows import LEAD_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,8 +48,6 @@ LEASE_SECONDS = 60.0
 """A journal whose heartbeat is older than this is a dead run's, whatever host it ran on."""
 DIGEST_CHARS = 24
 """Hex characters of a digest: 96 bits, so two keys or two rows never meet by chance."""
-
-_LEAD_KEYS = ("id", "email", "phone")
 
 
 class StateError(RuntimeError):
@@ -232,7 +232,7 @@ class WriteBackState:
 
     def _resolve(self, resolve_unknown: Mapping[str, str]) -> None:
         for value, verdict in resolve_unknown.items():
-            keys = [self.key({name: value}) for name in _LEAD_KEYS]
+            keys = [self.key({name: value}) for name in LEAD_KEYS]
             for key in keys:
                 record = self.record(key)
                 if "unknown" not in record:
@@ -406,8 +406,8 @@ class WriteBackState:
                 "since": since or now,
                 "run": self.run_id,
                 "digest": row.digest,
-                "lead": {name: _plain(value) for name, value in row.lead.items()},
-                "fields": {name: _plain(value) for name, value in row.arguments.items()},
+                "lead": {name: json_value(value) for name, value in row.lead.items()},
+                "fields": {name: json_value(value) for name, value in row.arguments.items()},
             }
         else:  # refused by Octanist as invalid: sending it again cannot help
             record.pop("carried", None)
@@ -491,10 +491,6 @@ class WriteBackState:
     def size(self) -> int:
         """The state's size in bytes as saved."""
         return int(self.target.fs.size(self.target.path))
-
-
-def _plain(value: Any) -> Any:
-    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 def _alive(pid: Any) -> bool:
