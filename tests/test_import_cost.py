@@ -71,6 +71,7 @@ LOADS: dict[str, set[str]] = {
         "_backoff",
         "_checks",
         "_deadline",
+        "_lead_bodies",
         "_lead_vocabulary",
         "_redact",
         "_timestamps",
