@@ -18,9 +18,9 @@ from conftest import connection_json
 
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.testing.server import format_timestamp
-from airflow_provider_octanist.triggers._feed import status_feed
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
-from airflow_provider_octanist.triggers._feed.status_feed import CLOCK_MARGIN
+from airflow_provider_octanist.triggers._status import feed as status_feed
+from airflow_provider_octanist.triggers._status.feed import CLOCK_MARGIN
 from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
 
 if TYPE_CHECKING:

@@ -16,12 +16,9 @@ from typing import Any
 import pytest
 from conftest import connection_json
 
+from airflow_provider_octanist._backoff import backoff_seconds, is_transient
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-from airflow_provider_octanist.triggers.octanist import (
-    OctanistLeadStatusTrigger,
-    is_transient_octanist_error,
-    transient_backoff_seconds,
-)
+from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
 
 LEAD = "lead_status_trigger"
 FAST = {"poll_interval": 0.01, "max_backoff": 0.05, "shared_feed": False}
@@ -314,15 +311,15 @@ def test_transient_error_classification() -> None:
         e.OctanistTimeoutError,
         e.OctanistResponseError,
     ):
-        assert is_transient_octanist_error(transient("x"))
+        assert is_transient(transient("x"))
     for final in (e.OctanistAuthError, e.OctanistNotFoundError, e.OctanistValidationError):
-        assert not is_transient_octanist_error(final("x"))
-    assert not is_transient_octanist_error(ValueError("bad id"))
+        assert not is_transient(final("x"))
+    assert not is_transient(ValueError("bad id"))
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     for failures, ceiling in ((1, 10), (2, 20), (3, 40), (4, 50), (10, 50)):
-        waits = [transient_backoff_seconds(failures, 10, 50) for _ in range(50)]
+        waits = [backoff_seconds(failures, 10, 50) for _ in range(50)]
         assert all(ceiling / 2 <= w <= ceiling for w in waits), (failures, min(waits), max(waits))
 
 
