@@ -319,9 +319,7 @@ def test_soft_fail_never_skips_a_rejected_key_in_poke_mode(
         sensor(soft_fail=True, timeout=30).execute({})
 
 
-def test_soft_fail_never_skips_an_outage_in_poke_mode(
-    octanist_server: Any, octanist_conn: str
-) -> None:
+def test_soft_fail_never_skips_an_outage_in_poke_mode(octanist_server: Any, octanist_conn: str) -> None:
     from airflow_provider_octanist.exceptions import OctanistServerError
 
     octanist_server.add_lead(id=LEAD)
