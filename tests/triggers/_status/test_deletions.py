@@ -1,15 +1,24 @@
 """
-Leads deleted while their triggers wait on the feed: the count that notices them, over loopback.
+Leads deleted while their triggers wait on the feed: the count that notices them.
 
-Polls are driven by the ``Ticker``; each test counts the reads and counts the feed made.
+Through the fake server (polls driven by the ``Ticker``), and ``DeletionCheck`` on its own (tables).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
+from airflow_provider_octanist.exceptions import OctanistServerError
+from airflow_provider_octanist.triggers._feed.changes import FeedNotes
+from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist.triggers._status.deletions import DeletionCheck
 from airflow_provider_octanist.triggers._status.feed import CLOCK_MARGIN
+from airflow_provider_octanist.triggers._status.subscription import Subscription
 
 from .helpers import (
     LIST,
@@ -28,10 +37,6 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    import asyncio
-
-    import pytest
-
     from airflow_provider_octanist.testing.server import FakeOctanistServer
 
 
@@ -210,3 +215,130 @@ def test_a_server_refusing_the_count_filter_is_said_once_and_the_feed_goes_on(
     said = Printed(capsys).lines("cannot notice deleted leads")
     assert len(said) == 1
     assert "INVALID_FILTER" in said[0]
+
+
+# -- the deletion check on its own: counts in, asks to read out ----------------------------------
+
+MARGIN = timedelta(seconds=5)
+SERVER = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+"""The server's clock at the first poll; the first bound is ``SERVER - MARGIN``."""
+
+
+class CountingHook:
+    """Answers each count of ``GET /leads?createdAt[lt]=B&limit=1`` with the next of ``totals``."""
+
+    def __init__(self, *totals: int | Exception | None) -> None:
+        self.totals = list(totals)
+        self.bounds: list[datetime] = []
+
+    async def list_leads_page(self, page: int, **query: Any) -> Any:
+        self.bounds.append(query["created_lt"])
+        total = self.totals.pop(0)
+        if isinstance(total, Exception):
+            raise total
+        # ``None``: an answer without meta.pagination, which is no count.
+        return SimpleNamespace(limit=None if total is None else 1, total=total)
+
+
+def waiter(lead_id: str, created: datetime | None, read_from: float = 0.0) -> Subscription:
+    return Subscription(lead_id, Cursor(SERVER), SERVER, created_at=created, read_from=read_from)
+
+
+def asked(waiters: list[Subscription]) -> set[str]:
+    """Which waiters the check asked to read their lead (taken, as the trigger takes it)."""
+    return {w.lead_id for w in waiters if w.take(polls=0).check}
+
+
+def poll(
+    check: DeletionCheck, hook: CountingHook, waiters: list[Subscription], now: datetime = SERVER
+) -> None:
+    asyncio.run(check.after_poll(hook, now, waiters))  # type: ignore[arg-type]
+
+
+def fresh_check() -> DeletionCheck:
+    return DeletionCheck(FeedNotes(), MARGIN, clock=lambda: 100.0)
+
+
+def three_waiters() -> list[Subscription]:
+    """A lead created days ago, one of unknown creation time, one created after the first bound."""
+    return [
+        waiter("old", SERVER - LONG_AGO),
+        waiter("unknown", None),
+        waiter("young", SERVER - timedelta(seconds=1)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("second_count", "reads", "expected"),
+    [
+        # Covered by the first count's read: an unchanged count asks nobody.
+        (10, {"old": True}, set()),
+        # A count that went down or up asks every lead that could be the deleted one.
+        (9, {"old": True}, {"old", "unknown"}),
+        (11, {"old": True}, {"old", "unknown"}),
+        # A read that failed leaves a doubt: asked again at the next poll.
+        (10, {"old": False}, {"old"}),
+        # A transient failure skips one count and asks nobody; the bound stays.
+        (OctanistServerError("503"), {"old": True}, set()),
+    ],
+)
+def test_a_count_asks_the_waiters_whose_lead_could_be_the_deleted_one(
+    second_count: int | Exception, reads: dict[str, bool], expected: set[str]
+) -> None:
+    check, waiters = fresh_check(), three_waiters()
+    for w in waiters:
+        check.join(w)
+    hook = CountingHook(10, second_count)
+    poll(check, hook, waiters)
+    # The first baseline arrived after the reads: it proves nothing about them, so the lead it
+    # counts is read once more.
+    assert asked(waiters) == {"old"}
+    for w in waiters:
+        if w.lead_id in reads:
+            w.checked(ok=reads[w.lead_id])
+    poll(check, hook, waiters)
+    assert asked(waiters) == expected
+    assert hook.bounds == [SERVER - MARGIN, SERVER - MARGIN]
+    assert (check.bound, check.off) == (SERVER - MARGIN, None)
+
+
+@pytest.mark.parametrize(
+    ("created", "read_from", "covered"),
+    [
+        (SERVER - LONG_AGO, 100.0, True),  # the baseline arrived when the read began
+        (SERVER - LONG_AGO, 200.0, True),
+        (SERVER - LONG_AGO, 50.0, False),  # the baseline came after the read: the lead may be gone
+        (SERVER, 200.0, False),  # created after the bound: not in the count
+        (None, 200.0, False),
+    ],
+)
+def test_a_waiter_joining_a_running_check_is_covered_only_by_a_baseline_older_than_its_read(
+    created: datetime | None, read_from: float, covered: bool
+) -> None:
+    check = fresh_check()
+    poll(check, CountingHook(10), [])  # the baseline, answered at clock 100
+    joining = waiter("joining", created, read_from)
+    check.join(joining)
+    assert joining.covered is covered
+
+
+def test_a_lead_created_after_the_bound_moves_it_counting_the_new_bound_first() -> None:
+    check, waiters = fresh_check(), [waiter("old", SERVER - LONG_AGO)]
+    hook = CountingHook(10, 12, 10)
+    poll(check, hook, waiters)
+    later = SERVER + timedelta(minutes=1)
+    waiters.append(waiter("young", SERVER))
+    poll(check, hook, waiters, now=later)
+    assert hook.bounds == [SERVER - MARGIN, later - MARGIN, SERVER - MARGIN]
+    assert (check.bound, check.total) == (later - MARGIN, 12)
+
+
+def test_a_count_the_server_cannot_give_turns_the_check_off_for_good() -> None:
+    check, waiters = fresh_check(), [waiter("old", SERVER - LONG_AGO)]
+    hook = CountingHook(None)
+    poll(check, hook, waiters)
+    assert check.off is not None
+    assert "meta.pagination.total" in check.off
+    poll(check, hook, waiters)
+    assert len(hook.bounds) == 1, "no count once the check is off"
+    assert asked(waiters) == set()
