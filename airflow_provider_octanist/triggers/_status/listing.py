@@ -47,7 +47,7 @@ async def unlisted(
     at = parse_timestamp(lead.get("updatedAt"))
     if at is None:
         return "the lead has no readable updatedAt"
-    listing = _Listing.of(hook, whole_millisecond(at), poll_interval)
+    listing = Listing.of(hook, whole_millisecond(at), poll_interval)
     listing.waiters += 1
     try:
         if deadline is None:
@@ -70,7 +70,7 @@ async def unlisted(
     )
 
 
-class _Listing:
+class Listing:
     """
     The listing of one millisecond of ``updatedAt`` that triggers of one event loop and connection share.
 
@@ -87,7 +87,7 @@ class _Listing:
         self.waiters = 0
 
     @classmethod
-    def of(cls, hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> _Listing:
+    def of(cls, hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> Listing:
         """The listing of the millisecond ``start`` under way or done within ``poll_interval``, else new."""
         loop = asyncio.get_running_loop()
         now = time.monotonic()
@@ -138,7 +138,7 @@ async def _list_millisecond(hook: OctanistAsyncHook, start: datetime, poll_inter
             return reason
 
 
-_LISTINGS: dict[tuple[asyncio.AbstractEventLoop, str, datetime], _Listing] = {}
+_LISTINGS: dict[tuple[asyncio.AbstractEventLoop, str, datetime], Listing] = {}
 """The listing of one millisecond of ``updatedAt`` per event loop and connection."""
 
 _LISTING_NOTES: dict[str, FeedNotes] = {}

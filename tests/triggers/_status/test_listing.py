@@ -1,7 +1,8 @@
 """
-Whether the list shows a joining trigger's lead: the shared listing of its millisecond, over loopback.
+Whether the list shows a joining trigger's lead: the shared listing of its millisecond.
 
-Leads the list hides are polled on their own; triggers on leads of one millisecond share one listing.
+Through the fake server (leads the list hides are polled on their own; triggers on leads of one
+millisecond share one listing), and the ``Listing`` cache on its own (tables).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from airflow_provider_octanist.testing.server import format_timestamp
+from airflow_provider_octanist.triggers._status.listing import Listing
 
 from .helpers import (
     LIST,
@@ -31,7 +35,7 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    import pytest
+    from collections.abc import Coroutine
 
     from airflow_provider_octanist.testing.server import FakeOctanistServer
 
@@ -220,3 +224,99 @@ def test_a_listing_outlives_the_trigger_that_began_it_and_closes_its_own_hook(
 
     run(scenario)
     assert len(opened) == 2  # the trigger's hook and the listing's; the feed never started
+
+
+# -- the shared listing on its own: how long its answer serves, when it is cancelled -------------
+
+INTERVAL_S = 60.0
+
+
+async def answers(value: object) -> object:
+    return value
+
+
+async def raises() -> None:
+    raise RuntimeError("a bug")
+
+
+async def never() -> None:
+    await asyncio.Event().wait()
+
+
+async def listing_that(outcome: str) -> Listing:
+    """A listing whose task ended (or not) as ``outcome`` says, begun at monotonic 0."""
+    ending: Any = {
+        "listed": frozenset({"lead_1"}),
+        "refused": "GET /leads ... was refused",
+        "failed": None,
+    }
+    if outcome in ending:
+        made: Coroutine[Any, Any, object] = answers(ending[outcome])
+    else:
+        made = raises() if outcome == "raised" else never()
+    task = asyncio.get_running_loop().create_task(made)
+    if outcome == "cancelled":
+        task.cancel()
+    if outcome != "running":
+        await asyncio.gather(task, return_exceptions=True)
+    listing = Listing(task)
+    listing.began = 0.0
+    return listing
+
+
+@pytest.mark.parametrize(
+    ("outcome", "age", "expired"),
+    [
+        ("running", 10 * INTERVAL_S, False),  # under way: every trigger that asks waits for it
+        ("listed", INTERVAL_S - 1, False),
+        ("listed", INTERVAL_S + 1, True),  # an answer serves for one poll interval
+        ("refused", INTERVAL_S - 1, False),
+        ("refused", INTERVAL_S + 1, True),
+        # A failure is nobody's answer: the next trigger lists again.
+        ("failed", 0.0, True),
+        ("raised", 0.0, True),
+        ("cancelled", 0.0, True),
+    ],
+)
+def test_a_listing_serves_for_a_poll_interval_and_a_failed_one_not_at_all(
+    outcome: str, age: float, expired: bool
+) -> None:
+    async def scenario() -> bool:
+        listing = await listing_that(outcome)
+        try:
+            return listing.expired(age, INTERVAL_S)
+        finally:
+            listing.task.cancel()
+
+    assert asyncio.run(scenario()) is expired
+
+
+def test_a_listing_of_a_closed_event_loop_is_expired() -> None:
+    listing = asyncio.run(listing_that("listed"))
+    assert listing.expired(0.0, INTERVAL_S)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "waiters", "leaving", "cancelled"),
+    [
+        ("running", 2, 1, False),  # another trigger still waits for it
+        ("running", 2, 2, True),  # the last one to leave cancels it
+        ("running", 1, 1, True),
+        ("listed", 1, 1, False),  # done: its answer serves later triggers
+    ],
+)
+def test_the_last_trigger_to_leave_cancels_a_listing_under_way(
+    outcome: str, waiters: int, leaving: int, cancelled: bool
+) -> None:
+    async def scenario() -> bool:
+        listing = await listing_that(outcome)
+        listing.waiters = waiters
+        for _ in range(leaving):
+            listing.left()
+        if cancelled:
+            await asyncio.gather(listing.task, return_exceptions=True)
+        done = listing.task.cancelled()
+        listing.task.cancel()
+        return done
+
+    assert asyncio.run(scenario()) is cancelled
