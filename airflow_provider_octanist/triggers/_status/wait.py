@@ -73,6 +73,22 @@ class StatusWait:
     :param hook: the trigger's hook, closed by the trigger.
     """
 
+    # A triggerer holds one per waiting sensor: no per-instance dict.
+    __slots__ = (
+        "end_time",
+        "failure_statuses",
+        "hook",
+        "lead_id",
+        "log",
+        "max_backoff",
+        "max_consecutive_errors",
+        "octanist_conn_id",
+        "poll_interval",
+        "still_waiting_every",
+        "target_statuses",
+        "trigger",
+    )
+
     def __init__(self, trigger: OctanistLeadStatusTrigger, hook: OctanistAsyncHook) -> None:
         self.trigger = trigger
         self.hook = hook
