@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._status import feed as status_feed
 from airflow_provider_octanist.triggers._status.feed import CLOCK_MARGIN
@@ -38,8 +40,6 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    import pytest
-
     from airflow_provider_octanist.testing.server import FakeOctanistServer
 
 
@@ -351,16 +351,41 @@ def test_the_feed_starts_from_the_servers_time_not_the_triggerers_clock(
     assert answered.received_at <= listed.received_at
 
 
-def test_join_leave_bookkeeping_of_cursors() -> None:
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def cursor(seconds: int, *ids: str) -> Cursor:
+    return Cursor(T0 + timedelta(seconds=seconds), frozenset(ids))
+
+
+@pytest.mark.parametrize(
+    ("position", "in_flight", "rewind", "bound", "expected"),
+    [
+        # (position, rewind) after a trigger joins with ``bound``.
+        (None, None, None, cursor(10), (cursor(10), None)),  # the first subscriber places the feed
+        (cursor(10, "a"), None, None, cursor(20), (cursor(10, "a"), None)),  # a later bound: nothing to do
+        (cursor(10, "a"), None, None, cursor(10), (cursor(10), None)),  # "a" was handled: read it again
+        (cursor(10), None, None, cursor(10), (cursor(10), None)),
+        (cursor(10, "a"), None, None, cursor(0), (cursor(0), None)),  # an earlier bound: a rewind
+        # A poll in flight from at or before the bound serves the joiner; a later one rewinds after it.
+        (cursor(0), cursor(0), None, cursor(10), (cursor(0), None)),
+        (cursor(10), cursor(10), None, cursor(0), (cursor(10), cursor(0))),
+        (cursor(10), cursor(10, "a"), None, cursor(10), (cursor(10), cursor(10))),
+        (cursor(10), cursor(10), cursor(5), cursor(0), (cursor(10), cursor(0))),  # the earliest rewind
+        (cursor(10), cursor(10), cursor(0), cursor(5), (cursor(10), cursor(0))),
+    ],
+)
+def test_a_joining_bound_moves_the_feed_back_only_as_far_as_it_needs(
+    position: Cursor | None,
+    in_flight: Cursor | None,
+    rewind: Cursor | None,
+    bound: Cursor,
+    expected: tuple[Cursor | None, Cursor | None],
+) -> None:
     feed = status_feed.StatusFeed("c", 60.0, logging.getLogger(__name__))
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    feed.position = Cursor(t0 + timedelta(seconds=10), frozenset({"a"}))
-    feed._cover(Cursor(t0 + timedelta(seconds=20)))  # later bound: nothing to do
-    assert feed.position == Cursor(t0 + timedelta(seconds=10), frozenset({"a"}))
-    feed._cover(Cursor(t0 + timedelta(seconds=10)))  # same instant, but "a" was handled: re-read it
-    assert feed.position == Cursor(t0 + timedelta(seconds=10))
-    feed._cover(Cursor(t0))
-    assert feed.position == Cursor(t0)
+    feed.position, feed._in_flight, feed._rewind = position, in_flight, rewind
+    feed._cover(bound)
+    assert (feed.position, feed._rewind) == expected
 
 
 def test_a_refused_list_call_falls_back_to_polling_the_lead_and_says_why_once(
