@@ -48,9 +48,9 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
     joins the change feed shared by every status trigger of its connection and poll interval in the
     triggerer: one ``GET /leads`` per interval for all of them, plus a count of leads that notices
     deleted ones, each woken only for its own lead or, when that count changed, to read its lead
-    once (see ``triggers/_status/``: ``wait.py``, ``feed.py``, ``deletions.py``). Where the feed cannot serve
-    (the API refuses its filter or sort, the answer carries no server time, the lead no
-    ``updatedAt``) or with ``shared_feed=False``, it polls ``GET /leads/{id}`` every
+    once (see ``triggers/_status/``: ``wait.py``, ``feed.py``, ``deletions.py``). Where the feed
+    cannot serve (the API refuses its filter or sort, the answer carries no server time, the lead
+    no ``updatedAt``) or with ``shared_feed=False``, it polls ``GET /leads/{id}`` every
     ``poll_interval`` on its own, and says why once in its log. At the end time it checks the lead
     once more before timing out.
     Every ``STILL_WAITING_EVERY`` seconds (an hour) it logs a "still waiting" line.
