@@ -38,10 +38,8 @@ LOADS: dict[str, set[str]] = {
     f"{P}.operators.octanist": {"_checks", "_lead_vocabulary", "operators", "operators.octanist", "statuses"},
     f"{P}.sensors.octanist": {"_checks", "sensors", "sensors.octanist", "statuses"},
     f"{P}.triggers.octanist": {
-        "_backoff",
         "_checks",
         "_timestamps",
-        "exceptions",
         "statuses",
         "triggers",
         "triggers._feed",
