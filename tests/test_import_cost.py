@@ -38,10 +38,8 @@ LOADS: dict[str, set[str]] = {
     f"{P}.operators.octanist": {"_checks", "_lead_vocabulary", "operators", "operators.octanist", "statuses"},
     f"{P}.sensors.octanist": {"_checks", "sensors", "sensors.octanist", "statuses"},
     f"{P}.triggers.octanist": {
-        "_backoff",
         "_checks",
         "_timestamps",
-        "exceptions",
         "statuses",
         "triggers",
         "triggers._watch",
@@ -71,6 +69,7 @@ LOADS: dict[str, set[str]] = {
         "_backoff",
         "_checks",
         "_deadline",
+        "_lead_bodies",
         "_lead_vocabulary",
         "_redact",
         "_timestamps",

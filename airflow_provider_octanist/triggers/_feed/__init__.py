@@ -1,7 +1,7 @@
 """
 The lead change feed: what changed after a watermark, read through the async hook, for every
 trigger that follows lead changes (the lead event trigger's watchers in ``triggers._watch``, and
-the feed the lead-status triggers of one event loop share, ``status_feed``).
+the feed the lead-status triggers of one event loop share, in ``triggers._status``).
 
 ``cursor`` (the watermark), ``keyset`` (the sans-I/O keyset walk over ``GET /leads``), ``changes``
 (``fetch_changes``: the walk driven through the hook, checking order, the server's clock, lead
