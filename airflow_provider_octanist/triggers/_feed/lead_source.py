@@ -15,8 +15,8 @@ from airflow_provider_octanist.triggers._feed.health import FeedHealth
 from airflow_provider_octanist.triggers._feed.retry_policy import SLOW_RETRY_SECONDS, RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from datetime import datetime, timedelta
+    from collections.abc import Callable
+    from datetime import datetime
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._feed.cursor import Cursor
@@ -96,14 +96,6 @@ class LeadSource:
                 )
             now = self.notes.clock.now()
         return whole_millisecond(now)
-
-    async def seed(
-        self, statuses: Sequence[str], start: datetime, remember_for: timedelta
-    ) -> dict[str, tuple[str, datetime]]:
-        """A watcher's start-up memory, read through this source: see ``triggers._watch.start.seed``."""
-        from airflow_provider_octanist.triggers._watch.start import seed
-
-        return await seed(self, statuses, start, remember_for)
 
     def pause_after(self, exc: BaseException, doing: str) -> float:
         """Log a failed attempt to do ``doing`` and return the seconds to wait before the next one."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from airflow.triggers.base import TriggerEvent
 
@@ -24,8 +24,25 @@ if TYPE_CHECKING:
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._status.feed import Seat
     from airflow_provider_octanist.triggers._status.subscription import News
-    from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
     from airflow_provider_octanist.types import Lead
+
+
+class Terms(Protocol):
+    """What a wait reads of its trigger: the trigger's arguments and its logger."""
+
+    lead_id: str
+    target_statuses: tuple[str, ...]
+    failure_statuses: tuple[str, ...]
+    octanist_conn_id: str
+    poll_interval: float
+    end_time: float | None
+    max_consecutive_errors: int
+    max_backoff: float
+    shared_feed: bool
+    still_waiting_every: float
+
+    @property
+    def log(self) -> Any: ...
 
 
 class Progress:
@@ -89,7 +106,7 @@ class StatusWait:
         "trigger",
     )
 
-    def __init__(self, trigger: OctanistLeadStatusTrigger, hook: OctanistAsyncHook) -> None:
+    def __init__(self, trigger: Terms, hook: OctanistAsyncHook) -> None:
         self.trigger = trigger
         self.hook = hook
         self.lead_id = trigger.lead_id
