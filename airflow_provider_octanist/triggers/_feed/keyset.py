@@ -99,8 +99,8 @@ def walkable(filters: Mapping[str, Any]) -> bool:
 
 def prints_microseconds(text: str) -> bool:
     """Whether a timestamp as the server wrote it has more than three fractional digits."""
-    fraction = text.rpartition(".")[2]
-    return len(fraction) - len(fraction.lstrip("0123456789")) > 3
+    _, dot, fraction = text.rpartition(".")
+    return bool(dot) and len(fraction) - len(fraction.lstrip("0123456789")) > 3
 
 
 def step(instant: datetime, microseconds: bool) -> timedelta:

@@ -195,6 +195,8 @@ PRECISION = [
     ("milliseconds", "2026-01-01T12:00:00.123Z", False),
     ("microseconds", "2026-01-01T12:00:00.123456Z", True),
     ("microseconds ending in zeros", "2026-01-01T12:00:00.123000Z", True),
+    ("whole seconds", "2026-01-01T12:00:00Z", False),
+    ("whole seconds with an offset", "2026-01-01T12:00:00+00:00", False),
 ]
 
 
