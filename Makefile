@@ -105,7 +105,7 @@ REQUIRE_S3 := $(if $(filter dev s3,$(GROUPS)),OCTANIST_REQUIRE_S3=1)
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(REQUIRE_S3) $(PY) -m pytest $(PYTEST_ARGS)
 
-# The change feed and the export against a model of the service (tests/triggers/test_feed_model.py)
+# The change feed and the export against a model of the service (tests/triggers/_feed/test_feed_model.py)
 # with many random examples; `make test` runs the same machines on a small fixed, derandomized budget.
 # The seed is printed first: OCTANIST_MODEL_SEED=<seed> replays a run.
 MODEL_EXAMPLES ?= 2000
@@ -113,7 +113,7 @@ model-check: $(STAMP)
 	@seed=$${OCTANIST_MODEL_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
 	echo "== model check: $(MODEL_EXAMPLES) examples per machine, OCTANIST_MODEL_SEED=$$seed"; \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OCTANIST_MODEL_EXAMPLES=$(MODEL_EXAMPLES) OCTANIST_MODEL_SEED=$$seed \
-		$(PY) -m pytest tests/triggers/test_feed_model.py -p no:cacheprovider $(PYTEST_ARGS)
+		$(PY) -m pytest tests/triggers/_feed/test_feed_model.py -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) demo/run_demo.py

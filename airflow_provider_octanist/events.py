@@ -1,5 +1,6 @@
 """
-Read the leads that :class:`~airflow_provider_octanist.triggers.octanist.OctanistLeadEventTrigger` reported.
+The payload of the events :class:`~airflow_provider_octanist.triggers.octanist.OctanistLeadEventTrigger`
+fires, both ways: :func:`lead_event_payload` builds one, :func:`leads_from_asset_events` reads them.
 
 The trigger fires one asset event per poll that found leads entering a watched status; Airflow
 may fold several such events into one DAG run (and, on some versions, deliver an event in a later
@@ -19,12 +20,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_octanist._timestamps import parse_timestamp
+from airflow_provider_octanist._timestamps import cursor_timestamp, parse_timestamp, utc_now
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow_provider_octanist.types import Lead
 
-__all__ = ["LEADS_EVENT_KIND", "LEADS_EVENT_VERSION", "leads_from_asset_events"]
+__all__ = ["LEADS_EVENT_KIND", "LEADS_EVENT_VERSION", "lead_event_payload", "leads_from_asset_events"]
 
 LEADS_EVENT_KIND = "octanist.leads"
 """The ``kind`` of every payload the lead event trigger fires; payloads without it are not ours."""
@@ -33,6 +36,22 @@ LEADS_EVENT_VERSION = 1
 """The payload layout version: ``{"kind", "version", "statuses", "polled_at", "leads": [lead, ...]}``."""
 
 _EVENT_KEYS = frozenset({"extra", "payload", "from_trigger", "kind", "leads"})
+
+
+def lead_event_payload(leads: Sequence[Mapping[str, Any]], statuses: Sequence[str]) -> dict[str, Any]:
+    """
+    The payload of one trigger event: every lead one poll found entering a watched status.
+
+    :param leads: the leads as listed, each with ``previousStatus``, in the order they changed.
+    :param statuses: the statuses the watcher reports entries into.
+    """
+    return {
+        "kind": LEADS_EVENT_KIND,
+        "version": LEADS_EVENT_VERSION,
+        "statuses": list(statuses),
+        "polled_at": cursor_timestamp(utc_now()),
+        "leads": list(leads),
+    }
 
 
 REDELIVERY_REACH = 100

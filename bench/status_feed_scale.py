@@ -83,7 +83,7 @@ def _make_trigger(kind: str, lead_id: str, interval: float, **kwargs: Any) -> An
 async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls: int) -> dict[str, Any]:
     """Run ``len(ids)`` triggers of ``kind`` for ``polls`` intervals after they all started."""
     if kind == "feed":
-        import airflow_provider_octanist.triggers._feed.status_feed  # noqa: F401 - loaded on first join
+        import airflow_provider_octanist.triggers._status.feed  # noqa: F401 - loaded on first join
 
         warm = _make_trigger(kind, warm_id, interval, target_statuses=("open",))
     else:
@@ -107,7 +107,7 @@ async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls:
 
     def all_waiting() -> bool:
         if kind == "feed":
-            from airflow_provider_octanist.triggers._feed.status_feed import feed_of
+            from airflow_provider_octanist.triggers._status.feed import feed_of
 
             feed = feed_of(OCTANIST_CONN, interval)
             return feed is not None and feed.size >= len(ids) - len(fired)

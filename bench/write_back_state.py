@@ -8,9 +8,8 @@ once): without ``state_path`` (every row sent) and with a copy of yesterday's st
 changed rows sent). Side by side: the requests the server received, wall time, the peak RSS growth
 of the task's process, and the state's size.
 
-The fake server finds the lead of each update by scanning every lead, so the passes that send every
-row grow with the square of the rows: at 100,000 they take far longer than ``make bench``'s other
-figures, and far longer than against Octanist.
+The fake server finds the lead of each update by its id at once, so the figures are the
+operator's own: its requests, its time, its memory.
 
 ``python bench/write_back_state.py [--smoke] [--json PATH]``
 """

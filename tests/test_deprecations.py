@@ -64,9 +64,9 @@ with warnings.catch_warnings(record=True) as caught:
     )
     # The shared poll subclasses Airflow 3.3's shared-stream producer; like the trigger, import it only
     # where its version gate lets it in.
-    from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported
+    from airflow_provider_octanist.triggers._watch.shared_poll_support import ack_streams_supported
 
-    gated = set() if ack_streams_supported() else {"airflow_provider_octanist.triggers._feed.shared_poll"}
+    gated = set() if ack_streams_supported() else {"airflow_provider_octanist.triggers._watch.shared_poll"}
     # The aiohttp transport is imported only where aiohttp is installed (the aiohttp extra).
     if importlib.util.find_spec("aiohttp") is None:
         gated.add("airflow_provider_octanist.hooks._aiohttp_transport")

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_octanist.events import LEADS_EVENT_KIND, leads_from_asset_events
+from airflow_provider_octanist.events import (
+    LEADS_EVENT_KIND,
+    LEADS_EVENT_VERSION,
+    lead_event_payload,
+    leads_from_asset_events,
+)
 
 
 def lead(lead_id: str, updated_at: str, **fields: Any) -> dict[str, Any]:
@@ -263,3 +268,15 @@ def test_inlet_events_that_cannot_place_a_change_are_a_clear_error(
 ) -> None:
     with pytest.raises(error, match=match):
         leads_from_asset_events(events, inlet_events=inlets)
+
+
+def test_a_built_payload_is_read_back_lead_for_lead() -> None:
+    leads = [{"id": "a", "updatedAt": "2026-01-01T00:00:00.001Z", "status": "won", "previousStatus": None}]
+    payload = lead_event_payload(leads, ["won"])
+    assert set(payload) == {"kind", "version", "statuses", "polled_at", "leads"}
+    assert (payload["kind"], payload["version"], payload["statuses"]) == (
+        LEADS_EVENT_KIND,
+        LEADS_EVENT_VERSION,
+        ["won"],
+    )
+    assert leads_from_asset_events([payload]) == leads

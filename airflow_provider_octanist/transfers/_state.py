@@ -28,11 +28,13 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist.transfers import _storage
+from airflow_provider_octanist.transfers._outcomes import json_value
+from airflow_provider_octanist.transfers._rows import LEAD_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
-    from airflow_provider_octanist.transfers._write_back import Item, Outcome
+    from airflow_provider_octanist.transfers._outcomes import Item, Outcome
 
 FORMAT = "octanist-write-back-state"
 VERSION = 1
@@ -46,8 +48,6 @@ LEASE_SECONDS = 60.0
 """A journal whose heartbeat is older than this is a dead run's, whatever host it ran on."""
 DIGEST_CHARS = 24
 """Hex characters of a digest: 96 bits, so two keys or two rows never meet by chance."""
-
-_LEAD_KEYS = ("id", "email", "phone")
 
 
 class StateError(RuntimeError):
@@ -68,7 +68,7 @@ def _seconds_of(text: str) -> float:
 
 def row_digest(arguments: Mapping[str, Any]) -> str:
     """The digest of a row's validated fields, as they would be sent (status spelt as the API spells it)."""
-    from airflow_provider_octanist._api.bodies import update_lead_body
+    from airflow_provider_octanist._lead_bodies import update_lead_body
 
     body = update_lead_body(dict(arguments))
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
@@ -232,7 +232,7 @@ class WriteBackState:
 
     def _resolve(self, resolve_unknown: Mapping[str, str]) -> None:
         for value, verdict in resolve_unknown.items():
-            keys = [self.key({name: value}) for name in _LEAD_KEYS]
+            keys = [self.key({name: value}) for name in LEAD_KEYS]
             for key in keys:
                 record = self.record(key)
                 if "unknown" not in record:
@@ -276,7 +276,7 @@ class WriteBackState:
         The run's items as they should be sent: unchanged rows and rows of a lead whose note is
         unknown become outcomes; then the rows carried from earlier runs the input did not name.
         """
-        from airflow_provider_octanist.transfers._write_back import UNCHANGED, UNKNOWN, Outcome
+        from airflow_provider_octanist.transfers._outcomes import UNCHANGED, UNKNOWN, Outcome
 
         last = 0
         for item in items:
@@ -315,7 +315,7 @@ class WriteBackState:
         yield from self._carried(last)
 
     def _carried(self, last: int) -> Iterator[Item]:
-        from airflow_provider_octanist.transfers._write_back import GIVEN_UP, Outcome
+        from airflow_provider_octanist.transfers._outcomes import GIVEN_UP, Outcome
 
         now = self.clock()
         number = last
@@ -360,7 +360,7 @@ class WriteBackState:
         """Record ``outcome`` in the state; return it as the run counts and reports it."""
         from dataclasses import replace
 
-        from airflow_provider_octanist.transfers._write_back import (
+        from airflow_provider_octanist.transfers._outcomes import (
             AMBIGUOUS,
             FAILED,
             NOT_FOUND,
@@ -406,8 +406,8 @@ class WriteBackState:
                 "since": since or now,
                 "run": self.run_id,
                 "digest": row.digest,
-                "lead": {name: _plain(value) for name, value in row.lead.items()},
-                "fields": {name: _plain(value) for name, value in row.arguments.items()},
+                "lead": {name: json_value(value) for name, value in row.lead.items()},
+                "fields": {name: json_value(value) for name, value in row.arguments.items()},
             }
         else:  # refused by Octanist as invalid: sending it again cannot help
             record.pop("carried", None)
@@ -491,10 +491,6 @@ class WriteBackState:
     def size(self) -> int:
         """The state's size in bytes as saved."""
         return int(self.target.fs.size(self.target.path))
-
-
-def _plain(value: Any) -> Any:
-    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 def _alive(pid: Any) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import suppress
+from functools import partial
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
@@ -25,7 +26,10 @@ from airflow_provider_octanist._checks import whole_number
 from airflow_provider_octanist.lineage import AD_SPEND, LEADS
 from airflow_provider_octanist.operators.octanist import _LeadListing, _OctanistOperator
 from airflow_provider_octanist.transfers import _formats, _readers, _storage
-from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
+from airflow_provider_octanist.transfers._write_back import (
+    _ToOctanistLeadsOperator,
+    with_write_back_parameters,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -50,6 +54,11 @@ def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
     iterator = iter(rows)
     while page := list(islice(iterator, size)):
         yield page
+
+
+def _count_statuses(by_status: Counter[Any], page: list[Row]) -> None:
+    """Count the leads of one page by status."""
+    by_status.update([lead.get("status") for lead in page])
 
 
 class _ToObjectStorageOperator(_OctanistOperator):
@@ -89,27 +98,8 @@ class _ToObjectStorageOperator(_OctanistOperator):
             "Exporting to %s (%s%s).", where, self.format, f", {self.compression}" if self.compression else ""
         )
 
-        def write(stream: IO[bytes]) -> int:
-            writer: _formats.JsonLinesWriter | _formats.ParquetWriter
-            if self.format == "parquet":
-                writer = _formats.ParquetWriter(stream, self._parquet_columns())
-            else:
-                writer = _formats.JsonLinesWriter(stream, self.compression)
-            rows = 0
-            try:
-                for page in pages:
-                    writer.write(page)
-                    on_page(page)
-                    rows += len(page)
-            except BaseException:
-                with suppress(Exception):  # the failure that stopped the export is the one to report
-                    writer.abort()
-                raise
-            writer.close()
-            return rows
-
         with self.hook:
-            rows, size = _storage.write_whole(target, write)
+            rows, size = _storage.write_whole(target, partial(self._write, pages, on_page))
         self.log.info("Exported %d row(s), %d bytes, to %s.", rows, size, where)
         self._summary = {
             "path": where,
@@ -119,6 +109,28 @@ class _ToObjectStorageOperator(_OctanistOperator):
             "bytes": size,
         }
         return self._summary
+
+    def _write(
+        self, pages: Iterable[list[Row]], on_page: Callable[[list[Row]], None], stream: IO[bytes]
+    ) -> int:
+        """Write ``pages`` to ``stream`` in this export's format, ``on_page`` after each; return the rows."""
+        writer: _formats.JsonLinesWriter | _formats.ParquetWriter
+        if self.format == "parquet":
+            writer = _formats.ParquetWriter(stream, self._parquet_columns())
+        else:
+            writer = _formats.JsonLinesWriter(stream, self.compression)
+        rows = 0
+        try:
+            for page in pages:
+                writer.write(page)
+                on_page(page)
+                rows += len(page)
+        except BaseException:
+            with suppress(Exception):  # the failure that stopped the export is the one to report
+                writer.abort()
+            raise
+        writer.close()
+        return rows
 
     # OpenLineage calls these in the task's process after ``execute``, on the same operator.
     def get_openlineage_facets_on_start(self) -> Any:
@@ -210,11 +222,7 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
             leads = self.hook.iter_leads(max_results=self.max_results, **filters)
             pages = self._counted(_pages(leads, self.page_size), filters)
         by_status: Counter[Any] = Counter()
-
-        def count(page: list[Row]) -> None:
-            by_status.update([lead.get("status") for lead in page])
-
-        summary = self._export(pages, count)
+        summary = self._export(pages, partial(_count_statuses, by_status))
         summary["by_status"] = dict(sorted((str(status), n) for status, n in by_status.items()))
         return summary
 
@@ -343,6 +351,7 @@ class OctanistAdSpendToObjectStorageOperator(_ToObjectStorageOperator):
         return self._export(_pages(rows, self.page_size), lambda page: None)
 
 
+@with_write_back_parameters
 class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
     """
     Update one Octanist lead per row of one object at ``path``; return a summary of every row's outcome.
@@ -371,30 +380,10 @@ class ObjectStorageToOctanistLeadsOperator(_ToOctanistLeadsOperator):
         ``memory://...``) or an ``ObjectStoragePath`` (templated).
     :param format: ``jsonl`` (JSON Lines, gzip-compressed or not: recognised by its content),
         ``csv`` (UTF-8, a header row naming the columns) or ``parquet`` (needs the ``parquet`` extra).
-    :param storage_conn_id: the Airflow connection of the store (e.g. ``aws_default``), for URL
-        paths: ``path``, ``report_path`` and ``state_path``.
-    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
-    :param max_concurrency: the most updates in flight at once (1-64, default 8).
-    :param max_failed_rows: rows that may be invalid, not found, ambiguous or failed before the
-        task fails (default 0: any such row fails it, once every row has been tried).
-    :param max_failed_ratio: besides ``max_failed_rows``, the share of the rows (read and carried
-        over) that may go wrong, e.g. ``0.01``: the task fails only past both (default ``None``).
-    :param report_path: where to write one JSON line per row with its outcome (templated; the
-        same path rules as ``path``); written whole or not at all, like an export.
-    :param state_path: where the task keeps what it applied, between runs (templated; the same
-        path rules): with it, unchanged rows are not sent, rows not applied are sent again on
-        later runs, a note is never sent twice, and a run that died resumes (docs/write-back.md).
-    :param carry_over_for: how long a row not applied is sent again, with ``state_path``, before
-        it is given up (default 7 days).
-    :param resolve_unknown: with ``state_path``, notes of unknown outcome you have checked: a
-        lead's id, email or phone to ``"applied"`` (the note is on the lead) or ``"not_applied"``
-        (send the row again).
-    :param dry_run: check every row and send nothing (with ``state_path``, the state is read to
-        tell unchanged rows, never written).
-    :returns: ``{"rows", "carried_over", "updated", "unchanged", "not_found", "ambiguous",
-        "invalid", "failed", "unknown", "given_up", "valid", "not_sent", "stopped_by",
-        "leads_updated", "rate_limited", "dry_run", "report_path", "state_path",
-        "reconciliation"}``, also pushed to XCom.
+    :param kwargs: what every write-back takes, described after this list (``octanist_conn_id``,
+        ``storage_conn_id``, ``max_concurrency``, ``max_failed_rows``, ``max_failed_ratio``,
+        ``report_path``, ``state_path``, ``carry_over_for``, ``resolve_unknown``, ``dry_run``),
+        and what any operator takes.
     """
 
     template_fields: Sequence[str] = ("path", "report_path", "state_path", "octanist_conn_id")

@@ -9,7 +9,10 @@ from contextlib import closing
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
-from airflow_provider_octanist.transfers._write_back import _ToOctanistLeadsOperator
+from airflow_provider_octanist.transfers._write_back import (
+    _ToOctanistLeadsOperator,
+    with_write_back_parameters,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +25,7 @@ FETCH_ROWS = 1_000
 """Rows taken from the cursor at a time (``fetchmany``)."""
 
 
+@with_write_back_parameters
 class SqlToOctanistLeadsOperator(_ToOctanistLeadsOperator):
     """
     Update one Octanist lead per row of a SQL query's result; return a summary of every row's outcome.
@@ -49,31 +53,10 @@ class SqlToOctanistLeadsOperator(_ToOctanistLeadsOperator):
     :param sql: one query returning the rows (templated; a ``.sql`` file name is read as a template).
     :param parameters: the query's parameters, in the database driver's style (templated).
     :param hook_params: extra arguments for the database's hook, as common.sql's operators take them.
-    :param octanist_conn_id: Airflow connection of type ``octanist`` (templated).
-    :param max_concurrency: the most updates in flight at once (1-64, default 8).
-    :param max_failed_rows: rows that may be invalid, not found, ambiguous or failed before the
-        task fails (default 0).
-    :param max_failed_ratio: besides ``max_failed_rows``, the share of the rows (read and carried
-        over) that may go wrong, e.g. ``0.01``: the task fails only past both (default ``None``).
-    :param report_path: where to write one JSON line per row with its outcome: a URL or an
-        ``ObjectStoragePath`` (templated); written whole or not at all, like an export.
-    :param state_path: where the task keeps what it applied, between runs: a URL or an
-        ``ObjectStoragePath`` (templated). With it, unchanged rows are not sent, rows not applied
-        are sent again on later runs, a note is never sent twice, and a run that died resumes
-        (docs/write-back.md).
-    :param carry_over_for: how long a row not applied is sent again, with ``state_path``, before
-        it is given up (default 7 days).
-    :param resolve_unknown: with ``state_path``, notes of unknown outcome you have checked: a
-        lead's id, email or phone to ``"applied"`` (the note is on the lead) or ``"not_applied"``
-        (send the row again).
-    :param storage_conn_id: the Airflow connection of the store of ``report_path`` and
-        ``state_path``, for URLs.
-    :param dry_run: check every row and send nothing (with ``state_path``, the state is read to
-        tell unchanged rows, never written).
-    :returns: ``{"rows", "carried_over", "updated", "unchanged", "not_found", "ambiguous",
-        "invalid", "failed", "unknown", "given_up", "valid", "not_sent", "stopped_by",
-        "leads_updated", "rate_limited", "dry_run", "report_path", "state_path",
-        "reconciliation"}``, also pushed to XCom.
+    :param kwargs: what every write-back takes, described after this list (``octanist_conn_id``,
+        ``storage_conn_id``, ``max_concurrency``, ``max_failed_rows``, ``max_failed_ratio``,
+        ``report_path``, ``state_path``, ``carry_over_for``, ``resolve_unknown``, ``dry_run``),
+        and what any operator takes.
     """
 
     template_fields: Sequence[str] = (

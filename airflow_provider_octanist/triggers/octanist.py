@@ -7,77 +7,26 @@ connection inside the triggerer and never serialized.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
-from airflow_provider_octanist._backoff import TRANSIENT_ERRORS, backoff_seconds, is_transient
 from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors, positive_number
 from airflow_provider_octanist._timestamps import cursor_timestamp, to_utc
-from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistNotFoundError
 from airflow_provider_octanist.statuses import LEAD_STATUSES, LOST, WON, normalize_statuses
-from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported, shared_key
+from airflow_provider_octanist.triggers._watch.shared_poll_support import ack_streams_supported, shared_key
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable, Iterable
 
-    from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-    from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
-    from airflow_provider_octanist.triggers._feed.status_feed import StatusFeed, Subscription
-    from airflow_provider_octanist.triggers._feed.watch import WatchConfig
-    from airflow_provider_octanist.types import Lead
-
-# The names this module has always offered for the shared definitions (see ``_backoff``).
-TRANSIENT_OCTANIST_ERRORS = TRANSIENT_ERRORS
-is_transient_octanist_error = is_transient
-transient_backoff_seconds = backoff_seconds
-
+    from airflow_provider_octanist.triggers._watch.shared_poll import SharedLeadPoll
+    from airflow_provider_octanist.triggers._watch.start import WatchConfig
 
 STILL_WAITING_EVERY = 3600.0
 """Seconds between two "still waiting" lines of a lead-status trigger whose lead does not change."""
-
-
-class _Progress:
-    """
-    What one lead-status trigger knows so far: the lead, its checks and failures in a row.
-
-    A triggerer holds one per waiting sensor, so the lead last read is kept as compact JSON text
-    (a few hundred bytes where the parsed dict of a lead with its click ids and UTM fields takes
-    several kilobytes) and parsed again only when an event or a log line needs it.
-    """
-
-    __slots__ = ("_lead", "checks", "failures", "last_error", "last_status", "next_report", "read_from")
-
-    def __init__(self, trigger: OctanistLeadStatusTrigger) -> None:
-        self._lead: bytes | Lead | None = None
-        self.last_status: Any = object()
-        self.failures = 0
-        self.last_error: str | None = None
-        self.checks = 0
-        self.next_report = time.monotonic() + trigger.still_waiting_every
-        self.read_from = float("-inf")
-        """When (``time.monotonic()``) the last successful read of the lead began."""
-
-    @property
-    def lead(self) -> Lead | None:
-        """The lead as last read (a fresh dict on each access), or ``None`` before the first read."""
-        kept = self._lead
-        if isinstance(kept, bytes):
-            return cast("Lead", json.loads(kept))
-        return kept
-
-    @lead.setter
-    def lead(self, lead: Lead | None) -> None:
-        try:
-            self._lead = None if lead is None else json.dumps(lead, separators=(",", ":")).encode()
-        except (TypeError, ValueError):  # not plain JSON (never from the API's answers): kept as it is
-            self._lead = lead
 
 
 class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
@@ -99,9 +48,9 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
     joins the change feed shared by every status trigger of its connection and poll interval in the
     triggerer: one ``GET /leads`` per interval for all of them, plus a count of leads that notices
     deleted ones, each woken only for its own lead or, when that count changed, to read its lead
-    once (see ``triggers/_feed/status_feed.py`` and ``deletions.py``). Where the feed cannot serve
-    (the API refuses its filter or sort, the answer carries no server time, the lead no
-    ``updatedAt``) or with ``shared_feed=False``, it polls ``GET /leads/{id}`` every
+    once (see ``triggers/_status/``: ``wait.py``, ``feed.py``, ``deletions.py``). Where the feed
+    cannot serve (the API refuses its filter or sort, the answer carries no server time, the lead
+    no ``updatedAt``) or with ``shared_feed=False``, it polls ``GET /leads/{id}`` every
     ``poll_interval`` on its own, and says why once in its log. At the end time it checks the lead
     once more before timing out.
     Every ``STILL_WAITING_EVERY`` seconds (an hour) it logs a "still waiting" line.
@@ -174,337 +123,18 @@ class OctanistLeadStatusTrigger(BaseTrigger):  # type: ignore[misc]
             },
         )
 
-    def _seconds_left(self) -> float | None:
-        return None if self.end_time is None else self.end_time - time.time()
-
-    def _timeout_event(self, lead: Lead | None, last_error: str | None) -> TriggerEvent:
-        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
-
-        waited_for = " or ".join(self.target_statuses)
-        seen = f"; it was last {cap(repr(lead.get('status')), MAX_SERVER_WORD)}" if lead is not None else ""
-        error = f"; the last check failed: {last_error}" if last_error else ""
-        payload: dict[str, Any] = {
-            "status": "timeout",
-            "lead_id": self.lead_id,
-            "message": (
-                f"Lead {self.lead_id} did not become {waited_for} before the sensor's timeout{seen}{error}."
-            ),
-        }
-        if lead is not None:
-            payload["lead"] = lead
-        return TriggerEvent(payload)
-
-    def _error_event(self, message: str) -> TriggerEvent:
-        return TriggerEvent({"status": "error", "lead_id": self.lead_id, "message": message})
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait until the lead is at a target or failure status, the end time passes, or errors win."""
         from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+        from airflow_provider_octanist.triggers._status.wait import StatusWait
 
         hook = OctanistAsyncHook(octanist_conn_id=self.octanist_conn_id)
         try:
-            if self.shared_feed:
-                event = await self._wait_with_feed(hook)
-            else:
-                event = await self._poll_until_done(hook, _Progress(self))
+            event = await StatusWait(self, hook).run()
         finally:
             # Closed before the event is yielded: Airflow may never resume the generator afterwards.
             await hook.aclose()
         yield event
-
-    # -- one check of the lead ---------------------------------------------------------------------
-
-    async def _check(
-        self, hook: OctanistAsyncHook, progress: _Progress
-    ) -> tuple[TriggerEvent | None, str | None]:
-        """
-        Read the lead once; return the event it ends with, if any, and the server's time of the answer.
-
-        A transient failure counts against ``max_consecutive_errors`` and returns no event until
-        that many failed in a row.
-        """
-        progress.checks += 1
-        progress.last_error = None
-        began = time.monotonic()
-        try:
-            # The end time bounds the request too, so a slow answer cannot hold the trigger past it.
-            lead, server_time = await hook.get_lead_with_server_time(self.lead_id, deadline=self.end_time)
-        except OctanistNotFoundError as exc:
-            return (
-                TriggerEvent(
-                    {
-                        "status": "not_found",
-                        "lead_id": self.lead_id,
-                        "message": f"Octanist has no lead {self.lead_id!r}: {exc}",
-                    }
-                ),
-                None,
-            )
-        except Exception as exc:
-            if not is_transient(exc):
-                # A rejected key, a refused request or a broken connection setting: polling
-                # again cannot help, so report it now with Octanist's words.
-                self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
-                return self._error_event(f"Watching lead {self.lead_id} failed: {exc}"), None
-            return self._transient_failure(progress, exc), None
-        progress.failures = 0
-        progress.read_from = began
-        return self._judge(lead, progress), server_time
-
-    def _transient_failure(self, progress: _Progress, exc: BaseException | str) -> TriggerEvent | None:
-        progress.failures += 1
-        progress.last_error = str(exc)
-        if progress.failures >= self.max_consecutive_errors:
-            self.log.error(
-                "Giving up on lead %s after %d failed checks in a row.", self.lead_id, progress.failures
-            )
-            return self._error_event(
-                f"Gave up watching lead {self.lead_id} after {progress.failures} failed checks in a row; "
-                f"the last one: {exc}"
-            )
-        self.log.warning(
-            "Checking lead %s failed (%d of %d in a row): %s",
-            self.lead_id,
-            progress.failures,
-            self.max_consecutive_errors,
-            exc,
-        )
-        return None
-
-    def _judge(self, lead: Lead, progress: _Progress) -> TriggerEvent | None:
-        """The event a lead in this state ends the wait with, if any; log a status change."""
-        progress.lead = lead
-        status = lead.get("status")
-        if status in self.target_statuses:
-            self.log.info("Lead %s is %s.", self.lead_id, status)
-            return TriggerEvent({"status": "success", "lead_id": self.lead_id, "lead": lead})
-        if status in self.failure_statuses:
-            self.log.info("Lead %s is %s, a failure status.", self.lead_id, status)
-            return TriggerEvent({"status": "failure", "lead_id": self.lead_id, "lead": lead})
-        if status != progress.last_status:
-            from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
-
-            self.log.info(
-                "Lead %s is %s; waiting until it is %s.",
-                self.lead_id,
-                cap(str(status), MAX_SERVER_WORD),
-                " or ".join(self.target_statuses),
-            )
-            progress.last_status = status
-        return None
-
-    def _report_if_due(self, progress: _Progress, checks: int) -> None:
-        """Log a short "still waiting" line every ``still_waiting_every`` seconds."""
-        now = time.monotonic()
-        if now < progress.next_report:
-            return
-        progress.next_report = now + self.still_waiting_every
-        left = self._seconds_left()
-        from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
-
-        status = progress.lead.get("status") if progress.lead is not None else "unread"
-        self.log.info(
-            "Still waiting for lead %s to become %s: it is %s after %d check(s); %s.",
-            self.lead_id,
-            " or ".join(self.target_statuses),
-            cap(str(status), MAX_SERVER_WORD),
-            checks,
-            "no end time" if left is None else f"{max(0.0, left):.0f} s left",
-        )
-
-    # -- polling the lead on its own -----------------------------------------------------------------
-
-    async def _poll_until_done(
-        self, hook: OctanistAsyncHook, progress: _Progress, first_wait: float | None = None
-    ) -> TriggerEvent:
-        wait = first_wait
-        while True:
-            if wait is not None:
-                left = self._seconds_left()
-                if left is not None:
-                    if left <= 0:
-                        return self._timeout_event(progress.lead, progress.last_error)
-                    # Sleep no further than the end time, so the last check happens right at it.
-                    wait = min(wait, left)
-                await asyncio.sleep(wait)
-            event, _ = await self._check(hook, progress)
-            if event is not None:
-                return event
-            self._report_if_due(progress, progress.checks)
-            if progress.failures:
-                wait = backoff_seconds(progress.failures, self.poll_interval, self.max_backoff)
-            else:
-                wait = self.poll_interval
-            left = self._seconds_left()
-            if left is not None and left <= 0:
-                return self._timeout_event(progress.lead, progress.last_error)
-
-    # -- waiting with the shared change feed -------------------------------------------------------
-
-    async def _wait_with_feed(self, hook: OctanistAsyncHook) -> TriggerEvent:
-        from airflow_provider_octanist.triggers._feed import status_feed
-        from airflow_provider_octanist.triggers._feed.deletions import created_at
-
-        progress = _Progress(self)
-        read = await self._first_read(hook, progress)
-        if isinstance(read, TriggerEvent):
-            return read
-        placed = status_feed.place(cast("dict[str, Any]", progress.lead), read)
-        # Why the feed cannot serve this trigger, if it cannot; each reason is checked only if needed.
-        why = (
-            placed
-            if isinstance(placed, str)
-            else status_feed.refused(self.octanist_conn_id, self.poll_interval)
-            or await self._unlisted(hook, progress)
-        )
-        if isinstance(why, TriggerEvent):
-            return why
-        if why is not None or isinstance(placed, str):
-            return await self._fall_back(hook, progress, why or "")
-        subscription = status_feed.Subscription(
-            self.lead_id,
-            *placed,
-            created_at=created_at(cast("dict[str, Any]", progress.lead)),
-            read_from=progress.read_from,
-        )
-        feed = status_feed.subscribe(
-            self.octanist_conn_id, self.poll_interval, subscription, self.max_backoff, self.log
-        )
-        try:
-            event = await self._follow(feed, subscription, hook, progress)
-        finally:
-            await status_feed.unsubscribe(feed, subscription)
-        if event is not None:
-            return event
-        return await self._fall_back(hook, progress, subscription.fallback or "")
-
-    async def _unlisted(self, hook: OctanistAsyncHook, progress: _Progress) -> TriggerEvent | str | None:
-        """
-        Why the feed would never show this trigger's lead, or ``None`` when the list shows it.
-
-        A lead missing from the listing of its ``updatedAt`` may just have changed since it was
-        read: it is read again (which ends the wait if it got there) and looked for anew, up to
-        three times, before it counts as hidden from the list.
-        """
-        from airflow_provider_octanist.triggers._feed import status_feed
-
-        for _ in range(3):
-            seen = progress.lead
-            try:
-                lead = cast("dict[str, Any]", seen)
-                reason = await status_feed.unlisted(hook, lead, self.poll_interval, self.end_time)
-            except OctanistAuthError as exc:
-                self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
-                return self._error_event(f"Watching lead {self.lead_id} failed: {exc}")
-            if reason is None or status_feed.refused(self.octanist_conn_id, self.poll_interval):
-                return reason  # listed, or the API refused the listing: no second look helps
-            event, _ = await self._check(hook, progress)
-            if event is not None:
-                return event
-            now = progress.lead
-            if now is None or now.get("updatedAt") == (seen or {}).get("updatedAt"):
-                return reason  # the lead has not changed: the list hides it
-        return reason
-
-    async def _first_read(self, hook: OctanistAsyncHook, progress: _Progress) -> TriggerEvent | str | None:
-        """
-        Read the lead until a read succeeds: the event that ends the wait, or the server's time of the answer.
-
-        It answers at once for a lead already in a target or failure status, and its server time
-        tells the feed where to start.
-        """
-        while True:
-            event, server_time = await self._check(hook, progress)
-            if event is not None:
-                return event
-            left = self._seconds_left()
-            if left is not None and left <= 0:
-                return self._timeout_event(progress.lead, progress.last_error)
-            if progress.failures == 0:
-                return server_time
-            wait = backoff_seconds(progress.failures, self.poll_interval, self.max_backoff)
-            await asyncio.sleep(wait if left is None else min(wait, left))
-
-    async def _follow(
-        self,
-        feed: StatusFeed,
-        subscription: Subscription,
-        hook: OctanistAsyncHook,
-        progress: _Progress,
-    ) -> TriggerEvent | None:
-        """Wait on the feed until it ends the wait; ``None`` when the feed cannot serve this trigger."""
-        loop = asyncio.get_running_loop()
-        reported_failures = 0
-        while True:
-            # Cleared before reading what the feed said: whatever it says meanwhile (while the
-            # lead is read, say) ends the next wait at once.
-            subscription.wake.clear()
-            event = await self._news(subscription, hook, progress)
-            if event is not None:
-                return event
-            if subscription.fatal is not None:
-                exc = subscription.fatal
-                self.log.error("Watching lead %s failed: %s", self.lead_id, exc)
-                return self._error_event(f"Watching lead {self.lead_id} failed: {exc}")
-            if subscription.fallback is not None:
-                return None
-            if subscription.failures != reported_failures:
-                reported_failures = subscription.failures
-                if reported_failures:
-                    progress.failures = reported_failures - 1
-                    event = self._transient_failure(progress, subscription.last_error or "unknown error")
-                    if event is not None:
-                        return event
-                else:
-                    progress.failures = 0
-            checks = progress.checks + feed.polls - subscription.polls_at_join
-            self._report_if_due(progress, checks)
-            left = self._seconds_left()
-            if left is not None and left <= 0:
-                # The last check happens right at the end time, as when polling alone.
-                event, _ = await self._check(hook, progress)
-                return event or self._timeout_event(progress.lead, progress.last_error)
-            timeout = max(0.0, progress.next_report - time.monotonic())
-            if left is not None:
-                timeout = min(timeout, left)
-            timer = loop.call_later(timeout, subscription.wake.set)
-            try:
-                await subscription.wake.wait()
-            finally:
-                timer.cancel()
-
-    async def _news(
-        self, subscription: Subscription, hook: OctanistAsyncHook, progress: _Progress
-    ) -> TriggerEvent | None:
-        """Judge what the feed handed over: a newer row of the lead, or a request to read it once."""
-        from airflow_provider_octanist.triggers._feed import status_feed
-
-        if subscription.lead is not None:
-            lead = cast("Lead", status_feed.as_lead(subscription.lead))
-            subscription.lead = None
-            event = self._judge(lead, progress)
-            if event is not None:
-                return event
-        if subscription.check:
-            # The feed's count of leads changed: this lead may be the one deleted. A lone
-            # trigger's read: 404 fires not_found; a lead still there goes back to waiting.
-            # Cleared first, so an ask that comes during the read is not lost.
-            subscription.check = False
-            event, _ = await self._check(hook, progress)
-            subscription.checked(ok=progress.failures == 0)
-            return event
-        return None
-
-    async def _fall_back(self, hook: OctanistAsyncHook, progress: _Progress, reason: str) -> TriggerEvent:
-        self.log.warning(
-            "Lead %s: the shared change feed cannot serve this trigger (%s); polling GET /leads/%s "
-            "every %g s instead.",
-            self.lead_id,
-            reason,
-            self.lead_id,
-            self.poll_interval,
-        )
-        return await self._poll_until_done(hook, progress, first_wait=self.poll_interval)
 
 
 DEFAULT_EVENT_POLL_INTERVAL = 60.0
@@ -607,7 +237,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
         ``async def``: it hands over the poll loop's async generator itself, so cancelling the
         trigger closes the loop (and its HTTP client) at once.
         """
-        from airflow_provider_octanist.triggers._feed.watch import watch
+        from airflow_provider_octanist.triggers._watch.watch import watch
 
         return watch(self._config(), self._asset_state_store(), self.log)
 
@@ -629,7 +259,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
 
         :param kwargs: the serialized arguments of one watcher of the group.
         """
-        from airflow_provider_octanist.triggers._feed.shared_poll import SharedLeadPoll
+        from airflow_provider_octanist.triggers._watch.shared_poll import SharedLeadPoll
 
         trigger = cls(**kwargs)
         return SharedLeadPoll(
@@ -644,7 +274,7 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
 
         :param shared_stream: the segments of the shared poll, as Airflow hands them over.
         """
-        from airflow_provider_octanist.triggers._feed.shared_poll import watch_shared
+        from airflow_provider_octanist.triggers._watch.shared_poll import watch_shared
 
         return watch_shared(self._config(), self._asset_state_store(), shared_stream, self.log)
 
@@ -655,8 +285,8 @@ class OctanistLeadEventTrigger(BaseEventTrigger):  # type: ignore[misc]
     def _config(self) -> WatchConfig:
         # The change feed's machinery is imported when a watcher runs, not when a DAG file that
         # declares one is parsed.
-        from airflow_provider_octanist.triggers._feed.state_slot import state_key
-        from airflow_provider_octanist.triggers._feed.watch import WatchConfig
+        from airflow_provider_octanist.triggers._watch.start import WatchConfig
+        from airflow_provider_octanist.triggers._watch.state_slot import state_key
 
         return WatchConfig(
             octanist_conn_id=self.octanist_conn_id,

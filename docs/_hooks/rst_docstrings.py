@@ -9,13 +9,16 @@ raw text. Converting them here, when the docs are built, keeps the docstrings as
 - a role becomes the name in code, linked to its page of the reference where there is one (an
   optional cross-reference: a private or external name stays plain code, without a warning);
 - ``.. code-block:: python`` and ``text::`` followed by an indented block become fenced code;
-- a private base class (``_LeadListing``) gives way, in a class's "Bases", to its own public bases.
+- a private base class (``_LeadListing``) gives way, in a class's "Bases", to its own public bases;
+- a class decorated to append shared parameter docs at runtime (``with_write_back_parameters``)
+  shows them on its page too, as ``help()`` does.
 
 ``docs/_hooks/check_rendered.py`` then fails the build if anything raw is left.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 from typing import Any
@@ -27,6 +30,12 @@ ROLE = re.compile(
 )
 DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. code-block::\s*(?P<lang>\S*)\s*$")
 LITERAL = re.compile(r"^(?P<text>.*?)(?P<space>\s?)::\s*$")
+APPENDED_DOCS = {
+    "airflow_provider_octanist.transfers._write_back.with_write_back_parameters": (
+        "airflow_provider_octanist.transfers._write_back.PARAMETERS"
+    ),
+}
+"""A decorator that appends a module's text to a docstring at runtime -> the path of that text."""
 
 
 class RstDocstrings(griffe.Extension):
@@ -50,6 +59,18 @@ class RstDocstrings(griffe.Extension):
         """
         for cls in _classes(pkg):
             cls.bases = _public_bases(cls.bases, loader)
+            _append_decorated_docs(cls, loader)
+
+
+def _append_decorated_docs(cls: griffe.Class, loader: griffe.GriffeLoader) -> None:
+    """Append to ``cls``'s docstring what its decorators of ``APPENDED_DOCS`` append at runtime."""
+    for decorator in cls.decorators:
+        text_path = APPENDED_DOCS.get(decorator.callable_path)
+        if text_path is None or cls.docstring is None:
+            continue
+        text = ast.literal_eval(str(loader.modules_collection[text_path].value))
+        appended = to_markdown(textwrap.dedent(text).strip(), lambda target: _identifier(cls, target))
+        cls.docstring.value = cls.docstring.value.rstrip() + "\n\n" + appended
 
 
 def to_markdown(text: str, identify: Any) -> str:

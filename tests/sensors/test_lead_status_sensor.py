@@ -300,10 +300,10 @@ def test_soft_fail_skips_on_failure_and_not_found_events() -> None:
         s.execute_complete({}, {"status": "not_found", "message": "gone"})
 
 
-# -- soft_fail skips outcomes, never errors (issue 17, item 13) ---------------------------------------
+# -- soft_fail skips outcomes, never errors ----------------------------------------------------------
 
 
-def test_case_17_13_soft_fail_never_skips_a_rejected_key_in_poke_mode(
+def test_soft_fail_never_skips_a_rejected_key_in_poke_mode(
     octanist_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from conftest import connection_json
@@ -319,9 +319,7 @@ def test_case_17_13_soft_fail_never_skips_a_rejected_key_in_poke_mode(
         sensor(soft_fail=True, timeout=30).execute({})
 
 
-def test_case_17_13_soft_fail_never_skips_an_outage_in_poke_mode(
-    octanist_server: Any, octanist_conn: str
-) -> None:
+def test_soft_fail_never_skips_an_outage_in_poke_mode(octanist_server: Any, octanist_conn: str) -> None:
     from airflow_provider_octanist.exceptions import OctanistServerError
 
     octanist_server.add_lead(id=LEAD)
@@ -331,7 +329,7 @@ def test_case_17_13_soft_fail_never_skips_an_outage_in_poke_mode(
         sensor(soft_fail=True, timeout=30).execute({})
 
 
-def test_case_17_13_soft_fail_never_skips_an_outage_the_trigger_reports(
+def test_soft_fail_never_skips_an_outage_the_trigger_reports(
     octanist_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from conftest import connection_json, first_trigger_event
@@ -353,7 +351,7 @@ def test_case_17_13_soft_fail_never_skips_an_outage_the_trigger_reports(
     assert not isinstance(failure.value, AirflowSkipException)
 
 
-def test_case_17_13_soft_fail_never_skips_a_trigger_that_failed(octanist_server: Any) -> None:
+def test_soft_fail_never_skips_a_trigger_that_failed(octanist_server: Any) -> None:
     with pytest.raises(Exception, match="Trigger crashed") as failure:
         sensor(soft_fail=True).resume_execution("__fail__", {"error": "Trigger crashed"}, {})
     assert not isinstance(failure.value, AirflowSkipException)
@@ -367,12 +365,12 @@ def test_case_17_13_soft_fail_never_skips_a_trigger_that_failed(octanist_server:
         {"status": "timeout", "message": f"Lead {LEAD} did not become won"},
     ],
 )
-def test_case_17_13_soft_fail_still_skips_the_outcomes_on_resume(event: dict[str, Any]) -> None:
+def test_soft_fail_still_skips_the_outcomes_on_resume(event: dict[str, Any]) -> None:
     with pytest.raises(AirflowSkipException):
         sensor(soft_fail=True).resume_execution("execute_complete", {"event": event}, {})
 
 
-def test_case_17_13_without_soft_fail_an_error_event_fails_as_before() -> None:
+def test_without_soft_fail_an_error_event_fails_the_task_to_be_retried() -> None:
     event = {"status": "error", "message": "Gave up watching after 1 failed check"}
     with pytest.raises(AirflowException, match="Gave up") as failure:
         sensor().resume_execution("execute_complete", {"event": event}, {})

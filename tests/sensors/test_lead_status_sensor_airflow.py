@@ -146,12 +146,12 @@ def test_an_unknown_lead_fails_clearly_without_retries(scenario: Scenario) -> No
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferred"])
-def test_case_17_13_soft_fail_never_skips_a_rejected_key(scenario: Scenario, mode: str) -> None:
+def test_soft_fail_never_skips_a_rejected_key(scenario: Scenario, mode: str) -> None:
     scenario.assert_task(f"rejected_key_soft_fail_{mode}", "failed")
     assert "Octanist rejected the API key of connection 'octanist_rejected'" in scenario.run.output
 
 
-def test_case_17_13_soft_fail_never_skips_an_outage_reported_while_deferred(scenario: Scenario) -> None:
+def test_soft_fail_never_skips_an_outage_reported_while_deferred(scenario: Scenario) -> None:
     assert scenario.flips["outage"].flipped.is_set(), "the sensor never checked the lead before deferring"
     assert "Deferring: the triggerer checks lead lead_outage" in scenario.run.output
     scenario.assert_task("outage_soft_fail_deferred", "failed")

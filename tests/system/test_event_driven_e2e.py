@@ -152,7 +152,7 @@ def scenario(tmp_path: Path) -> Iterator[Scenario]:
 def test_won_leads_start_one_mapped_task_each_also_across_a_triggerer_kill(
     scenario: Scenario, record_property: Callable[[str, object], None]
 ) -> None:
-    from airflow_provider_octanist.triggers._feed.shared_poll_support import ack_streams_supported
+    from airflow_provider_octanist.triggers._watch.shared_poll_support import ack_streams_supported
 
     server, db = scenario.server, scenario.db
     a = server.add_lead(name="Ada", email="ada@example.com", createdAt=LONG_AGO)

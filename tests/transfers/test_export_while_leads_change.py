@@ -12,7 +12,7 @@ from airflow_provider_octanist.exceptions import OctanistError
 from airflow_provider_octanist.testing import FakeOctanistServer
 from airflow_provider_octanist.transfers.object_storage import OctanistLeadsToObjectStorageOperator
 
-from .helpers import run
+from .conftest import run
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -20,7 +20,7 @@ from airflow_provider_octanist.transfers.object_storage import (
     OctanistLeadsToObjectStorageOperator,
 )
 
-from .helpers import needs_pyarrow, run
+from .conftest import from_csv, needs_pyarrow, run
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -658,10 +658,10 @@ def test_an_objectstoragepath_that_rejects_the_url_says_which_universal_pathlib_
         _storage.object_storage_path("file:///tmp/x.jsonl")
 
 
-# -- issue 17, items 14 and 15: a path that names no object; Parquet that rounds nothing --------------
+# -- a path that names no object; Parquet that rounds nothing ------------------------------------
 
 
-def test_case_17_14_a_path_that_is_an_existing_directory_is_refused_before_any_request(
+def test_a_path_that_is_an_existing_directory_is_refused_before_any_request(
     octanist_server: Any, octanist_conn: str, tmp_path: Path
 ) -> None:
     octanist_server.add_lead()
@@ -675,7 +675,7 @@ def test_case_17_14_a_path_that_is_an_existing_directory_is_refused_before_any_r
 
 
 @pytest.mark.parametrize("suffix", ["out/", "out/leads/"])
-def test_case_17_14_a_path_ending_in_a_slash_is_refused_before_any_request(
+def test_a_path_ending_in_a_slash_is_refused_before_any_request(
     octanist_server: Any, octanist_conn: str, tmp_path: Path, suffix: str
 ) -> None:
     with pytest.raises(ValueError, match=r"ends with '/', so it names a folder, not an object"):
@@ -685,9 +685,7 @@ def test_case_17_14_a_path_ending_in_a_slash_is_refused_before_any_request(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_case_17_14_an_object_store_prefix_holding_objects_is_refused(
-    octanist_server: Any, octanist_conn: str
-) -> None:
+def test_an_object_store_prefix_holding_objects_is_refused(octanist_server: Any, octanist_conn: str) -> None:
     folder = memory_path().rsplit("/", 1)[0]
     run(OctanistLeadsToObjectStorageOperator(task_id="first", path=f"{folder}/day-1.jsonl"))
     octanist_server.clear_requests()
@@ -698,7 +696,7 @@ def test_case_17_14_an_object_store_prefix_holding_objects_is_refused(
 
 
 @needs_pyarrow
-def test_case_17_15_parquet_keeps_the_microseconds_octanist_sends(
+def test_parquet_keeps_the_microseconds_octanist_sends(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import pyarrow.parquet as pq
@@ -718,7 +716,7 @@ def test_case_17_15_parquet_keeps_the_microseconds_octanist_sends(
 
 
 @needs_pyarrow
-def test_case_17_15_a_lead_value_a_float_would_round_is_kept_whole_in_extra_fields(
+def test_a_lead_value_a_float_would_round_is_kept_whole_in_parquet_extra_fields(
     octanist_server: Any, octanist_conn: str, tmp_path: Path
 ) -> None:
     import pyarrow.parquet as pq
@@ -736,7 +734,7 @@ def test_case_17_15_a_lead_value_a_float_would_round_is_kept_whole_in_extra_fiel
 
 
 @needs_pyarrow
-def test_case_17_15_what_no_column_type_holds_exactly_goes_to_extra_fields(tmp_path: Path) -> None:
+def test_what_no_parquet_column_type_holds_exactly_goes_to_extra_fields(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     from airflow_provider_octanist.transfers._formats import ParquetWriter
@@ -763,3 +761,13 @@ def test_case_17_15_what_no_column_type_holds_exactly_goes_to_extra_fields(tmp_p
     assert fits["spend"] == 0.1
     assert fits["at"] == datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=timezone.utc)
     assert fits["extra_fields"] is None
+
+
+# -- the write-back from an object ------------------------------------------------------------
+
+
+def test_a_missing_object_is_named_in_the_error(octanist_conn: str, tmp_path: Path) -> None:
+    missing = (tmp_path / "nowhere.csv").as_uri()
+
+    with pytest.raises(FileNotFoundError, match=f"There is no object at {missing} to read the rows from"):
+        run(from_csv(missing))

@@ -13,7 +13,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_octanist.exceptions import OctanistAuthError
 from airflow_provider_octanist.transfers.object_storage import ObjectStorageToOctanistLeadsOperator
 
-from .helpers import run
+from .conftest import run
 
 if TYPE_CHECKING:
     from pathlib import Path

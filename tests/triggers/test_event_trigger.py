@@ -19,16 +19,10 @@ import pytest
 
 from airflow_provider_octanist.events import LEADS_EVENT_KIND, leads_from_asset_events
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-from airflow_provider_octanist.triggers._feed import (
-    changes,
-    lead_source,
-    shared_poll_support,
-    state_slot,
-    watch_state,
-)
-from airflow_provider_octanist.triggers._feed.changes import Changes, fetch_changes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist.triggers._feed import changes, lead_source
+from airflow_provider_octanist.triggers._watch import shared_poll_support
 from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
+from triggers.conftest import MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -45,29 +39,6 @@ pytestmark = pytest.mark.skipif(
 POLL = 0.03
 LONG_AGO = "2026-01-01T00:00:00.000Z"
 """Leads are created with this timestamp so they are older than any watcher's start point."""
-
-
-class MemoryStore:
-    """The asset state store as a trigger sees it (``aget``/``aset``), JSON round trip included."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes: list[tuple[str, Any]] = []
-        self.fail_writes = 0
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return json.loads(json.dumps(self.values[key])) if key in self.values else default
-
-    async def aset(self, key: str, value: Any) -> None:
-        if self.fail_writes:
-            self.fail_writes -= 1
-            raise RuntimeError("the asset state store is not reachable")
-        self.values[key] = json.loads(json.dumps(value))
-        self.writes.append((key, self.values[key]))
-
-    def only(self) -> dict[str, Any]:
-        (value,) = self.values.values()
-        return value
 
 
 @pytest.fixture
@@ -491,39 +462,6 @@ def test_nothing_changed_costs_exactly_one_request_per_poll(
     assert per_poll == [1] * 7
 
 
-def test_paging_is_safe_while_leads_change_between_pages(server: FakeOctanistServer) -> None:
-    leads = server.add_leads(250, createdAt=LONG_AGO)
-    start = datetime.now(timezone.utc) - timedelta(seconds=1)
-    for lead in leads:
-        server.set_status(lead["id"], "qualified", value=1)
-    moved_late = leads[150]["id"]  # on the second page of an offset listing
-    moved_early = leads[10]["id"]  # already read on the first page
-
-    class ChangingWhilePaging(OctanistAsyncHook):
-        """The real hook, with two leads edited right after the first page was served."""
-
-        pages = 0
-
-        async def list_leads_page(self, page: int = 1, **filters: Any) -> Any:
-            result = await super().list_leads_page(page, **filters)
-            self.pages += 1
-            if self.pages == 1:
-                server.update_lead(moved_late, note="edited while paging")
-                server.update_lead(moved_early, note="edited while paging")
-            return result
-
-    async def scenario() -> None:
-        async with ChangingWhilePaging() as hook:
-            changes = await fetch_changes(hook, Cursor(start))
-        seen = [change.lead_id for change in changes.changes]
-        assert set(seen) == {lead["id"] for lead in leads}
-        assert seen.count(moved_early) == 2  # its first change and its edit, both after the start
-        assert seen.count(moved_late) in (1, 2)  # met again behind the bound, never skipped
-        assert [c.key for c in changes.changes] == sorted(c.key for c in changes.changes)
-
-    asyncio.run(scenario())
-
-
 # ----------------------------------------------------------------------------------------------
 # State: the watermark in the asset state store
 # ----------------------------------------------------------------------------------------------
@@ -832,7 +770,7 @@ class Triggerer:
 
 @shared_streams
 def test_watchers_of_one_connection_share_one_poll_and_filter_their_own_statuses(
-    server: FakeOctanistServer,
+    server: FakeOctanistServer, counted: dict[str, int]
 ) -> None:
     a, b, c = server.add_leads(3, createdAt=LONG_AGO)
     won_store, lost_store = MemoryStore(), MemoryStore()
@@ -842,11 +780,9 @@ def test_watchers_of_one_connection_share_one_poll_and_filter_their_own_statuses
         triggerer.start(1, trigger(statuses="won"), won_store)
         triggerer.start(2, trigger(statuses=("lost",)), lost_store)
         await until(lambda: len(won_store.writes) == len(lost_store.writes) == 1, "both watchers started")
-        await until(lambda: server.request_count("GET", "/api/leads") >= 4, "a shared poll")
-        polls_before = server.request_count("GET", "/api/leads")
-        await asyncio.sleep(POLL * 10)
-        shared = server.request_count("GET", "/api/leads") - polls_before
-        assert 5 <= shared <= 12, f"{shared} requests in ten poll intervals for two watchers"
+        await until(lambda: counted.get("octanist.shared_poll.polls", 0) >= 10, "ten shared polls")
+        alone = counted.get("octanist.event_trigger.polls", 0)
+        assert alone == 0, f"{alone} poll(s) of a watcher polling on its own, beside the shared poll"
 
         server.set_status(a["id"], "won", value=1)
         server.set_status(b["id"], "lost", loss_reason="price")
@@ -916,57 +852,6 @@ def test_shared_watcher_resumes_from_its_saved_state_after_a_restart(server: Fak
     asyncio.run(scenario())
 
 
-@shared_streams
-def test_a_shared_watchers_state_is_written_only_for_segments_every_watcher_confirmed() -> None:
-    from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
-
-    from airflow_provider_octanist.triggers._feed import shared_poll
-
-    key = shared_poll_support.shared_key("octanist_default", 1.0)
-    store = MemoryStore()
-    start = datetime(2026, 3, 1, tzinfo=timezone.utc)
-    state = watch_state.WatchState.fresh(("won",), timedelta(days=90), start)
-    member = shared_poll._Member(state, state_slot.StateSlot(store, "k"), None, shared_poll.log)
-    poll = shared_poll.SharedLeadPoll(key, "octanist_default", 1.0)
-
-    def segment(seq: int) -> shared_poll.Segment:
-        at = start + timedelta(minutes=seq)
-        state.advance_to(Cursor(at, frozenset({f"lead_{seq}"})))
-        empty = Changes(Cursor(start), Cursor(at), (), True)
-        return shared_poll.Segment(poll.token, seq, empty)
-
-    def written_up_to() -> str | None:
-        return store.values["k"]["cursor"]["ids"][0] if "k" in store.values else None
-
-    def confirmed(seq: int) -> Any:
-        return AdvanceItem(seq, AdvanceOutcome(acked=2, failed=0))
-
-    def failed(seq: int) -> Any:
-        return AdvanceItem(seq, AdvanceOutcome(acked=1, failed=1))
-
-    async def scenario() -> None:
-        watchers = shared_poll._watchers(key)
-        watchers.members.append(member)
-        try:
-            for seq in (1, 2, 3):
-                member.stage(segment(seq))
-            await poll.advance([confirmed(1), failed(2)])
-            assert written_up_to() == "lead_1"  # segment 2 was not stored for every watcher
-            store.fail_writes = 1
-            await poll.advance([confirmed(3)])
-            assert written_up_to() == "lead_1"  # the write failed ...
-            await member.retry_unsaved()
-            assert written_up_to() == "lead_3"  # ... and is retried (before the next poll)
-            await poll.advance([failed(4)])
-            assert written_up_to() == "lead_3"
-        finally:
-            watchers.members.remove(member)
-            shared_poll._release(key)
-            await poll.aclose()
-
-    asyncio.run(scenario())
-
-
 def test_leads_from_asset_events_reads_the_trigger_events_back(server: FakeOctanistServer) -> None:
     a, b = server.add_leads(2, createdAt=LONG_AGO)
 
@@ -989,5 +874,5 @@ def test_leads_from_asset_events_reads_the_trigger_events_back(server: FakeOctan
 def _no_leftover_shared_watchers() -> Iterator[None]:
     yield
     # The shared poll exists only where Airflow shares streams: nothing to check where it never loaded.
-    shared_poll = sys.modules.get("airflow_provider_octanist.triggers._feed.shared_poll")
+    shared_poll = sys.modules.get("airflow_provider_octanist.triggers._watch.shared_poll")
     assert shared_poll is None or not shared_poll._WATCHERS, "a shared poll or watcher was left registered"

@@ -1,8 +1,9 @@
 """
-Issue 14, the change feed's side: cases 1, 2, 4, 5 and 11, through ``fetch_changes`` and the event trigger.
+The change feed against the hostile answers of docs/hostile-answers.md, directly and through the trigger.
 
 The feed must never trade a lead for silence: an ignored sort, a lead dated in the future, a
-malformed lead, microsecond timestamps and repeating pages each get a test named after its case.
+malformed lead, microsecond timestamps and repeating pages each get a pair of tests, the feed
+directly and the trigger, named after the behaviour they pin (the sections follow the document).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ async def changes_after(start: Cursor, notes: FeedNotes | None = None, **kwargs:
 # -- case 1: the list ignores sort --------------------------------------------------------------------
 
 
-def test_case_1_an_ignored_sort_is_detected_and_the_window_read_whole(server: FakeOctanistServer) -> None:
+def test_an_ignored_sort_is_detected_and_the_window_read_whole(server: FakeOctanistServer) -> None:
     leads = server.add_leads(250, createdAt=LONG_AGO)
     base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
     for n, lead in enumerate(reversed(leads)):  # updatedAt order is the reverse of insertion order
@@ -156,7 +157,7 @@ def test_case_1_an_ignored_sort_is_detected_and_the_window_read_whole(server: Fa
     assert changes.end.at == base + timedelta(milliseconds=249)
 
 
-def test_case_1_the_event_trigger_reports_every_lead_once_and_logs_the_ignored_sort_once(
+def test_the_event_trigger_under_an_ignored_sort_reports_every_lead_once_and_says_so_once(
     server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     leads = server.add_leads(250, createdAt=LONG_AGO)
@@ -178,7 +179,7 @@ def test_case_1_the_event_trigger_reports_every_lead_once_and_logs_the_ignored_s
 # -- case 2: a lead dated in the future ---------------------------------------------------------------
 
 
-def test_case_2_a_future_lead_is_reported_but_the_cursor_stays_by_the_servers_clock(
+def test_a_lead_dated_in_the_future_is_listed_but_the_cursor_stays_by_the_servers_clock(
     server: FakeOctanistServer,
 ) -> None:
     future = server.add_lead(status="won", updatedAt=datetime.now(timezone.utc) + timedelta(hours=1))
@@ -192,7 +193,7 @@ def test_case_2_a_future_lead_is_reported_but_the_cursor_stays_by_the_servers_cl
     assert changes.ceiling <= datetime.now(timezone.utc) + FUTURE_TOLERANCE
 
 
-def test_case_2_the_event_trigger_reports_a_future_lead_once_and_keeps_seeing_later_changes(
+def test_the_event_trigger_reports_a_future_dated_lead_once_and_keeps_seeing_later_changes(
     server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a, b = server.add_leads(2, createdAt=LONG_AGO)
@@ -217,7 +218,7 @@ def test_case_2_the_event_trigger_reports_a_future_lead_once_and_keeps_seeing_la
 
 
 @pytest.mark.parametrize("fields", [{"id": 42}, {"status": None}])
-def test_case_4_a_malformed_lead_is_skipped_logged_and_counted(
+def test_a_malformed_lead_is_skipped_logged_and_counted(
     server: FakeOctanistServer, fields: dict[str, Any]
 ) -> None:
     base = datetime.now(timezone.utc) - timedelta(minutes=1)
@@ -233,7 +234,7 @@ def test_case_4_a_malformed_lead_is_skipped_logged_and_counted(
     assert notes.skipped == 1
 
 
-def test_case_4_the_event_trigger_keeps_reporting_leads_after_a_malformed_one(
+def test_the_event_trigger_keeps_reporting_leads_after_a_malformed_one(
     server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a, b, c = server.add_leads(3, createdAt=LONG_AGO)
@@ -261,7 +262,7 @@ def test_case_4_the_event_trigger_keeps_reporting_leads_after_a_malformed_one(
     ],
     ids=["feed", "hook"],
 )
-def test_case_4_a_malformed_leads_log_line_holds_no_piece_of_an_echoed_key(
+def test_a_malformed_leads_log_line_holds_no_piece_of_an_echoed_key(
     long_key_server: FakeOctanistServer,
     capsys: pytest.CaptureFixture[str],
     corruption: dict[str, Any],
@@ -291,7 +292,7 @@ def test_case_4_a_malformed_leads_log_line_holds_no_piece_of_an_echoed_key(
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["NaN", "Infinity"])
-def test_case_12_a_lead_holding_a_non_standard_number_is_skipped_not_its_page(
+def test_a_lead_holding_a_non_standard_number_is_skipped_not_its_page(
     server: FakeOctanistServer, value: float
 ) -> None:
     base = datetime.now(timezone.utc) - timedelta(minutes=1)
@@ -308,7 +309,7 @@ def test_case_12_a_lead_holding_a_non_standard_number_is_skipped_not_its_page(
     assert all(math.isfinite(c.lead["value"] or 0) for c in changes.changes)
 
 
-def test_case_12_a_non_standard_number_outside_the_leads_still_refuses_the_page(
+def test_a_non_standard_number_outside_the_leads_still_refuses_the_page(
     server: FakeOctanistServer,
 ) -> None:
     server.add_leads(2)
@@ -330,7 +331,7 @@ def test_case_12_a_non_standard_number_outside_the_leads_still_refuses_the_page(
 # -- case 5: microsecond timestamps ----------------------------------------------------------------------
 
 
-def test_case_5_more_than_a_page_on_one_microsecond_makes_progress(us_server: FakeOctanistServer) -> None:
+def test_more_than_a_page_of_leads_on_one_microsecond_makes_progress(us_server: FakeOctanistServer) -> None:
     leads = us_server.add_leads(150, updatedAt="2026-01-01T00:00:00.123456Z")
     start = Cursor(datetime(2025, 12, 31, tzinfo=timezone.utc))
 
@@ -349,7 +350,7 @@ def test_case_5_more_than_a_page_on_one_microsecond_makes_progress(us_server: Fa
     assert any(r.query.get("updatedAt[gte]") == after for r in us_server.requests)
 
 
-def test_case_5_the_event_trigger_reports_leads_sharing_a_microsecond(us_server: FakeOctanistServer) -> None:
+def test_the_event_trigger_reports_every_lead_of_a_crowded_microsecond(us_server: FakeOctanistServer) -> None:
     leads = us_server.add_leads(150, status="won", updatedAt="2026-01-01T00:00:00.123456Z")
 
     async def scenario() -> None:
@@ -365,7 +366,7 @@ def test_case_5_the_event_trigger_reports_leads_sharing_a_microsecond(us_server:
 # -- case 11: pages that repeat ------------------------------------------------------------------------------
 
 
-def test_case_11_repeating_pages_stop_the_feed_early_with_a_clear_error(server: FakeOctanistServer) -> None:
+def test_repeating_pages_stop_the_feed_early_with_a_clear_error(server: FakeOctanistServer) -> None:
     at = datetime.now(timezone.utc) - timedelta(minutes=1)
     server.add_leads(250, updatedAt=at)  # one instant: read by page number, where pages can repeat
     server.inject("repeat_pages", count=None, method="GET", path="/api/leads")
@@ -375,7 +376,7 @@ def test_case_11_repeating_pages_stop_the_feed_early_with_a_clear_error(server: 
     assert server.request_count("GET", "/api/leads") <= 4
 
 
-def test_case_11_the_event_trigger_logs_repeating_pages_instead_of_looping(
+def test_the_event_trigger_logs_repeating_pages_instead_of_looping(
     server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def scenario() -> None:
@@ -396,7 +397,7 @@ def test_case_11_the_event_trigger_logs_repeating_pages_instead_of_looping(
     assert server.request_count("GET", "/api/leads") < 50
 
 
-def test_case_4_a_full_page_without_one_readable_lead_is_an_error_not_silence(
+def test_a_full_page_without_one_readable_lead_is_an_error_not_silence(
     server: FakeOctanistServer,
 ) -> None:
     base = datetime.now(timezone.utc) - timedelta(minutes=1)
@@ -439,7 +440,7 @@ class Said:
 # -- round 2, case 1: a crowded instant edited while it is paged --------------------------------------
 
 
-def test_round_2_case_1_a_crowded_instant_edited_while_paged_is_read_whole(
+def test_a_crowded_instant_edited_while_paged_is_read_whole(
     server: FakeOctanistServer,
 ) -> None:
     at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
@@ -455,7 +456,9 @@ def test_round_2_case_1_a_crowded_instant_edited_while_paged_is_read_whole(
     assert changes.end.at > at, "and the edit after it"
 
 
-def test_round_2_case_1_the_event_trigger_reports_all_150_once(server: FakeOctanistServer) -> None:
+def test_the_event_trigger_reports_each_of_150_leads_won_at_one_instant_once(
+    server: FakeOctanistServer,
+) -> None:
     leads = server.add_leads(150, createdAt=LONG_AGO)
 
     async def scenario() -> None:
@@ -477,7 +480,7 @@ def test_round_2_case_1_the_event_trigger_reports_all_150_once(server: FakeOctan
 # -- round 2, case 2: fewer leads per page than asked ---------------------------------------------------
 
 
-def test_round_2_case_2_a_page_cap_is_read_by_what_the_answer_says(server: FakeOctanistServer) -> None:
+def test_a_server_page_cap_is_read_by_what_the_answer_says(server: FakeOctanistServer) -> None:
     base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
     leads = [server.add_lead(updatedAt=base + timedelta(milliseconds=n)) for n in range(120)]
     server.page_cap = 50
@@ -489,7 +492,7 @@ def test_round_2_case_2_a_page_cap_is_read_by_what_the_answer_says(server: FakeO
     assert server.request_count("GET", "/api/leads") >= 3, "every page of 50 was asked for"
 
 
-def test_round_2_case_2_the_event_trigger_reports_a_bulk_and_later_wins_under_a_page_cap(
+def test_the_event_trigger_reports_a_bulk_and_later_wins_under_a_server_page_cap(
     server: FakeOctanistServer,
 ) -> None:
     bulk = server.add_leads(60, createdAt=LONG_AGO)
@@ -515,7 +518,7 @@ def test_round_2_case_2_the_event_trigger_reports_a_bulk_and_later_wins_under_a_
 # -- round 2, case 3: microseconds stored, milliseconds printed ------------------------------------------
 
 
-def test_round_2_case_3_milliseconds_printed_over_microseconds_stored_make_progress(
+def test_milliseconds_printed_over_microseconds_stored_make_progress(
     ms_printing_server: FakeOctanistServer,
 ) -> None:
     server = ms_printing_server
@@ -536,7 +539,7 @@ def test_round_2_case_3_milliseconds_printed_over_microseconds_stored_make_progr
     assert any(r.query.get("updatedAt[gte]") == after for r in server.requests)
 
 
-def test_round_2_case_3_the_event_trigger_reports_every_lead_once_and_later_ones_too(
+def test_the_event_trigger_under_milliseconds_printed_over_microseconds_reports_each_lead_once(
     ms_printing_server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = ms_printing_server
@@ -561,7 +564,7 @@ def test_round_2_case_3_the_event_trigger_reports_every_lead_once_and_later_ones
     assert "made no progress" not in stdout_of(capsys)
 
 
-def test_round_2_case_3_a_server_printing_microseconds_steps_by_one_after_a_whole_millisecond(
+def test_a_server_printing_microseconds_steps_by_one_after_a_whole_millisecond(
     us_server: FakeOctanistServer,
 ) -> None:
     crowd = us_server.add_leads(150, updatedAt="2026-01-01T00:00:00.123000Z")
@@ -578,9 +581,7 @@ def test_round_2_case_3_a_server_printing_microseconds_steps_by_one_after_a_whol
 
 
 @pytest.mark.parametrize("minutes", [-10, 10], ids=["server-behind", "server-ahead"])
-def test_round_2_case_4_the_start_point_is_the_servers_clock(
-    server: FakeOctanistServer, minutes: int
-) -> None:
+def test_a_watchers_start_point_is_the_servers_clock(server: FakeOctanistServer, minutes: int) -> None:
     before, after = server.add_leads(2, createdAt=LONG_AGO)
     server.clock_offset = timedelta(minutes=minutes)
     server.set_status(before["id"], "won", value=1)  # won just before the watcher existed
@@ -598,7 +599,7 @@ def test_round_2_case_4_the_start_point_is_the_servers_clock(
 # -- round 2, case 5: a lead once stamped in the future, then corrected ----------------------------------
 
 
-def test_round_2_case_5_a_corrected_future_leads_later_win_is_reported(server: FakeOctanistServer) -> None:
+def test_a_corrected_future_dated_leads_later_win_is_reported(server: FakeOctanistServer) -> None:
     async def scenario() -> None:
         watcher = await started(server)
         lead = server.add_lead(status="won", updatedAt=datetime.now(timezone.utc) + timedelta(hours=1))
@@ -616,7 +617,7 @@ def test_round_2_case_5_a_corrected_future_leads_later_win_is_reported(server: F
 # -- round 2, case 7: a stale meta.timestamp ---------------------------------------------------------------
 
 
-def test_round_2_case_7_a_stale_server_clock_is_not_used_and_said_once(server: FakeOctanistServer) -> None:
+def test_a_stale_server_clock_is_not_used_and_said_once(server: FakeOctanistServer) -> None:
     base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
     leads = [server.add_lead(updatedAt=base + timedelta(milliseconds=n)) for n in range(30)]
     server.stale_timestamp = "1970-01-01T00:00:00.000Z"
@@ -640,7 +641,7 @@ def test_round_2_case_7_a_stale_server_clock_is_not_used_and_said_once(server: F
     assert "cannot be the server's clock" in stale[0]
 
 
-def test_round_2_case_7_the_event_trigger_under_a_stale_clock_reports_each_win_once(
+def test_the_event_trigger_under_a_stale_server_clock_reports_each_win_once(
     server: FakeOctanistServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a, b = server.add_leads(2, createdAt=LONG_AGO)

@@ -2,7 +2,7 @@
 OctanistLeadStatusTrigger, run as the triggerer runs it: its async generator, against the fake server.
 
 These tests pin polling a lead on its own (``shared_feed=False``, and the fallback of the shared
-feed); the shared change feed has its own tests in ``test_status_feed.py``.
+feed); the shared change feed has its own tests in ``tests/triggers/_status/``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,7 @@ import pytest
 from conftest import connection_json
 
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-from airflow_provider_octanist.triggers.octanist import (
-    OctanistLeadStatusTrigger,
-    is_transient_octanist_error,
-    transient_backoff_seconds,
-)
+from airflow_provider_octanist.triggers.octanist import OctanistLeadStatusTrigger
 
 LEAD = "lead_status_trigger"
 FAST = {"poll_interval": 0.01, "max_backoff": 0.05, "shared_feed": False}
@@ -299,31 +295,6 @@ def test_the_http_client_is_closed_when_the_trigger_is_cancelled(server: Any, cl
 
     asyncio.run(cancel_while_waiting())
     assert closes == [1]
-
-
-# -- helpers shared with other triggers ---------------------------------------------------------
-
-
-def test_transient_error_classification() -> None:
-    from airflow_provider_octanist import exceptions as e
-
-    for transient in (
-        e.OctanistServerError,
-        e.OctanistRateLimitError,
-        e.OctanistConnectionError,
-        e.OctanistTimeoutError,
-        e.OctanistResponseError,
-    ):
-        assert is_transient_octanist_error(transient("x"))
-    for final in (e.OctanistAuthError, e.OctanistNotFoundError, e.OctanistValidationError):
-        assert not is_transient_octanist_error(final("x"))
-    assert not is_transient_octanist_error(ValueError("bad id"))
-
-
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    for failures, ceiling in ((1, 10), (2, 20), (3, 40), (4, 50), (10, 50)):
-        waits = [transient_backoff_seconds(failures, 10, 50) for _ in range(50)]
-        assert all(ceiling / 2 <= w <= ceiling for w in waits), (failures, min(waits), max(waits))
 
 
 # -- async helpers -----------------------------------------------------------------------------

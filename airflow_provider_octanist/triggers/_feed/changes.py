@@ -18,6 +18,7 @@ from airflow_provider_octanist.triggers._feed.keyset import (
     SORT,
     KeysetWalk,
     NumberedRead,
+    Page,
     PageRequest,
     UnsortedListing,
     step,
@@ -25,7 +26,6 @@ from airflow_provider_octanist.triggers._feed.keyset import (
 from airflow_provider_octanist.triggers._feed.server_clock import ServerClock
 
 if TYPE_CHECKING:
-    from airflow_provider_octanist._api import Page
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._feed.health import FeedHealth
 

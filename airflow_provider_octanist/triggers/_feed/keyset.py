@@ -30,16 +30,14 @@ What a server may get wrong, and what the walk does about it:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-
-    from airflow_provider_octanist._api import Page
+    from collections.abc import Callable, Mapping, Sequence
 
 SORT = "updatedAt:asc"
 """The order every walk asks for."""
@@ -49,6 +47,25 @@ REREADS = 3
 
 MAX_PAGES = 1_000
 """Pages one page-numbered read may take (100,000 leads) before it stops with an error."""
+
+
+class Page(Protocol):
+    """What a walk reads of one answered page of ``GET /leads`` (the hook's pages have these fields)."""
+
+    @property
+    def items(self) -> Sequence[Any]: ...
+    @property
+    def malformed(self) -> Sequence[str]: ...
+    @property
+    def has_more(self) -> bool: ...
+    @property
+    def total(self) -> int | None: ...
+    @property
+    def limit(self) -> int | None: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def server_time(self) -> datetime | None: ...
 
 
 class UnsortedListing(OctanistResponseError):  # noqa: N818 - an OctanistError, named for what it says
@@ -82,8 +99,8 @@ def walkable(filters: Mapping[str, Any]) -> bool:
 
 def prints_microseconds(text: str) -> bool:
     """Whether a timestamp as the server wrote it has more than three fractional digits."""
-    fraction = text.rpartition(".")[2]
-    return len(fraction) - len(fraction.lstrip("0123456789")) > 3
+    _, dot, fraction = text.rpartition(".")
+    return bool(dot) and len(fraction) - len(fraction.lstrip("0123456789")) > 3
 
 
 def step(instant: datetime, microseconds: bool) -> timedelta:

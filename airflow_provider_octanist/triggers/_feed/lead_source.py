@@ -1,7 +1,6 @@
 """
-Where a feed loop gets its lead changes: the async hook plus the error policy that keeps it alive.
-
-Transient errors back off; a rejected key or a broken connection is retried slowly with a fresh hook.
+Where a feed loop gets its lead changes: the async hook, the server's clock, and the waits its error
+policy (``retry_policy``) decides, with a fresh hook after a rejected key or a broken connection.
 """
 
 from __future__ import annotations
@@ -10,37 +9,33 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist._backoff import backoff_seconds, is_transient
 from airflow_provider_octanist._timestamps import whole_millisecond
-from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
-from airflow_provider_octanist.statuses import status_of
 from airflow_provider_octanist.triggers._feed.changes import Changes, FeedNotes, fetch_changes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.health import FeedHealth
+from airflow_provider_octanist.triggers._feed.retry_policy import SLOW_RETRY_SECONDS, RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from datetime import datetime, timedelta
+    from collections.abc import Callable
+    from datetime import datetime
 
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
+    from airflow_provider_octanist.triggers._feed.cursor import Cursor
 
 log = logging.getLogger(__name__)
 
 
-SLOW_RETRY_SECONDS = 300.0
-"""A revoked key or a broken connection is retried no faster than this (or the poll interval)."""
+__all__ = ["SLOW_RETRY_SECONDS", "LeadSource", "sleep"]
 
 
 class LeadSource:
     """
-    The async hook of one poll loop and its error policy.
+    The async hook of one poll loop, what the loop learnt of the API, and its waits after failures.
 
-    Transient API errors (5xx, 429, timeouts, garbled answers; the hook has already retried them)
-    pause the loop with capped exponential backoff (see ``_backoff``). A rejected key (401/403), a
-    connection that cannot be read or any other error is logged as a warning and retried no faster
-    than every ``max(poll_interval, 5 min)``, with a fresh hook so a fixed connection is picked up.
-    The loop itself never ends because of an error; after a few failed polls in a row its
-    ``health`` logs at ERROR (once an hour), and every poll publishes metrics (see ``health``).
+    A failed attempt is judged by the loop's ``policy`` (see ``retry_policy``): transient errors
+    back off, anything else waits ``max(poll_interval, 5 min)`` and the next attempt gets a fresh
+    hook, so a fixed connection is picked up. The loop itself never ends because of an error; after
+    a few failed polls in a row its ``health`` logs at ERROR (once an hour), and every poll
+    publishes metrics (see ``health``).
 
     :param octanist_conn_id: the Airflow connection to read leads with.
     :param poll_interval: seconds between polls; the base of every backoff.
@@ -57,7 +52,7 @@ class LeadSource:
         self.health = FeedHealth(kind, octanist_conn_id, self.log)
         self._hook: OctanistAsyncHook | None = None
         self._retired: list[OctanistAsyncHook] = []
-        self._failures = 0
+        self.policy = RetryPolicy(octanist_conn_id, poll_interval, self.health, self.log)
         # What this feed learnt about the API (an ignored sort, malformed leads): said once, kept.
         self.notes = FeedNotes(self.log, self.health)
 
@@ -73,7 +68,7 @@ class LeadSource:
     async def fetch(self, start: Cursor, **filters: Any) -> Changes:
         """:func:`fetch_changes` with this source's hook; a success resets the backoff."""
         changes = await fetch_changes(self.hook, start, notes=self.notes, **filters)
-        self._failures = 0
+        self.policy.succeeded()
         self.health.progressed()
         return changes
 
@@ -102,67 +97,12 @@ class LeadSource:
             now = self.notes.clock.now()
         return whole_millisecond(now)
 
-    async def seed(
-        self, statuses: Sequence[str], start: datetime, remember_for: timedelta
-    ) -> dict[str, tuple[str, datetime]]:
-        """
-        The leads already in a watched status at ``start`` that changed within ``remember_for`` before it.
-
-        Without this memory a watcher would take the first edit of a lead won before it started
-        for a new win. Costs one listing per watched status (about one request per 100 such leads),
-        once, when a watcher starts without stored state.
-        """
-        memory: dict[str, tuple[str, datetime]] = {}
-        for status in statuses:
-            position = Cursor(start - remember_for)
-            while True:
-                changes = await self.fetch(position, status=status, before=start)
-                for change in changes.changes:
-                    if status_of(change.lead) == status:
-                        memory[change.lead_id] = (status, change.at)
-                position = changes.end
-                if changes.complete:
-                    break
-        return memory
-
     def pause_after(self, exc: BaseException, doing: str) -> float:
         """Log a failed attempt to do ``doing`` and return the seconds to wait before the next one."""
-        self._failures += 1
-        self.health.failed(exc)
-        slow = max(self.poll_interval, SLOW_RETRY_SECONDS)
-        if is_transient(exc) or _is_airflow_runtime_error(exc):
-            wait = backoff_seconds(self._failures, self.poll_interval, slow)
-            self.log.warning(
-                "Octanist lead watcher (connection %r) could not %s: %s. Attempt %d failed; next in %.1f s.",
-                self.octanist_conn_id,
-                doing,
-                exc,
-                self._failures,
-                wait,
-            )
-            return wait
-        self._retire_hook()
-        # WARNING each time; the health check says it at ERROR once the watcher is blind for real.
-        if isinstance(exc, OctanistAuthError):
-            self.log.warning(
-                "Octanist lead watcher could not %s: %s No lead changes are seen until connection %r "
-                "has a valid API key; trying again every %.0f s.",
-                doing,
-                exc,
-                self.octanist_conn_id,
-                slow,
-            )
-        else:
-            self.log.warning(
-                "Octanist lead watcher (connection %r) could not %s: %s: %s. Trying again every %.0f s.",
-                self.octanist_conn_id,
-                doing,
-                type(exc).__name__,
-                exc,
-                slow,
-                exc_info=not isinstance(exc, (OctanistError, ValueError)),
-            )
-        return slow
+        wait, fresh_hook = self.policy.failed(exc, doing)
+        if fresh_hook:
+            self._retire_hook()
+        return wait
 
     async def pause(self, exc: BaseException, doing: str) -> None:
         """Log a failed attempt to do ``doing`` and wait as :meth:`pause_after` decides."""
@@ -190,12 +130,6 @@ class LeadSource:
         self._retired, self._hook = [], None
         for hook in hooks:
             await hook.aclose()
-
-
-def _is_airflow_runtime_error(exc: BaseException) -> bool:
-    # The asset state store answers through the triggerer's supervisor; its failures (API server
-    # busy, database briefly away) are AirflowRuntimeError and pass like a flaky network.
-    return type(exc).__name__ == "AirflowRuntimeError"
 
 
 async def sleep(seconds: float) -> None:

@@ -18,7 +18,7 @@ if _HOLD:
     from pathlib import Path
     from typing import Any
 
-    from airflow_provider_octanist.triggers._feed import state_slot
+    from airflow_provider_octanist.triggers._watch import state_slot
 
     _CONN = os.environ.get("OCTANIST_E2E_HOLD_CONN", "")
     _save = state_slot.StateSlot.save

@@ -1,6 +1,9 @@
 """
 One change feed for every lead-status trigger of a connection and poll interval in an event loop.
 
+A trigger talks to its feed through three calls: :func:`join` (a ``Seat``), ``Seat.next_news``
+and ``Seat.leave`` (plus ``Seat.checked`` after a read the feed asked for).
+
 A triggerer runs all its triggers in one event loop, so the status triggers waiting on leads of
 one connection can share one poll of ``GET /leads?updatedAt[gte]=…&sort=updatedAt:asc`` (see
 ``changes``): one list request per poll interval, plus one per 100 changed leads, however many
@@ -49,37 +52,30 @@ Imports nothing heavy: the hook comes with ``LeadSource`` on first use.
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
-from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
-from airflow_provider_octanist._timestamps import parse_timestamp, whole_millisecond
+from airflow_provider_octanist._timestamps import parse_timestamp
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
-from airflow_provider_octanist.statuses import status_of
 from airflow_provider_octanist.triggers._feed import lead_source
-from airflow_provider_octanist.triggers._feed.changes import FeedNotes, ids_in_millisecond
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
-from airflow_provider_octanist.triggers._feed.deletions import DeletionCheck
-from airflow_provider_octanist.triggers._feed.keyset import RepeatingPagesError
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
 from airflow_provider_octanist.triggers._feed.server_clock import believable
+from airflow_provider_octanist.triggers._status.deletions import DeletionCheck, created_at
+from airflow_provider_octanist.triggers._status.refusals import FeedKey, recent_refusal, remember_refusal
+from airflow_provider_octanist.triggers._status.subscription import Subscription
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
     from datetime import datetime
 
-    from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._feed.changes import Changes
-    from airflow_provider_octanist.triggers._feed.cursor import Change, RawLead
+    from airflow_provider_octanist.triggers._feed.cursor import RawLead
     from airflow_provider_octanist.triggers._feed.health import FeedHealth
+    from airflow_provider_octanist.triggers._status.subscription import News
 
 CLOCK_MARGIN = timedelta(seconds=5)
 """How far before the server's answer time a joining trigger's feed must start (see the module)."""
-
-UNSERVABLE_FOR = 3600.0
-"""Seconds that a feed the API refused stays refused: joiners poll on their own meanwhile."""
 
 
 def place(lead: RawLead, server_time: str | None) -> tuple[Cursor, datetime | None] | str:
@@ -101,266 +97,6 @@ def place(lead: RawLead, server_time: str | None) -> tuple[Cursor, datetime | No
     return Cursor(now - CLOCK_MARGIN), (at if at <= now else None)
 
 
-async def unlisted(
-    hook: OctanistAsyncHook, lead: RawLead, poll_interval: float, deadline: float | None = None
-) -> str | None:
-    """
-    Why ``GET /leads`` does not show ``lead`` (as ``GET /leads/{id}`` returned it); ``None`` when it does.
-
-    The feed sees a lead only through listings by ``updatedAt``, so this lists the millisecond of
-    the lead's own ``updatedAt`` (one request, more only when that millisecond holds over 100
-    leads). A lead that changed since it was read is missing too: the caller reads it again before
-    it concludes. A transient failure is no answer (``None``): the feed's own polls report those.
-    A refused listing (a 4xx) is an answer for every trigger of the connection and poll interval
-    (see :func:`refused`); a rejected key is raised. ``deadline`` (``time.time()`` seconds) bounds
-    the wait, as the trigger's end time bounds its own reads.
-
-    Triggers whose leads share a millisecond (a bulk update, an import) share one listing of it,
-    for a poll interval: a thousand sensors restarted on leads of one bulk update read its pages
-    once, not a thousand times each (which, besides the requests, held that many pages in memory).
-    """
-    at = parse_timestamp(lead.get("updatedAt"))
-    if at is None:
-        return "the lead has no readable updatedAt"
-    listing = _Listing.of(hook, whole_millisecond(at), poll_interval)
-    listing.waiters += 1
-    try:
-        if deadline is None:
-            shown = await asyncio.shield(listing.task)
-        else:
-            from airflow_provider_octanist._deadline import within
-
-            shown = await within(max(0.0, deadline - time.time()), asyncio.shield(listing.task))
-    except asyncio.TimeoutError:
-        return None
-    finally:
-        listing.left()
-    if shown is None or isinstance(shown, str):
-        return shown
-    if lead.get("id") in shown:
-        return None
-    return (
-        f"GET /leads does not show the lead: it is missing from the listing of its own "
-        f"updatedAt {cap(str(lead.get('updatedAt')), MAX_SERVER_WORD)}"
-    )
-
-
-class _Listing:
-    """
-    The listing of one millisecond of ``updatedAt`` that triggers of one event loop and connection share.
-
-    It runs while a trigger waits for it and is cancelled when the last one leaves (a sensor that
-    timed out or was cancelled): no request goes out for a trigger that is gone. Its answer serves
-    triggers that ask within a poll interval of its start.
-    """
-
-    __slots__ = ("began", "task", "waiters")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.began = time.monotonic()
-        self.waiters = 0
-
-    @classmethod
-    def of(cls, hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> _Listing:
-        """The listing of the millisecond ``start`` under way or done within ``poll_interval``, else new."""
-        loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        for key in [k for k, known in _LISTINGS.items() if known.expired(now, poll_interval)]:
-            del _LISTINGS[key]
-        key = (loop, hook.octanist_conn_id, start)
-        known = _LISTINGS.get(key)
-        if known is None:
-            known = _LISTINGS[key] = cls(loop.create_task(_list_millisecond(hook, start, poll_interval)))
-        return known
-
-    def left(self) -> None:
-        """One trigger stopped waiting; the last one to go cancels a listing still under way."""
-        self.waiters -= 1
-        if self.waiters <= 0 and not self.task.done():
-            self.task.cancel()
-
-    def expired(self, now: float, poll_interval: float) -> bool:
-        task = self.task
-        if task.get_loop().is_closed():
-            return True
-        if not task.done():
-            return False
-        # A failure is nobody's answer for long: the next trigger lists again.
-        failed = task.cancelled() or task.exception() is not None or task.result() is None
-        return failed or now - self.began > poll_interval
-
-
-async def _list_millisecond(hook: OctanistAsyncHook, start: datetime, poll_interval: float) -> Any:
-    """
-    The ids ``GET /leads`` lists in the millisecond ``start``, a refusal's reason, or ``None`` (failed).
-
-    Read as the change feed reads one instant (``changes.ids_in_millisecond``: pages that repeat
-    stop it, and so does a cap on pages). With a hook of its own, closed when the listing ends: the
-    trigger that started it may be gone by then, its hook closed, while other triggers still wait.
-    """
-    async with type(hook)(octanist_conn_id=hook.octanist_conn_id) as lister:
-        try:
-            notes = _LISTING_NOTES.setdefault(hook.octanist_conn_id, FeedNotes())
-            return await ids_in_millisecond(lister, start, notes)
-        except OctanistAuthError:
-            raise
-        except OctanistError as exc:
-            if is_transient(exc) and not isinstance(exc, RepeatingPagesError):
-                return None
-            reason = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
-            _remember_refusal((asyncio.get_running_loop(), hook.octanist_conn_id, poll_interval), reason)
-            return reason
-
-
-_LISTINGS: dict[tuple[asyncio.AbstractEventLoop, str, datetime], _Listing] = {}
-"""The listing of one millisecond of ``updatedAt`` per event loop and connection."""
-
-_LISTING_NOTES: dict[str, FeedNotes] = {}
-"""What the millisecond listings of each connection learnt about the API (said once, not per listing)."""
-
-
-def as_lead(row: RawLead) -> dict[str, Any]:
-    """A lead row of the list with its status in canonical spelling, as ``GET /leads/{id}`` gives it."""
-    status = status_of(row)
-    if status is not None and status != row.get("status"):
-        return {**row, "status": status}
-    return dict(row)
-
-
-class Wake:
-    """
-    ``asyncio.Event`` for the one trigger that waits on it, without the Event's queue of waiters.
-
-    A triggerer holds one per waiting sensor; an empty ``deque`` alone is over 600 bytes.
-    """
-
-    __slots__ = ("_flag", "_waiter")
-
-    def __init__(self) -> None:
-        self._flag = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def set(self) -> None:
-        """Set the flag and end the wait, if the trigger waits."""
-        self._flag = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def clear(self) -> None:
-        """Clear the flag: the next ``wait`` waits for the next ``set``."""
-        self._flag = False
-
-    def is_set(self) -> bool:
-        """Whether the flag is set."""
-        return self._flag
-
-    async def wait(self) -> None:
-        """Return once the flag is set (at once if it is)."""
-        if self._flag:
-            return
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-
-
-class Subscription:
-    """
-    One trigger's place in a feed: what the feed has told it since it joined.
-
-    The feed writes, the trigger reads after ``wake`` is set; nothing here is awaited by the feed.
-
-    :param lead_id: the lead the trigger waits on.
-    :param since: the lower bound the trigger needs (see the module docstring).
-    :param seen_at: ``updatedAt`` of the state the trigger read itself; older rows are stale.
-    :param created_at: the lead's ``createdAt`` (``None`` when unknown), for the deletion check.
-    :param read_from: when (``time.monotonic()``) the trigger's read of its lead began.
-    """
-
-    __slots__ = (
-        "check",
-        "covered",
-        "created_at",
-        "doubt",
-        "failures",
-        "fallback",
-        "fatal",
-        "last_error",
-        "lead",
-        "lead_id",
-        "newest",
-        "polls_at_join",
-        "read_from",
-        "seen_at",
-        "since",
-        "wake",
-    )
-
-    def __init__(
-        self,
-        lead_id: str,
-        since: Cursor,
-        seen_at: datetime | None,
-        *,
-        created_at: datetime | None = None,
-        read_from: float = float("-inf"),
-    ) -> None:
-        self.lead_id = lead_id
-        self.since = since
-        self.seen_at = seen_at
-        self.created_at = created_at
-        self.read_from = read_from
-        self.check = False
-        """The feed asks the trigger to read its lead once (it may have been deleted)."""
-        self.covered = False
-        """The feed's deletion count is known to include the lead (see ``deletions``)."""
-        self.doubt = False
-        """The last read the feed asked for failed: it asks again at the next poll."""
-        self.newest = seen_at
-        """``updatedAt`` of the newest row handed out (or read), for counting news."""
-        self.wake = Wake()
-        self.lead: RawLead | None = None
-        """The newest row of the lead the feed handed out, if any."""
-        self.failures = 0
-        """Feed polls in a row that failed with transient errors since the last good one."""
-        self.last_error: str | None = None
-        self.fatal: BaseException | None = None
-        """A non-transient error of the feed's list call (a rejected key): polling cannot go on."""
-        self.fallback: str | None = None
-        """Why the feed cannot serve this trigger; it polls on its own from then on."""
-        self.polls_at_join = 0
-
-    def deliver(self, change: Change) -> bool:
-        """
-        Hand ``change`` over unless it is older than what the trigger has; whether it is newer.
-
-        A row as old as the newest one handed out is handed over again (two changes may share a
-        millisecond) but does not count as news.
-        """
-        if self.seen_at is not None and change.at < self.seen_at:
-            return False
-        # Only counted: ``seen_at`` stays what the trigger read, so a row dated in the future
-        # cannot make the lead's later, real changes look stale.
-        news = self.newest is None or change.at > self.newest
-        if news:
-            self.newest = change.at
-        self.lead = change.lead
-        self.wake.set()
-        return news
-
-    def ask_to_check(self) -> None:
-        """Wake the trigger to read its lead once (``check`` is set by the deletion check)."""
-        self.wake.set()
-
-    def checked(self, *, ok: bool) -> None:
-        """The trigger read its lead as asked: it exists (``ok``), or the read failed."""
-        self.covered = self.covered or ok
-        self.doubt = not ok
-
-
 class StatusFeed:
     """
     The shared poll of one connection and poll interval in one event loop.
@@ -368,20 +104,12 @@ class StatusFeed:
     :param octanist_conn_id: the connection to list with.
     :param poll_interval: seconds between polls.
     :param logger: where the feed logs (the first trigger's logger).
-    :param sleep: how the feed waits between polls (tests pass their own).
     """
 
-    def __init__(
-        self,
-        octanist_conn_id: str,
-        poll_interval: float,
-        logger: Any,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-    ) -> None:
+    def __init__(self, octanist_conn_id: str, poll_interval: float, logger: Any) -> None:
         self.octanist_conn_id = octanist_conn_id
         self.poll_interval = poll_interval
         self.log = logger
-        self._sleep = sleep
         self.subscribers: dict[str, set[Subscription]] = {}
         self.size = 0
         self.polls = 0
@@ -404,7 +132,6 @@ class StatusFeed:
         self.subscribers.setdefault(subscription.lead_id, set()).add(subscription)
         self.size += 1
         self._max_backoff[subscription] = max_backoff
-        subscription.polls_at_join = self.polls
         if self.deletions is not None:
             self.deletions.join(subscription)
         self._cover(subscription.since)
@@ -414,13 +141,12 @@ class StatusFeed:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         # A poll loop that died of a bug must not leave its triggers waiting for nothing.
-        if task.cancelled() or task.exception() is None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
             return
-        exc = task.exception()
         self.log.error("The shared lead-status feed of connection %r stopped: %r", self.octanist_conn_id, exc)
         for subscription in self._everyone():
-            subscription.fatal = exc
-            subscription.wake.set()
+            subscription.stop(exc)
 
     def leave(self, subscription: Subscription) -> bool:
         """Stop handing ``subscription`` anything; ``True`` when it was the last one."""
@@ -512,7 +238,7 @@ class StatusFeed:
             self._health.reported(delivered)
         if recovered:
             for subscription in self._everyone():
-                subscription.failures = 0
+                subscription.polls_recovered()
 
     def _failed(self, exc: Exception) -> float | None:
         """Tell every subscriber about a failed poll; the seconds to wait, or ``None`` to stop."""
@@ -520,9 +246,7 @@ class StatusFeed:
         if is_transient(exc):
             self._streak += 1
             for subscription in everyone:
-                subscription.failures += 1
-                subscription.last_error = str(exc)
-                subscription.wake.set()
+                subscription.poll_failed(str(exc))
             cap = min(self._max_backoff.values(), default=self.poll_interval)
             wait = backoff_seconds(self._streak, self.poll_interval, max(cap, self.poll_interval))
             self.log.warning(
@@ -537,8 +261,7 @@ class StatusFeed:
         if isinstance(exc, OctanistAuthError) or not isinstance(exc, OctanistError):
             # Polling cannot go on: each trigger reports it as it would for its own poll.
             for subscription in everyone:
-                subscription.fatal = exc
-                subscription.wake.set()
+                subscription.stop(exc)
             return lead_source.SLOW_RETRY_SECONDS
         # A 4xx on the list call: the API refuses the feed's filter or sort.
         self.refused = f"GET /leads with an updatedAt filter and sort was refused: {exc}"
@@ -550,15 +273,14 @@ class StatusFeed:
             self.size,
         )
         for subscription in everyone:
-            subscription.fallback = self.refused
-            subscription.wake.set()
+            subscription.fall_back(self.refused)
         return None
 
     def _everyone(self) -> list[Subscription]:
         return [s for waiting in self.subscribers.values() for s in waiting]
 
     async def _wait(self, seconds: float) -> None:
-        await (self._sleep or sleep)(seconds)
+        await sleep(seconds)
 
 
 async def sleep(seconds: float) -> None:
@@ -573,14 +295,7 @@ def _admits_all_from(position: Cursor, bound: Cursor) -> bool:
 
 # -- one feed per event loop, connection and poll interval ------------------------------------
 
-_FeedKey = tuple[asyncio.AbstractEventLoop, str, float]
-_FEEDS: dict[_FeedKey, StatusFeed] = {}
-_REFUSED: dict[_FeedKey, tuple[str, float]] = {}
-
-
-def _remember_refusal(key: _FeedKey, reason: str) -> None:
-    """Joiners of this loop, connection and interval poll alone for :data:`UNSERVABLE_FOR` seconds."""
-    _REFUSED[key] = (reason, time.monotonic())
+_FEEDS: dict[FeedKey, StatusFeed] = {}
 
 
 def refused(octanist_conn_id: str, poll_interval: float) -> str | None:
@@ -589,20 +304,80 @@ def refused(octanist_conn_id: str, poll_interval: float) -> str | None:
     feed = _FEEDS.get(key)
     if feed is not None and feed.refused is not None:
         return feed.refused
-    entry = _REFUSED.get(key)
-    if entry is None:
-        return None
-    reason, since = entry
-    if time.monotonic() - since > UNSERVABLE_FOR:
-        del _REFUSED[key]
-        return None
-    return reason
+    return recent_refusal(key)
 
 
-def subscribe(
-    octanist_conn_id: str, poll_interval: float, subscription: Subscription, max_backoff: float, logger: Any
-) -> StatusFeed:
-    """Join the feed of this connection and poll interval in the running loop (started if needed)."""
+class Seat:
+    """
+    A trigger's seat in a feed: the trigger's whole interface to it once it joined.
+
+    :param feed: the feed joined.
+    :param subscription: the trigger's place in it; only the feed and its deletion check change it.
+    """
+
+    __slots__ = ("_feed", "_polls_at_join", "_subscription")
+
+    def __init__(self, feed: StatusFeed, subscription: Subscription) -> None:
+        self._feed = feed
+        self._subscription = subscription
+        self._polls_at_join = feed.polls
+
+    @property
+    def fallback(self) -> str | None:
+        """Why the feed cannot serve the trigger, once it said so."""
+        return self._subscription.fallback
+
+    async def next_news(self, timeout: float | None) -> News:
+        """
+        What the feed said since the last call, once it says something or ``timeout`` seconds passed.
+
+        ``None`` takes what it said so far at once (the first call after joining). The lead row and
+        an ask to read the lead are handed over once.
+        """
+        if timeout is not None:
+            await self._subscription.wait(timeout)
+        return self._subscription.take(self._feed.polls - self._polls_at_join)
+
+    def checked(self, *, ok: bool) -> News:
+        """The trigger read its lead as the feed asked (``ok``: it exists); what the feed says now."""
+        self._subscription.checked(ok=ok)
+        return self._subscription.status(self._feed.polls - self._polls_at_join)
+
+    async def leave(self) -> None:
+        """Leave the feed; the last one to leave stops its poll loop and closes its hook."""
+        feed = self._feed
+        key = (asyncio.get_running_loop(), feed.octanist_conn_id, feed.poll_interval)
+        if feed.refused is not None:
+            remember_refusal(key, feed.refused)
+        if feed.leave(self._subscription):
+            if _FEEDS.get(key) is feed:
+                del _FEEDS[key]
+            await feed.stop()
+
+
+def join(
+    octanist_conn_id: str,
+    poll_interval: float,
+    lead_id: str,
+    lead: RawLead,
+    placed: tuple[Cursor, datetime | None],
+    *,
+    read_from: float,
+    max_backoff: float,
+    logger: Any,
+) -> Seat:
+    """
+    Join the feed of this connection and poll interval in the running loop (started if needed).
+
+    :param lead_id: the lead the trigger waits on.
+    :param lead: the lead as the trigger read it.
+    :param placed: where the feed must start for it and the ``updatedAt`` read (see :func:`place`).
+    :param read_from: when (``time.monotonic()``) that read began.
+    :param max_backoff: the trigger's longest wait between failed polls.
+    :param logger: where a feed started here logs.
+    """
+    since, seen_at = placed
+    subscription = Subscription(lead_id, since, seen_at, created_at=created_at(lead), read_from=read_from)
     loop = asyncio.get_running_loop()
     for stale in [k for k in list(_FEEDS) if k[0].is_closed()]:
         _FEEDS.pop(stale, None)
@@ -611,18 +386,7 @@ def subscribe(
     if feed is None or feed.refused is not None or feed.ended:
         feed = _FEEDS[key] = StatusFeed(octanist_conn_id, poll_interval, logger)
     feed.join(subscription, max_backoff)
-    return feed
-
-
-async def unsubscribe(feed: StatusFeed, subscription: Subscription) -> None:
-    """Leave ``feed``; the last one to leave stops its poll loop and closes its hook."""
-    key = (asyncio.get_running_loop(), feed.octanist_conn_id, feed.poll_interval)
-    if feed.refused is not None:
-        _remember_refusal(key, feed.refused)
-    if feed.leave(subscription):
-        if _FEEDS.get(key) is feed:
-            del _FEEDS[key]
-        await feed.stop()
+    return Seat(feed, subscription)
 
 
 def active_feeds() -> int:

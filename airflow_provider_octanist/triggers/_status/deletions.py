@@ -65,8 +65,8 @@ class Waiter(Protocol):
     """
     What the deletion check needs of one waiting trigger (the status feed's ``Subscription``).
 
-    ``check`` is set here and cleared by the trigger as it begins to read its lead; after that read
-    the trigger sets ``covered`` (it succeeded) or ``doubt`` (it failed: ask again at the next poll).
+    ``ask_to_check`` sets ``check``, which the trigger takes as it begins to read its lead; after
+    that read ``covered`` (it succeeded) or ``doubt`` (it failed: ask again at the next poll) is set.
     """
 
     lead_id: str
@@ -76,8 +76,11 @@ class Waiter(Protocol):
     covered: bool
     doubt: bool
 
+    def set_covered(self, covered: bool) -> None:
+        """Whether this count is known to include the lead."""
+
     def ask_to_check(self) -> None:
-        """Wake the trigger to read its lead once with ``GET /leads/{id}``."""
+        """Set ``check`` and wake the trigger to read its lead once with ``GET /leads/{id}``."""
 
 
 class DeletionCheck:
@@ -99,12 +102,10 @@ class DeletionCheck:
         """When the baseline of ``bound`` arrived (``clock`` seconds)."""
         self.off: str | None = None
         """Why the feed checks for deletions no more (the API refused the count)."""
-        self.changes = 0
-        """How many times a count changed (for tests and logs)."""
 
     def join(self, waiter: Waiter) -> None:
         """Cover ``waiter`` at once when the current baseline arrived before its own read began."""
-        waiter.covered = self._covers(waiter) and self.answered_at <= waiter.read_from
+        waiter.set_covered(self._covers(waiter) and self.answered_at <= waiter.read_from)
 
     async def after_poll(
         self, hook: OctanistAsyncHook, server_time: datetime | None, waiters: Iterable[Waiter]
@@ -138,7 +139,7 @@ class DeletionCheck:
         for waiter in waiting:
             unverified = not waiter.covered and self._covers(waiter)
             if not waiter.check and (waiter.doubt or unverified):
-                self._ask(waiter)
+                waiter.ask_to_check()
 
     async def _count_and_move(
         self, hook: OctanistAsyncHook, server_time: datetime | None, waiting: list[Waiter]
@@ -155,11 +156,10 @@ class DeletionCheck:
             if total is None:
                 return
             if total != self.total:
-                self.changes += 1
                 bound, self.total = self.bound, total
                 for waiter in waiting:
                     if waiter.created_at is None or waiter.created_at < bound:
-                        self._ask(waiter)
+                        waiter.ask_to_check()
         if fresh is not None:
             self.bound, self.total, self.answered_at = fresh
 
@@ -176,11 +176,6 @@ class DeletionCheck:
 
     def _covers(self, waiter: Waiter) -> bool:
         return self.bound is not None and waiter.created_at is not None and waiter.created_at < self.bound
-
-    @staticmethod
-    def _ask(waiter: Waiter) -> None:
-        waiter.check = True
-        waiter.ask_to_check()
 
     async def _count(self, hook: OctanistAsyncHook, bound: datetime) -> int | None:
         """The number of leads created before ``bound``; ``None`` (and the check off) without one."""

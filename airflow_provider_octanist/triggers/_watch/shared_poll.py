@@ -15,15 +15,17 @@ from airflow.triggers.shared_stream import SharedStreamProducer
 
 from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
-from airflow_provider_octanist.triggers._feed.shared_poll_support import shared_key
-from airflow_provider_octanist.triggers._feed.state_slot import StateSlot
-from airflow_provider_octanist.triggers._feed.watch import WatchConfig, log_entries, make_event, open_state
+from airflow_provider_octanist.triggers._watch.shared_poll_support import shared_key
+from airflow_provider_octanist.triggers._watch.start import open_state
+from airflow_provider_octanist.triggers._watch.state_slot import StateSlot
+from airflow_provider_octanist.triggers._watch.watcher import Watcher
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable, Sequence
 
     from airflow_provider_octanist.triggers._feed.changes import Changes
-    from airflow_provider_octanist.triggers._feed.watch_state import WatchState
+    from airflow_provider_octanist.triggers._watch.start import WatchConfig
+    from airflow_provider_octanist.triggers._watch.watch_state import WatchState
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +256,7 @@ async def watch_shared(
         state, saved = await open_state(config, slot, source, logger, shared=True)
     finally:
         await source.aclose()
+    watcher = Watcher(config, state, source.health, logger)
     key = shared_key(config.octanist_conn_id, config.poll_interval)
     member = _Member(state, slot, saved, logger)
     watchers = _watchers(key)
@@ -268,13 +271,10 @@ async def watch_shared(
                 )
             if not state.cursor.covers(segment.changes.start):
                 continue
-            entries = state.take(segment.changes.changes, segment.changes.ceiling)
-            state.advance_to(segment.changes.end)
+            event = watcher.absorb(segment.changes)
             member.stage(segment)
-            if entries:
-                log_entries(logger, entries, config.statuses)
-                source.health.reported(len(entries))
-                yield make_event(entries, config.statuses)
+            if event is not None:
+                yield event
     finally:
         watchers.members.remove(member)
         _release(key)

@@ -1,0 +1,1 @@
+"""Tests of the lead event trigger's watchers (``triggers/_watch/``)."""
