@@ -73,7 +73,7 @@ def main() -> int:
     # the message queue provider only with common-messaging (Airflow skips it without).
     needs = {
         f"{PACKAGE}.testing.pytest_plugin": "pytest",
-        f"{PACKAGE}.hooks._aiohttp_transport": "aiohttp",
+        f"{PACKAGE}.hooks._transport.aiohttp_transport": "aiohttp",
         f"{PACKAGE}.queues.octanist": "airflow.providers.common.messaging",
     }
     optional = {module for module, needed in needs.items() if importlib.util.find_spec(needed) is None}

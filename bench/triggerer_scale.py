@@ -97,7 +97,7 @@ class _HttpxFloor:
     """GET and parse through the shared client our async hooks use, on httpx's transport, and nothing else."""
 
     def __init__(self, settings: Any) -> None:
-        from airflow_provider_octanist.hooks._shared_client import new_client
+        from airflow_provider_octanist.hooks._transport.shared_client import new_client
 
         self._client = new_client(settings).client
 
@@ -130,11 +130,11 @@ class _AiohttpFloor:
 async def _side(kind: str, ids: list[str], warm_id: str, interval: float, polls: int) -> dict[str, Any]:
     """Run ``len(ids)`` triggers of ``kind`` for ``polls`` intervals; return what was measured."""
     # Warm-up: one trigger that fires at once loads every module and reads the connection.
-    from airflow_provider_octanist.hooks import _shared_client
+    from airflow_provider_octanist.hooks._transport import shared_client
 
     # Where aiohttp is installed the hooks send through it; these sides measure httpx's transport.
-    _shared_client.PREFER_AIOHTTP = kind not in ("octanist-httpx", "httpx")
-    if kind == "octanist" and not _shared_client._aiohttp_transport_for(None):
+    shared_client.PREFER_AIOHTTP = kind not in ("octanist-httpx", "httpx")
+    if kind == "octanist" and not shared_client._aiohttp_transport_for(None):
         raise RuntimeError("ours is measured on aiohttp, which is not installed (pip install aiohttp)")
     bare: Any = None
     if kind.startswith("octanist"):

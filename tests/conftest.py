@@ -30,7 +30,7 @@ API_KEY = "test-api-key-0123456789"
 
 
 def _async_transports() -> list[str]:
-    from airflow_provider_octanist.hooks._shared_client import _aiohttp_transport_for
+    from airflow_provider_octanist.hooks._transport.shared_client import _aiohttp_transport_for
 
     return ["aiohttp", "httpx"] if _aiohttp_transport_for(None) else ["httpx"]
 
@@ -55,9 +55,9 @@ HAS_COMMON_MESSAGING = _has_common_messaging()
 @pytest.fixture(params=ASYNC_TRANSPORTS)
 def async_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test's async hooks on each transport they can use here (``aiohttp``, ``httpx``)."""
-    from airflow_provider_octanist.hooks import _shared_client
+    from airflow_provider_octanist.hooks._transport import shared_client
 
-    monkeypatch.setattr(_shared_client, "PREFER_AIOHTTP", request.param == "aiohttp")
+    monkeypatch.setattr(shared_client, "PREFER_AIOHTTP", request.param == "aiohttp")
     return str(request.param)
 
 

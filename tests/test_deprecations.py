@@ -69,7 +69,6 @@ with warnings.catch_warnings(record=True) as caught:
     gated = set() if ack_streams_supported() else {"airflow_provider_octanist.triggers._watch.shared_poll"}
     # The aiohttp transport is imported only where aiohttp is installed (the aiohttp extra).
     if importlib.util.find_spec("aiohttp") is None:
-        gated.add("airflow_provider_octanist.hooks._aiohttp_transport")
         gated.add("airflow_provider_octanist.hooks._transport.aiohttp_transport")
     # The message queue provider subclasses common-messaging's; Airflow imports it only with it.
     if importlib.util.find_spec("airflow.providers.common.messaging") is None:

@@ -14,15 +14,22 @@ from airflow_provider_octanist.triggers._feed.cursor import Cursor, positioned
 from airflow_provider_octanist.triggers._feed.keyset import SORT, KeysetWalk, walkable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-    from airflow_provider_octanist.hooks.octanist import OctanistHook
     from airflow_provider_octanist.types import Lead
 
 
-def leads_by_update(hook: OctanistHook, max_results: int | None, filters: dict[str, Any]) -> Iterator[Lead]:
+def leads_by_update(
+    list_page: Callable[..., api.Page],
+    check_query: Callable[[dict[str, Any]], object],
+    max_results: int | None,
+    filters: dict[str, Any],
+) -> Iterator[Lead]:
     """
     Check ``filters`` (those of ``iter_leads``) and return the walk over the leads they match.
+
+    ``list_page`` is the sync hook's ``list_leads_page``, ``check_query`` its check of a listing's
+    filters.
 
     :raises ValueError: for a ``sort`` other than ``updatedAt:asc``, or a raw ``updatedAt`` filter
         (the walk sets that bound itself); raised here, before any request.
@@ -41,23 +48,26 @@ def leads_by_update(hook: OctanistHook, max_results: int | None, filters: dict[s
     if asked is not None and not keep_updated_at:
         query["fields"] = [*asked, "updatedAt"]  # the walk places leads by it; left out below
     limit = api.max_results_value(max_results)
-    hook._lead_query(query)  # checks every filter before the first request
+    check_query(query)  # checks every filter before the first request
     walk = KeysetWalk(
         None if start is None else Cursor(to_utc(start, "updated_gte")),
         before=None if before is None else to_utc(before, "updated_lt"),
         page_size=query.get("page_size", api.DEFAULT_PAGE_SIZE),
     )
-    return _walk(hook, walk, query, limit, keep_updated_at=keep_updated_at)
+    return _walk(list_page, walk, query, limit, keep_updated_at=keep_updated_at)
 
 
 def _walk(
-    hook: OctanistHook, walk: KeysetWalk, query: dict[str, Any], limit: int | None, *, keep_updated_at: bool
+    list_page: Callable[..., api.Page],
+    walk: KeysetWalk,
+    query: dict[str, Any],
+    limit: int | None,
+    *,
+    keep_updated_at: bool,
 ) -> Iterator[Lead]:
     yielded: set[str] = set()
     while (request := walk.next_request()) is not None:
-        page = hook.list_leads_page(
-            request.number, sort=SORT, exact_time=request.exact_time, **query, **request.filters
-        )
+        page = list_page(request.number, sort=SORT, exact_time=request.exact_time, **query, **request.filters)
         changes, rejected = positioned(page.items, "GET /leads")
         if rejected:
             raise OctanistResponseError(rejected[0], request_id=page.request_id)

@@ -258,7 +258,7 @@ class OctanistHook(_OctanistHookBase):
         """
         from airflow_provider_octanist.hooks._by_update import leads_by_update
 
-        return leads_by_update(self, max_results, dict(filters))
+        return leads_by_update(self.list_leads_page, self._lead_query, max_results, dict(filters))
 
     def list_leads(self, *, max_results: int | None = None, **filters: Unpack[LeadFilters]) -> list[Lead]:
         """Return every lead matching the filters, across all pages (see :meth:`iter_leads`)."""
