@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_octanist import _api as api
+from airflow_provider_octanist._keyset.cursor import Cursor, positioned
+from airflow_provider_octanist._keyset.walk import SORT, KeysetWalk, walkable
 from airflow_provider_octanist._timestamps import to_utc
 from airflow_provider_octanist.exceptions import OctanistResponseError
-from airflow_provider_octanist.triggers._feed.cursor import Cursor, positioned
-from airflow_provider_octanist.triggers._feed.keyset import SORT, KeysetWalk, walkable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -246,7 +246,7 @@ class OctanistHook(_OctanistHookBase):
         Yield every lead matching the filters once, oldest ``updatedAt`` first, by keyset paging.
 
         Unlike page numbers, which a lead edited out of the filters shifts, each request asks for
-        the leads updated at or after the newest one read (see ``triggers._feed.keyset``): a lead
+        the leads updated at or after the newest one read (see ``_keyset.walk``): a lead
         that matches the filters for the whole walk is never left out, whatever is edited meanwhile.
         A lead edited during the walk and still matching comes once, as first read. Takes the
         filters of :meth:`iter_leads`; ``updated_gte`` and ``updated_lt`` bound the walk.

@@ -210,7 +210,7 @@ class OctanistLeadsToObjectStorageOperator(_LeadListing, _ToObjectStorageOperato
         return _formats.LEAD_COLUMNS
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_octanist.triggers._feed.keyset import walkable
+        from airflow_provider_octanist._keyset.walk import walkable
 
         filters = self._filters()
         # Built before the first request: a bad filter fails here, before anything is written.

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.testing import FakeOctanistServer
 from airflow_provider_octanist.triggers._feed import lead_source
 from airflow_provider_octanist.triggers._feed.changes import FUTURE_TOLERANCE, FeedNotes, fetch_changes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
 
 if TYPE_CHECKING:

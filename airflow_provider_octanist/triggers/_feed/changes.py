@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap, scrub
-from airflow_provider_octanist._timestamps import cursor_timestamp
-from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, positioned
-from airflow_provider_octanist.triggers._feed.keyset import (
+from airflow_provider_octanist._keyset.cursor import Change, Cursor, positioned
+from airflow_provider_octanist._keyset.walk import (
     SORT,
     KeysetWalk,
     NumberedRead,
@@ -23,6 +21,8 @@ from airflow_provider_octanist.triggers._feed.keyset import (
     UnsortedListing,
     step,
 )
+from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap, scrub
+from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.triggers._feed.server_clock import ServerClock
 
 if TYPE_CHECKING:
@@ -317,7 +317,7 @@ async def ids_in_millisecond(hook: OctanistAsyncHook, start: datetime, notes: Fe
 
     Asked from one millisecond earlier, so a server that reads ``[gte]`` as ``[gt]`` lists it too;
     read page by page as the feed reads one instant (repeating pages raise
-    :class:`~.keyset.RepeatingPagesError`, and no read goes past :data:`~.keyset.MAX_PAGES` pages).
+    ``RepeatingPagesError``, and no read goes past ``MAX_PAGES`` pages, both of ``_keyset.walk``).
     """
     end = start + timedelta(milliseconds=1)
     window = {"updated_gte": start - timedelta(milliseconds=1), "updated_lt": end}

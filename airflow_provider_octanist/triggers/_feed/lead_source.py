@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
+    from airflow_provider_octanist._keyset.cursor import Cursor
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-    from airflow_provider_octanist.triggers._feed.cursor import Cursor
 
 log = logging.getLogger(__name__)
 

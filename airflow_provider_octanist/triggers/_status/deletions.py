@@ -48,9 +48,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime, timedelta
 
+    from airflow_provider_octanist._keyset.cursor import RawLead
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
     from airflow_provider_octanist.triggers._feed.changes import FeedNotes
-    from airflow_provider_octanist.triggers._feed.cursor import RawLead
 
 _SAY_AGAIN_EVERY = 3600.0
 """Seconds between two warnings of one feed about counts that failed."""

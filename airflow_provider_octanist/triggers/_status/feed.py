@@ -56,10 +56,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._backoff import backoff_seconds, is_transient
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist._timestamps import parse_timestamp
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.triggers._feed import lead_source
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
 from airflow_provider_octanist.triggers._feed.server_clock import believable
 from airflow_provider_octanist.triggers._status.deletions import DeletionCheck, created_at
@@ -69,8 +69,8 @@ from airflow_provider_octanist.triggers._status.subscription import Subscription
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from airflow_provider_octanist._keyset.cursor import RawLead
     from airflow_provider_octanist.triggers._feed.changes import Changes
-    from airflow_provider_octanist.triggers._feed.cursor import RawLead
     from airflow_provider_octanist.triggers._feed.health import FeedHealth
     from airflow_provider_octanist.triggers._status.subscription import News
 

@@ -12,18 +12,18 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_octanist._backoff import is_transient
+from airflow_provider_octanist._keyset.walk import RepeatingPagesError
 from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 from airflow_provider_octanist._timestamps import parse_timestamp, whole_millisecond
 from airflow_provider_octanist.exceptions import OctanistAuthError, OctanistError
 from airflow_provider_octanist.triggers._feed.changes import FeedNotes, ids_in_millisecond
-from airflow_provider_octanist.triggers._feed.keyset import RepeatingPagesError
 from airflow_provider_octanist.triggers._status.refusals import remember_refusal
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from airflow_provider_octanist._keyset.cursor import RawLead
     from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
-    from airflow_provider_octanist.triggers._feed.cursor import RawLead
 
 
 async def unlisted(

@@ -16,7 +16,7 @@ from airflow_provider_octanist.statuses import status_of
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, RawLead
+    from airflow_provider_octanist._keyset.cursor import Change, Cursor, RawLead
 
 
 def as_lead(row: RawLead) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.shared_stream import SharedStreamProducer
 
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.lead_source import LeadSource
 from airflow_provider_octanist.triggers._watch.shared_poll_support import shared_key
 from airflow_provider_octanist.triggers._watch.start import open_state

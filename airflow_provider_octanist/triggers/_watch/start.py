@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.statuses import status_of
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._watch.watch_state import WatchState
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist._keyset.cursor import Cursor
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_octanist._keyset.cursor import Change, Cursor, RawLead
 from airflow_provider_octanist._timestamps import cursor_timestamp, parse_timestamp
 from airflow_provider_octanist.statuses import LEAD_STATUSES, status_of
-from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor, RawLead
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

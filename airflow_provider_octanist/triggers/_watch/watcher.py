@@ -12,8 +12,8 @@ from airflow_provider_octanist.events import lead_event_payload
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow_provider_octanist._keyset.cursor import RawLead
     from airflow_provider_octanist.triggers._feed.changes import Changes
-    from airflow_provider_octanist.triggers._feed.cursor import RawLead
     from airflow_provider_octanist.triggers._feed.health import FeedHealth
     from airflow_provider_octanist.triggers._watch.start import WatchConfig
     from airflow_provider_octanist.triggers._watch.watch_state import WatchState

@@ -9,9 +9,9 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook
 from airflow_provider_octanist.triggers._feed.changes import fetch_changes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 
 if TYPE_CHECKING:
     from airflow_provider_octanist.testing import FakeOctanistServer

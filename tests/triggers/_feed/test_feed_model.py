@@ -62,6 +62,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist._timestamps import parse_timestamp
 from airflow_provider_octanist.exceptions import OctanistError
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook, OctanistHook
@@ -69,7 +70,6 @@ from airflow_provider_octanist.testing import FakeOctanistServer
 from airflow_provider_octanist.testing._lead_fields import format_timestamp
 from airflow_provider_octanist.triggers._feed import lead_source
 from airflow_provider_octanist.triggers._feed.changes import FeedNotes, fetch_changes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers.octanist import OctanistLeadEventTrigger
 
 # -- budget: fixed and derandomized in `make test`, long and random in `make model-check` ------------

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist.hooks.octanist import OctanistAsyncHook, OctanistHook
 from airflow_provider_octanist.testing import FakeOctanistServer
 from airflow_provider_octanist.triggers._feed.changes import FeedNotes, fetch_changes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

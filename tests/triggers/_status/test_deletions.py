@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist.exceptions import OctanistServerError
 from airflow_provider_octanist.triggers._feed.changes import FeedNotes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._status.deletions import DeletionCheck
 from airflow_provider_octanist.triggers._status.feed import CLOCK_MARGIN
 from airflow_provider_octanist.triggers._status.subscription import Subscription

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist.triggers._status import feed as status_feed
 from airflow_provider_octanist.triggers._status.feed import CLOCK_MARGIN
 

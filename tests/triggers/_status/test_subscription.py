@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor
+from airflow_provider_octanist._keyset.cursor import Change, Cursor
 from airflow_provider_octanist.triggers._status.subscription import News, Subscription, Wake, as_lead
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from airflow_provider_octanist._keyset.cursor import Change, Cursor
 from airflow_provider_octanist._timestamps import cursor_timestamp
-from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor
 from airflow_provider_octanist.triggers._watch.watch_state import WatchState
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)

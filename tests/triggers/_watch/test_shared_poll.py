@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_octanist._keyset.cursor import Cursor
 from airflow_provider_octanist.triggers._feed.changes import Changes
-from airflow_provider_octanist.triggers._feed.cursor import Cursor
 from airflow_provider_octanist.triggers._watch import shared_poll_support, state_slot, watch_state
 from triggers.conftest import MemoryStore
 

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_octanist.exceptions import OctanistResponseError
-from airflow_provider_octanist.triggers._feed.keyset import (
+from airflow_provider_octanist._keyset.walk import (
     KeysetWalk,
     NumberedRead,
     PageRequest,
@@ -22,9 +21,10 @@ from airflow_provider_octanist.triggers._feed.keyset import (
     prints_microseconds,
     step,
 )
+from airflow_provider_octanist.exceptions import OctanistResponseError
 
 if TYPE_CHECKING:
-    from triggers._feed.conftest import Answer, Pages
+    from _keyset.conftest import Answer, Pages
 
 Lead = tuple[str, float]
 Step = tuple[tuple[int, float | None, float | None], list[Lead], dict[str, Any], list[str]]

@@ -32,9 +32,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from airflow_provider_octanist._keyset.cursor import Change, Cursor
 from airflow_provider_octanist._timestamps import cursor_timestamp
 from airflow_provider_octanist.exceptions import OctanistResponseError
-from airflow_provider_octanist.triggers._feed.cursor import Change, Cursor
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_octanist.triggers._feed.cursor import Cursor, positioned
+from airflow_provider_octanist._keyset.cursor import Cursor, positioned
 
 if TYPE_CHECKING:
-    from triggers._feed.conftest import Pages
+    from _keyset.conftest import Pages
 
 # A cursor is written (ms after T0, ids handled there); a change is (ms, lead id).
 ADMITS = [
