@@ -138,7 +138,7 @@ async def changes_after(start: Cursor, notes: FeedNotes | None = None, **kwargs:
         return await fetch_changes(hook, start, notes=notes, **kwargs)
 
 
-# -- case 1: the list ignores sort --------------------------------------------------------------------
+# -- the list ignores sort ------------------------------------------------------------------------------
 
 
 def test_an_ignored_sort_is_detected_and_the_window_read_whole(server: FakeOctanistServer) -> None:
@@ -176,7 +176,7 @@ def test_the_event_trigger_under_an_ignored_sort_reports_every_lead_once_and_say
     assert stdout_of(capsys).count("ignored sort=updatedAt:asc") == 1
 
 
-# -- case 2: a lead dated in the future ---------------------------------------------------------------
+# -- a lead dated in the future -------------------------------------------------------------------------
 
 
 def test_a_lead_dated_in_the_future_is_listed_but_the_cursor_stays_by_the_servers_clock(
@@ -214,7 +214,7 @@ def test_the_event_trigger_reports_a_future_dated_lead_once_and_keeps_seeing_lat
     assert stdout_of(capsys).count("after the server's clock") == 1
 
 
-# -- case 4: one malformed lead ---------------------------------------------------------------------------
+# -- one malformed lead ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fields", [{"id": 42}, {"status": None}])
@@ -328,7 +328,7 @@ def test_a_non_standard_number_outside_the_leads_still_refuses_the_page(
         asyncio.run(scenario())
 
 
-# -- case 5: microsecond timestamps ----------------------------------------------------------------------
+# -- microsecond timestamps -----------------------------------------------------------------------------
 
 
 def test_more_than_a_page_of_leads_on_one_microsecond_makes_progress(us_server: FakeOctanistServer) -> None:
@@ -363,7 +363,7 @@ def test_the_event_trigger_reports_every_lead_of_a_crowded_microsecond(us_server
     asyncio.run(scenario())
 
 
-# -- case 11: pages that repeat ------------------------------------------------------------------------------
+# -- pages that repeat ----------------------------------------------------------------------------------
 
 
 def test_repeating_pages_stop_the_feed_early_with_a_clear_error(server: FakeOctanistServer) -> None:
@@ -413,7 +413,7 @@ def test_a_full_page_without_one_readable_lead_is_an_error_not_silence(
         asyncio.run(changes_after(Cursor(base - timedelta(seconds=1))))
 
 
-# == Round 2 (issue 17): a real deployment's habits ==================================================
+# == a real deployment's habits =========================================================================
 
 
 @pytest.fixture
@@ -437,7 +437,7 @@ class Said:
         self.errors.append(message % args)
 
 
-# -- round 2, case 1: a crowded instant edited while it is paged --------------------------------------
+# -- a crowded instant edited while it is paged ---------------------------------------------------------
 
 
 def test_a_crowded_instant_edited_while_paged_is_read_whole(
@@ -477,7 +477,7 @@ def test_the_event_trigger_reports_each_of_150_leads_won_at_one_instant_once(
     asyncio.run(scenario())
 
 
-# -- round 2, case 2: fewer leads per page than asked ---------------------------------------------------
+# -- fewer leads per page than asked --------------------------------------------------------------------
 
 
 def test_a_server_page_cap_is_read_by_what_the_answer_says(server: FakeOctanistServer) -> None:
@@ -515,7 +515,7 @@ def test_the_event_trigger_reports_a_bulk_and_later_wins_under_a_server_page_cap
     asyncio.run(scenario())
 
 
-# -- round 2, case 3: microseconds stored, milliseconds printed ------------------------------------------
+# -- microseconds stored, milliseconds printed ----------------------------------------------------------
 
 
 def test_milliseconds_printed_over_microseconds_stored_make_progress(
@@ -577,7 +577,7 @@ def test_a_server_printing_microseconds_steps_by_one_after_a_whole_millisecond(
     assert any(r.query.get("updatedAt[gte]") == after for r in us_server.requests)
 
 
-# -- round 2, case 4: the event trigger's start point comes from the server's clock ----------------------
+# -- the event trigger's start point comes from the server's clock --------------------------------------
 
 
 @pytest.mark.parametrize("minutes", [-10, 10], ids=["server-behind", "server-ahead"])
@@ -596,7 +596,7 @@ def test_a_watchers_start_point_is_the_servers_clock(server: FakeOctanistServer,
     asyncio.run(scenario())
 
 
-# -- round 2, case 5: a lead once stamped in the future, then corrected ----------------------------------
+# -- a lead once stamped in the future, then corrected --------------------------------------------------
 
 
 def test_a_corrected_future_dated_leads_later_win_is_reported(server: FakeOctanistServer) -> None:
@@ -614,7 +614,7 @@ def test_a_corrected_future_dated_leads_later_win_is_reported(server: FakeOctani
     asyncio.run(scenario())
 
 
-# -- round 2, case 7: a stale meta.timestamp ---------------------------------------------------------------
+# -- a stale meta.timestamp -----------------------------------------------------------------------------
 
 
 def test_a_stale_server_clock_is_not_used_and_said_once(server: FakeOctanistServer) -> None:
