@@ -13,7 +13,11 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator
+try:  # Airflow 3: the Task SDK, which every DAG file has loaded already
+    from airflow.sdk import BaseOperator
+except ImportError:  # Airflow 2.11 (where common.compat's sdk module would look next)
+    from airflow.models.baseoperator import BaseOperator
+# Not through common.compat's sdk module: its import (three modules) cost more than this module.
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist._checks import check_conn_id, whole_number
