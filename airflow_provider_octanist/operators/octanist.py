@@ -394,7 +394,16 @@ class OctanistGetStatsOperator(_OctanistOperator):
             stats = hook.get_stats(period, start_date=start, end_date=end)
         from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
-        total = cap(str(stats.get("leads", {}).get("total")), MAX_SERVER_WORD)
+        leads = stats.get("leads", {})
+        if not isinstance(leads, Mapping):
+            from airflow_provider_octanist.exceptions import OctanistResponseError
+
+            raise OctanistResponseError(
+                f"Octanist answered POST /stats with 'leads' that is not an object "
+                f"(a {type(leads).__name__}: {cap(repr(leads), MAX_SERVER_WORD)})",
+                hint="The API may have changed; please report it.",
+            )
+        total = cap(str(leads.get("total")), MAX_SERVER_WORD)
         self.log.info("Octanist statistics: %s lead(s) in the period.", total)
         return stats
 
