@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -10,13 +9,7 @@ import pytest
 from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.operators.octanist import OctanistGetStatsOperator
 
-
-def run(operator: Any, context: dict[str, Any] | None = None) -> Any:
-    context = context or {}
-    operator.render_template_fields(context)
-    result = operator.execute(context)
-    assert json.loads(json.dumps(result)) == result, "return values go to XCom and must be plain JSON"
-    return result
+from .helpers import run
 
 
 def test_stats_of_templated_days_are_the_custom_period(octanist_server: Any, octanist_conn: str) -> None:
