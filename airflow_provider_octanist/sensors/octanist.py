@@ -19,7 +19,7 @@ except ImportError:  # Airflow 2.11 to 3.1
     from airflow.configuration import conf
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
-from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors
+from airflow_provider_octanist._checks import check_conn_id, check_lead_id, check_max_consecutive_errors
 from airflow_provider_octanist.statuses import LOST, WON, normalize_statuses
 
 if TYPE_CHECKING:
@@ -154,11 +154,10 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
         raise AirflowFailException(message)
 
     def _fetch_lead(self) -> Lead:
-        from airflow_provider_octanist._api import lead_path
         from airflow_provider_octanist.exceptions import OctanistNotFoundError
 
         try:
-            lead_path(self.lead_id)
+            check_lead_id(self.lead_id)
         except ValueError as exc:  # empty, too long, control characters: it can never match a lead
             self._fail(f"Cannot watch lead {self.lead_id!r}: {exc}")
         try:
