@@ -13,7 +13,11 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator
+try:  # Airflow 3: the Task SDK, which every DAG file has loaded already
+    from airflow.sdk import BaseOperator
+except ImportError:  # Airflow 2.11 (where common.compat's sdk module would look next)
+    from airflow.models.baseoperator import BaseOperator
+# Not through common.compat's sdk module: its import (three modules) cost more than this module.
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
 from airflow_provider_octanist._checks import check_conn_id, whole_number
@@ -390,7 +394,16 @@ class OctanistGetStatsOperator(_OctanistOperator):
             stats = hook.get_stats(period, start_date=start, end_date=end)
         from airflow_provider_octanist._redact import MAX_SERVER_WORD, cap
 
-        total = cap(str(stats.get("leads", {}).get("total")), MAX_SERVER_WORD)
+        leads = stats.get("leads", {})
+        if not isinstance(leads, Mapping):
+            from airflow_provider_octanist.exceptions import OctanistResponseError
+
+            raise OctanistResponseError(
+                f"Octanist answered POST /stats with 'leads' that is not an object "
+                f"(a {type(leads).__name__}: {cap(repr(leads), MAX_SERVER_WORD)})",
+                hint="The API may have changed; please report it.",
+            )
+        total = cap(str(leads.get("total")), MAX_SERVER_WORD)
         self.log.info("Octanist statistics: %s lead(s) in the period.", total)
         return stats
 

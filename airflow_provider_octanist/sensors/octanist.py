@@ -7,24 +7,25 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import (
-    AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    BaseSensorOperator,
-    PokeReturnValue,
-    conf,
-)
+# Not through common.compat's sdk module: its import (three modules) cost more than this module.
+# The exceptions and PokeReturnValue come from there inside the methods that run in a task.
+try:  # Airflow 3: the Task SDK, which every DAG file has loaded already
+    from airflow.sdk import BaseSensorOperator
+except ImportError:  # Airflow 2.11 (where common.compat's sdk module would look next)
+    from airflow.sensors.base import BaseSensorOperator
+try:  # Airflow 3.2+
+    from airflow.sdk.configuration import conf
+except ImportError:  # Airflow 2.11 to 3.1
+    from airflow.configuration import conf
 
 from airflow_provider_octanist import DEFAULT_CONN_ID
-from airflow_provider_octanist._checks import check_conn_id, check_max_consecutive_errors
+from airflow_provider_octanist._checks import check_conn_id, check_lead_id, check_max_consecutive_errors
 from airflow_provider_octanist.statuses import LOST, WON, normalize_statuses
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.common.compat.sdk import Context, PokeReturnValue
 
     from airflow_provider_octanist.hooks.octanist import OctanistHook
     from airflow_provider_octanist.types import Lead
@@ -33,9 +34,6 @@ __all__ = ["OctanistLeadStatusSensor"]
 
 _DEFERRAL_GRACE = timedelta(minutes=5)
 """How long after ``timeout`` Airflow itself ends a deferral whose trigger never answered."""
-
-_OUTCOMES = (AirflowSkipException, AirflowSensorTimeout)
-"""What a resumed sensor may end with that ``soft_fail`` turns into a skip: outcomes, not errors."""
 
 
 def describe_lead_failure(lead: Mapping[str, Any], failure_statuses: Iterable[str]) -> str:
@@ -149,16 +147,17 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
 
     def _fail(self, message: str) -> NoReturn:
         """Fail the task without retries, or skip it when ``soft_fail`` (or ``never_fail``) is set."""
+        from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+
         if self.soft_fail or getattr(self, "never_fail", False):
             raise AirflowSkipException(f"{message} Skipping because soft_fail is set.")
         raise AirflowFailException(message)
 
     def _fetch_lead(self) -> Lead:
-        from airflow_provider_octanist._api import lead_path
         from airflow_provider_octanist.exceptions import OctanistNotFoundError
 
         try:
-            lead_path(self.lead_id)
+            check_lead_id(self.lead_id)
         except ValueError as exc:  # empty, too long, control characters: it can never match a lead
             self._fail(f"Cannot watch lead {self.lead_id!r}: {exc}")
         try:
@@ -186,6 +185,8 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Check the lead once; done (with the lead as XCom value) when it is at a target status."""
+        from airflow.providers.common.compat.sdk import PokeReturnValue
+
         try:
             lead = self._fetch_lead()
         finally:
@@ -237,11 +238,15 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
         :param next_kwargs: its keyword arguments (the trigger's ``event``).
         :param context: the task's context.
         """
+        from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
+
+        # What a resumed sensor may end with that soft_fail turns into a skip: outcomes, not errors.
+        outcomes = (AirflowSkipException, AirflowSensorTimeout)
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSkipException as skip:
             cause = skip.__cause__
-            if not self.soft_fail or cause is None or isinstance(cause, _OUTCOMES):
+            if not self.soft_fail or cause is None or isinstance(cause, outcomes):
                 raise
             raise cause from None
 
@@ -252,6 +257,8 @@ class OctanistLeadStatusSensor(BaseSensorOperator):  # type: ignore[misc]
         :param context: the task's context.
         :param event: the trigger's payload.
         """
+        from airflow.providers.common.compat.sdk import AirflowException, AirflowSensorTimeout
+
         status = event.get("status") if isinstance(event, dict) else None
         lead = event.get("lead") if isinstance(event, dict) else None
         message = event.get("message") if isinstance(event, dict) else None

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
+from airflow_provider_octanist.exceptions import OctanistResponseError
 from airflow_provider_octanist.operators.octanist import OctanistGetStatsOperator
 
-
-def run(operator: Any, context: dict[str, Any] | None = None) -> Any:
-    context = context or {}
-    operator.render_template_fields(context)
-    result = operator.execute(context)
-    assert json.loads(json.dumps(result)) == result, "return values go to XCom and must be plain JSON"
-    return result
+from .helpers import run
 
 
 def test_stats_of_templated_days_are_the_custom_period(octanist_server: Any, octanist_conn: str) -> None:
@@ -64,3 +58,17 @@ def test_a_huge_total_is_capped_in_the_log_line(
     [line] = [line for line in (captured.out + captured.err).splitlines() if "Octanist statistics" in line]
     assert f"statistics: {'9' * 99}\u2026 lead(s) in the period" in line
     assert len(line) < 1_000
+
+
+@pytest.mark.parametrize("leads", [[1, 2], "12 leads", 12, None])
+def test_stats_whose_leads_are_not_an_object_fail_as_a_malformed_answer(
+    octanist_server: Any, octanist_conn: str, leads: Any
+) -> None:
+    def with_leads(payload: Any) -> Any:
+        payload["data"]["leads"] = leads
+        return payload
+
+    octanist_server.inject("transform", function=with_leads)
+    with pytest.raises(OctanistResponseError, match="'leads' that is not an object") as caught:
+        run(OctanistGetStatsOperator(task_id="stats"))
+    assert type(leads).__name__ in str(caught.value)
