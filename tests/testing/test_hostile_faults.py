@@ -1,4 +1,4 @@
-"""The fake's hostile answers (issue 14), each shown over real loopback HTTP with stdlib clients only."""
+"""The fake's hostile answers, each shown over real loopback HTTP with stdlib clients only."""
 
 from __future__ import annotations
 
