@@ -18,7 +18,7 @@ os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ.pop("AIRFLOW_CONN_OCTANIST_DEFAULT", None)
-# The hooks go through the proxy the environment names (hooks/_base.py); the fake server is on
+# The hooks go through the proxy the environment names (hooks/_proxies.py); the fake server is on
 # 127.0.0.1, which a developer's proxy would not reach. Tests that want a proxy name their own.
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
     os.environ.pop(_name, None)

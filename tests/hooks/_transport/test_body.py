@@ -1,4 +1,4 @@
-"""Unit specification of ``hooks/_async_body``: bodies inflated a bounded piece at a time."""
+"""Unit specification of ``hooks/_transport/body``: bodies inflated a bounded piece at a time."""
 
 from __future__ import annotations
 
