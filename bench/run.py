@@ -1,10 +1,11 @@
 """
 Run every benchmark of the provider and print one markdown table of medians, goals and peers.
 
-``make bench`` (``python bench/run.py``) measures at the sizes the goals are stated for, in about
-four minutes, plus about ten for the daily write-back of 100,000 rows (``--only`` leaves it out). ``make bench-smoke`` (``python bench/run.py --smoke``) runs everything at tiny
-sizes so the benchmarks cannot rot: it prints the table and exits 0 whatever the timings, and
-non-zero only when a benchmark crashed or reported a wrong result (a missed or doubled lead).
+``make bench`` (``python bench/run.py``) measures at the sizes the goals are stated for: about
+fifteen minutes on two cores, ten more for the daily write-back of 100,000 rows (``--only`` picks
+benchmarks). ``make bench-smoke`` (``python bench/run.py --smoke``) runs everything at tiny sizes
+so the benchmarks cannot rot: it prints the table and exits 0 whatever the timings, and non-zero
+only when a benchmark crashed or reported a wrong result (a missed or doubled lead).
 
 Each benchmark runs in a process of its own (``bench/<name>.py``, runnable alone too). The table
 is also written to ``.bench/results.md`` and ``.bench/results.json``.
